@@ -1,0 +1,1 @@
+"""The `wm` command: thin scripts over the wm_jax library, and the gin experiment configs."""

@@ -1,0 +1,126 @@
+"""The named key vocabulary every source, model and player shares.
+
+An action is one multi-hot float vector per frame over `VOCAB`: the keys held down
+between frame t-1 and frame t (see `align`). The last entry, `UNKNOWN`, is a pseudo-key:
+a frame recorded without action data (plain video) sets it alone, and the same vector is
+the classifier-free-guidance null. Frame 0 of an episode gets `no_keys()`.
+
+A model may declare another action space (an imported Oasis model has 25 dims); the player
+then maps keys by name with `ActionSpace.encode`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Sequence
+
+import numpy as np
+
+VOCAB_VERSION = 1
+
+KEYS: tuple[str, ...] = (
+    "w", "a", "s", "d",
+    "up", "down", "left", "right",
+    "space", "shift", "ctrl", "alt", "tab", "enter", "escape",
+    "e", "q", "r", "f", "c", "x", "z",
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
+    "mouse_left", "mouse_right",
+)
+UNKNOWN = "<unknown>"
+VOCAB: tuple[str, ...] = KEYS + (UNKNOWN,)
+NUM_ACTIONS = len(VOCAB)
+
+# Browser `KeyboardEvent.key` spellings that differ from ours.
+_ALIASES = {
+    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
+    " ": "space", "spacebar": "space", "control": "ctrl", "esc": "escape", "return": "enter",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionSpace:
+    """An ordered set of named keys; `UNKNOWN`, if present, marks action-free frames."""
+
+    names: tuple[str, ...] = VOCAB
+
+    def __post_init__(self):
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"action space has duplicate key names: {self.names}")
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def index(self, key: str) -> int:
+        name = canonical(key)
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"key {key!r} is not in this action space; known keys: {', '.join(self.names)}") from None
+
+    def encode(self, pressed: Iterable[str], *, strict: bool = False) -> np.ndarray:
+        """Multi-hot vector for the set of pressed keys; unmapped keys are ignored unless strict."""
+        vector = np.zeros((self.size,), np.float32)
+        for key in pressed:
+            name = canonical(key)
+            if name in self.names:
+                vector[self.names.index(name)] = 1.0
+            elif strict:
+                raise KeyError(f"key {key!r} is not in this action space; known keys: {', '.join(self.names)}")
+        return vector
+
+    def decode(self, vector: Sequence[float]) -> list[str]:
+        vector = np.asarray(vector)
+        self.check(vector)
+        return [name for name, value in zip(self.names, vector) if value > 0.5]
+
+    def no_keys(self) -> np.ndarray:
+        return np.zeros((self.size,), np.float32)
+
+    def unknown(self) -> np.ndarray:
+        if UNKNOWN not in self.names:
+            raise ValueError("this action space has no 'unknown' entry (it cannot express action-free frames)")
+        return self.encode([UNKNOWN])
+
+    def null(self) -> np.ndarray:
+        """The guidance null: "unknown" where the space has it, else no keys (as Oasis trains)."""
+        return self.unknown() if UNKNOWN in self.names else self.no_keys()
+
+    def check(self, actions: np.ndarray, what: str = "actions") -> None:
+        if actions.shape[-1] != self.size:
+            raise ValueError(
+                f"{what} has {actions.shape[-1]} entries in its last axis, but the action space has "
+                f"{self.size} keys ({', '.join(self.names[:6])}, ...); shape was {tuple(actions.shape)}"
+            )
+
+
+DEFAULT = ActionSpace()
+
+
+def canonical(key: str) -> str:
+    """Lower-case name in our vocabulary for a key as a browser or recorder spells it."""
+    if key == UNKNOWN:
+        return key
+    name = key.lower()
+    if name.startswith("key") and len(name) == 4:  # KeyboardEvent.code: "KeyW"
+        name = name[3]
+    if name.startswith("digit") and len(name) == 6:  # "Digit1"
+        name = name[5]
+    return _ALIASES.get(name, name)
+
+
+def align(pressed_between: np.ndarray, space: ActionSpace = DEFAULT) -> np.ndarray:
+    """Actions per frame from the actions taken after each frame.
+
+    A recorder observes frame t, then applies input u_t, which produces frame t+1. The model's
+    contract is that action[t] is the input that led to frame t, so action[t] = u_{t-1} and
+    action[0] is "no keys".
+
+    pressed_between: [T, K] with row t the input applied after frame t (the last row is unused).
+    Returns: [T, K].
+    """
+    space.check(pressed_between)
+    out = np.empty_like(pressed_between)
+    out[0] = space.no_keys()
+    out[1:] = pressed_between[:-1]
+    return out

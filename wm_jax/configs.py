@@ -1,0 +1,128 @@
+"""Model configurations: one frozen dataclass, and the named configurations the project uses.
+
+`image_420m` is a DiT (the public reference layout) at width 1024 and depth 22. `wm_516m` adds
+a temporal block (attention + MLP) after every 4th spatial block and the action embedding.
+`wm_800m` is the successor: the same design with the MLPs fattened to ratio 9. `BUILD_NOTES.md`
+has the parameter breakdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax.numpy as jnp
+
+from wm_jax import actions
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the shapes of a world model's parameters and its compute."""
+
+    latent_size: tuple[int, int] = (8, 8)  # (h, w) of the latents the model sees
+    in_channels: int = 4
+    out_channels: int | None = None  # None: same as in_channels; 2x when the model learns sigma
+    patch_size: int = 2
+    width: int = 64
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    # Absolute 2-D sin-cos position embedding (DiT) and/or axial RoPE in spatial attention (Oasis).
+    pos_embed: bool = True
+    spatial_rope: bool = False
+    # Temporal mixing: a temporal block after every k-th spatial block; 0 makes an image model.
+    temporal_every: int = 1
+    temporal_mlp: bool = False
+    temporal_rope_theta: float = 10000.0
+    # The action space, by key name (the player maps keys by name); embedded by one linear map.
+    action_keys: tuple[str, ...] = actions.VOCAB
+    # Frames the temporal attention may see besides the current one (the KV-cache length), and
+    # the longest clip a training batch may hold.
+    window: int = 8
+    max_frames: int = 16
+    compute_dtype: str = "float32"
+    remat: bool = False
+    attention: Literal["xla"] = "xla"
+
+    def __post_init__(self):
+        h, w = self.latent_size
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"latent_size {self.latent_size} is not a multiple of patch_size {self.patch_size}")
+        if self.width % self.num_heads:
+            raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
+        if self.pos_embed and self.width % 4:
+            raise ValueError(f"the 2-D sin-cos position embedding needs width divisible by 4, got {self.width}")
+        if self.spatial_rope and self.head_dim % 4:
+            raise ValueError(f"axial RoPE needs head_dim divisible by 4, got {self.head_dim}")
+        if self.temporal_every < 0 or self.window < 1 or self.max_frames < 1:
+            raise ValueError("temporal_every must be >= 0, window and max_frames >= 1")
+
+    @property
+    def action_space(self) -> actions.ActionSpace:
+        return actions.ActionSpace(self.action_keys)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_keys)
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.num_heads
+
+    @property
+    def output_channels(self) -> int:
+        return self.out_channels or self.in_channels
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.latent_size[0] // self.patch_size, self.latent_size[1] // self.patch_size
+
+    @property
+    def tokens_per_frame(self) -> int:
+        gh, gw = self.grid
+        return gh * gw
+
+    @property
+    def temporal_layers(self) -> tuple[int, ...]:
+        """Indices of the spatial blocks that a temporal block follows."""
+        if not self.temporal_every:
+            return ()
+        return tuple(i for i in range(self.depth) if (i + 1) % self.temporal_every == 0)
+
+    @property
+    def dtype(self):
+        return jnp.dtype(self.compute_dtype)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+_LATENT_32x32x32 = dict(latent_size=(32, 32), in_channels=32, patch_size=2)
+
+CONFIGS: dict[str, ModelConfig] = {
+    # Fast enough for every test: compiles in seconds on a CPU.
+    "tiny": ModelConfig(
+        latent_size=(8, 8), in_channels=4, patch_size=2, width=64, depth=2, num_heads=4,
+        temporal_every=1, temporal_mlp=True, window=4, max_frames=8,
+    ),
+    "image_420m": ModelConfig(
+        **_LATENT_32x32x32, width=1024, depth=22, num_heads=16, temporal_every=0, window=1, max_frames=1,
+    ),
+    "wm_516m": ModelConfig(
+        **_LATENT_32x32x32, width=1024, depth=22, num_heads=16, temporal_every=4, temporal_mlp=True,
+        window=12, max_frames=13,
+    ),
+    "wm_800m": ModelConfig(
+        **_LATENT_32x32x32, width=1024, depth=22, num_heads=16, mlp_ratio=9.0, temporal_every=4,
+        temporal_mlp=True, window=12, max_frames=13,
+    ),
+}
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+    """A named configuration, optionally with some fields replaced."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown model configuration {name!r}; known: {', '.join(sorted(CONFIGS))}")
+    return CONFIGS[name].replace(**overrides)

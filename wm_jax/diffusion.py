@@ -1,0 +1,115 @@
+"""Rectified flow with diffusion forcing: the noise schedule, the training loss, the sampler.
+
+x_t = (1 - t)·x_0 + t·ε with t in [0, 1] (t = 1 is pure noise), one t per frame. The model
+predicts the velocity v = ε - x_0, so an Euler step from t to s is x_s = x_t + (s - t)·v.
+
+Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseConfig:
+    """How training draws noise levels; defaults follow the diffusion-forcing recipe."""
+
+    logit_normal_mean: float = 0.0
+    logit_normal_std: float = 1.0
+    # Share of clips whose earlier frames are clean or lightly noised and only the last frame is
+    # noisy at an independent level: exactly what generation meets.
+    context_share: float = 0.25
+    context_noise_max: float = 0.1
+    # Share of frames whose action is replaced by the null action, for guidance.
+    action_dropout: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    steps: int = 4
+    method: str = "euler"  # or "heun"
+    # Noise level at which a finished frame's keys and values are written into the cache.
+    context_noise: float = 0.0
+    # Action guidance: 1.0 is plain conditional sampling; >1 extrapolates away from the null action.
+    guidance: float = 1.0
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
+        if self.method not in ("euler", "heun"):
+            raise ValueError(f"sampler method must be 'euler' or 'heun', got {self.method!r}")
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
+
+
+def add_noise(x0, noise, t):
+    """x0, noise: [..., H, W, C]; t: [...] -> x_t."""
+    t = t[..., None, None, None]
+    return (1.0 - t) * x0 + t * noise
+
+
+def velocity(x0, noise):
+    return noise - x0
+
+
+def sample_noise_levels(rng, batch: int, frames: int, config: NoiseConfig) -> jnp.ndarray:
+    """[B, T] noise levels: independent logit-normal per frame, some clips in the inference case."""
+    rng_level, rng_case, rng_context = jax.random.split(rng, 3)
+    normal = jax.random.normal(rng_level, (batch, frames))
+    t_BT = jax.nn.sigmoid(config.logit_normal_mean + config.logit_normal_std * normal)
+    context_BT = jax.random.uniform(rng_context, (batch, frames), maxval=config.context_noise_max)
+    is_inference_case_B = jax.random.bernoulli(rng_case, config.context_share, (batch,))
+    earlier_T = jnp.arange(frames) < frames - 1
+    return jnp.where(is_inference_case_B[:, None] & earlier_T[None], context_BT, t_BT)
+
+
+def drop_actions(rng, actions_BTK, null_K, rate: float):
+    keep_BT = jax.random.bernoulli(rng, 1.0 - rate, actions_BTK.shape[:2])
+    return jnp.where(keep_BT[..., None], actions_BTK, jnp.asarray(null_K, actions_BTK.dtype))
+
+
+def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: NoiseConfig, null_K, mask_BT=None):
+    """Diffusion-forcing loss; returns (scalar loss, per-frame loss [B, T]).
+
+    predict(x_t, t, actions) -> model output [B, T, H, W, C_out]; the first C channels are
+    the velocity (C_out = 2C when a model also predicts sigma, which this loss does not train).
+    mask_BT: 1 for real frames, 0 for padding.
+    """
+    b, t = latents_BTHWC.shape[:2]
+    rng_t, rng_noise, rng_drop = jax.random.split(rng, 3)
+    t_BT = sample_noise_levels(rng_t, b, t, config)
+    noise = jax.random.normal(rng_noise, latents_BTHWC.shape, latents_BTHWC.dtype)
+    x_t = add_noise(latents_BTHWC, noise, t_BT)
+    actions_BTK = drop_actions(rng_drop, actions_BTK, null_K, config.action_dropout)
+    channels = latents_BTHWC.shape[-1]
+    prediction = predict(x_t, t_BT, actions_BTK)[..., :channels]
+    per_frame_BT = jnp.mean(jnp.square(prediction - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
+    mask_BT = jnp.ones_like(per_frame_BT) if mask_BT is None else mask_BT.astype(per_frame_BT.dtype)
+    loss = jnp.sum(per_frame_BT * mask_BT) / jnp.maximum(jnp.sum(mask_BT), 1.0)
+    return loss, per_frame_BT
+
+
+def timesteps(steps: int) -> np.ndarray:
+    """[steps + 1] noise levels from 1 (noise) to 0 (clean)."""
+    return np.linspace(1.0, 0.0, steps + 1, dtype=np.float32)
+
+
+def sample(velocity_fn: Callable, noise, config: SamplerConfig):
+    """Integrate from t = 1 to t = 0. velocity_fn(x, t_scalar) -> v with x's shape.
+
+    A Python loop over the few steps: it unrolls at trace time, so XLA sees one fused graph.
+    """
+    levels = timesteps(config.steps)
+    x = noise
+    for t, s in zip(levels[:-1], levels[1:]):
+        v = velocity_fn(x, t)
+        if config.method == "heun" and s > 0:
+            v = 0.5 * (v + velocity_fn(x + (s - t) * v, s))
+        x = x + (s - t) * v
+    return x

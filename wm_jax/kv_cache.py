@@ -1,0 +1,58 @@
+"""The temporal attention cache: a preallocated ring buffer of the last W frames per layer.
+
+Letters: L temporal layers, B batch, W slots, N tokens per frame, H heads, E head dim.
+
+Keys are stored before RoPE; the reader rotates them by their age (see `wm_jax.rope`), so the
+positions the model sees never grow with the length of a rollout. Writing a frame overwrites
+the oldest slot: memory is constant however long the rollout runs.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class KVCache:
+    k_LBWNHE: jnp.ndarray
+    v_LBWNHE: jnp.ndarray
+    frame_W: jnp.ndarray  # int32: index of the frame held by each slot, -1 when empty
+    count: jnp.ndarray  # int32 scalar: frames written so far = index of the next frame
+
+    @property
+    def window(self) -> int:
+        return self.frame_W.shape[0]
+
+    @property
+    def write_slot(self) -> jnp.ndarray:
+        return self.count % self.window
+
+    def offsets(self) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """For the frame about to be generated: (how many frames ago each slot was written, valid)."""
+        return self.count - self.frame_W, self.frame_W >= 0
+
+    def write(self, k_LBNHE, v_LBNHE) -> "KVCache":
+        """Append one frame's keys and values, evicting the oldest."""
+        slot = self.write_slot
+        put = lambda buffer, new: buffer.at[:, :, slot].set(new.astype(buffer.dtype))
+        return KVCache(
+            k_LBWNHE=put(self.k_LBWNHE, k_LBNHE),
+            v_LBWNHE=put(self.v_LBWNHE, v_LBNHE),
+            frame_W=self.frame_W.at[slot].set(self.count),
+            count=self.count + 1,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(a.size) * a.dtype.itemsize for a in (self.k_LBWNHE, self.v_LBWNHE, self.frame_W, self.count))
+
+
+def empty(layers: int, batch: int, window: int, tokens: int, heads: int, head_dim: int, dtype=jnp.float32) -> KVCache:
+    shape = (layers, batch, window, tokens, heads, head_dim)
+    return KVCache(
+        k_LBWNHE=jnp.zeros(shape, dtype),
+        v_LBWNHE=jnp.zeros(shape, dtype),
+        frame_W=jnp.full((window,), -1, jnp.int32),
+        count=jnp.zeros((), jnp.int32),
+    )

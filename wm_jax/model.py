@@ -1,0 +1,207 @@
+"""The world model: a DiT over latent frames with temporal blocks and per-frame conditioning.
+
+Letters: B batch, T frames, H W latent height and width, C channels, K action entries,
+N tokens per frame, D width, L temporal layers.
+
+`WorldModel.__call__` runs whole clips with causal temporal attention (training, and the
+reference the streaming path is tested against); `WorldModel.stream` runs one frame against a
+`KVCache` (generation). Both are pure functions of the params through `model.apply`.
+
+Conditioning per frame: c[b,t] = timestep_embedding(1000·t[b,t]) + action_embedding(a[b,t]),
+with the action embedding a single linear map with bias over the multi-hot action vector. Its
+bias is the constant conditioning (an imported class-conditional DiT's null-class row goes
+there); its row for the UNKNOWN key is the learned "unknown action" embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wm_jax import embeddings, kv_cache, rope
+from wm_jax.blocks import FinalLayer, SpatialBlock, TemporalBlock
+from wm_jax.configs import ModelConfig
+
+Params = Any
+
+
+def check_inputs(config: ModelConfig, x, t, actions, *, frames_axis: bool) -> None:
+    """Raise a ValueError naming the argument and the expected shape, before anything is traced."""
+    h, w = config.latent_size
+    lead = "[B, T, " if frames_axis else "[B, "
+    expected = f"{lead}{h}, {w}, {config.in_channels}]"
+    ndim = 5 if frames_axis else 4
+    if x.ndim != ndim or tuple(x.shape[-3:]) != (h, w, config.in_channels):
+        raise ValueError(f"latents have shape {tuple(x.shape)}; this model expects {expected}")
+    if tuple(t.shape) != tuple(x.shape[:-3]):
+        raise ValueError(f"noise levels have shape {tuple(t.shape)}; expected {tuple(x.shape[:-3])}, one per frame")
+    if tuple(actions.shape) != tuple(x.shape[:-3]) + (config.action_dim,):
+        raise ValueError(
+            f"actions have shape {tuple(actions.shape)}; expected {tuple(x.shape[:-3]) + (config.action_dim,)} "
+            f"(one multi-hot vector of {config.action_dim} entries per frame)"
+        )
+    if frames_axis and x.shape[1] > config.max_frames:
+        raise ValueError(f"clip has {x.shape[1]} frames; this configuration allows at most max_frames={config.max_frames}")
+
+
+class WorldModel(nn.Module):
+    config: ModelConfig
+
+    def setup(self):
+        cfg, dtype = self.config, self.config.dtype
+        mlp_hidden = int(cfg.width * cfg.mlp_ratio)
+        self.patch_embed = embeddings.PatchEmbed(cfg.width, cfg.patch_size, dtype)
+        self.t_embed = embeddings.TimestepEmbedder(cfg.width, dtype)
+        self.action_embed = nn.Dense(cfg.width, dtype=dtype, kernel_init=nn.initializers.zeros)
+        spatial_cls = nn.remat(SpatialBlock) if cfg.remat else SpatialBlock
+        temporal_cls = nn.remat(TemporalBlock) if cfg.remat else TemporalBlock
+        self.spatial = [
+            spatial_cls(cfg.width, cfg.num_heads, mlp_hidden, cfg.qkv_bias, dtype) for _ in range(cfg.depth)
+        ]
+        self.temporal = [
+            temporal_cls(
+                cfg.width, cfg.num_heads, mlp_hidden if cfg.temporal_mlp else None, cfg.window,
+                cfg.qkv_bias, cfg.temporal_rope_theta, dtype,
+            )
+            for _ in cfg.temporal_layers
+        ]
+        self.final = FinalLayer(cfg.width, cfg.patch_size, cfg.output_channels, dtype)
+
+    # Fixed tables, not parameters.
+    def _position_ND(self):
+        gh, gw = self.config.grid
+        if not self.config.pos_embed:
+            return 0.0
+        return jnp.asarray(embeddings.sincos_2d(self.config.width, gh, gw))
+
+    def _spatial_rope_NE(self):
+        gh, gw = self.config.grid
+        return jnp.asarray(rope.axial_angles(gh, gw, self.config.head_dim)) if self.config.spatial_rope else None
+
+    def conditioning(self, t, actions):
+        """t: [...] in [0, 1]; actions: [..., K] -> c: [..., D]."""
+        return self.t_embed(t) + self.action_embed(actions.astype(self.config.dtype))
+
+    def _embed(self, x):
+        return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()
+
+    def _unpatchify(self, out_GNF, lead):
+        cfg = self.config
+        (gh, gw), p, c = cfg.grid, cfg.patch_size, cfg.output_channels
+        out = out_GNF.reshape(*lead, gh, gw, p, p, c)
+        out = jnp.moveaxis(out, -3, -4)  # [..., gh, p, gw, p, c]
+        return out.reshape(*lead, gh * p, gw * p, c).astype(jnp.float32)
+
+    def __call__(self, x_BTHWC, t_BT, actions_BTK):
+        """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32)."""
+        check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
+        b, t = x_BTHWC.shape[:2]
+        c_BTD = self.conditioning(t_BT, actions_BTK)
+        c_GD = c_BTD.reshape(b * t, -1)
+        x_GND = self._embed(x_BTHWC.reshape(b * t, *x_BTHWC.shape[2:]))
+        rope_NE = self._spatial_rope_NE()
+        temporal = dict(zip(self.config.temporal_layers, self.temporal))
+        for i, block in enumerate(self.spatial):
+            x_GND = block(x_GND, c_GD, rope_NE)
+            if i in temporal:
+                x_GND = temporal[i](x_GND.reshape(b, t, *x_GND.shape[1:]), c_BTD).reshape(x_GND.shape)
+        return self._unpatchify(self.final(x_GND, c_GD), (b, t))
+
+    def stream(self, x_BHWC, t_B, actions_BK, cache: kv_cache.KVCache):
+        """One new frame per batch element, attending to the cache.
+
+        Returns the model output [B, H, W, C_out] and this frame's unrotated keys and values
+        (k, v: [L, B, N, H, E]), which `rollout` writes into the cache once the frame is final.
+        """
+        check_inputs(self.config, x_BHWC, t_B, actions_BK, frames_axis=False)
+        c_BD = self.conditioning(t_B, actions_BK)
+        x_BND = self._embed(x_BHWC)
+        rope_NE = self._spatial_rope_NE()
+        offsets_W, valid_W = cache.offsets()
+        temporal = dict(zip(self.config.temporal_layers, range(len(self.temporal))))
+        keys, values = [], []
+        for i, block in enumerate(self.spatial):
+            x_BND = block(x_BND, c_BD, rope_NE)
+            if i in temporal:
+                layer = temporal[i]
+                x_BND, (k, v) = self.temporal[layer].stream(
+                    x_BND, c_BD, cache.k_LBWNHE[layer], cache.v_LBWNHE[layer], offsets_W, valid_W
+                )
+                keys.append(k)
+                values.append(v)
+        out = self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1])
+        stack = lambda arrays: jnp.stack(arrays) if arrays else jnp.zeros((0,) + cache.k_LBWNHE.shape[1:2] + cache.k_LBWNHE.shape[3:])
+        return out, (stack(keys), stack(values))
+
+
+def empty_cache(config: ModelConfig, batch: int) -> kv_cache.KVCache:
+    return kv_cache.empty(
+        len(config.temporal_layers), batch, config.window, config.tokens_per_frame,
+        config.num_heads, config.head_dim, config.dtype,
+    )
+
+
+def init_params(config: ModelConfig, rng: jax.Array) -> Params:
+    """Freshly initialised fp32 params (a plain pytree) for `config`."""
+    h, w = config.latent_size
+    x = jnp.zeros((1, 1, h, w, config.in_channels), jnp.float32)
+    t = jnp.zeros((1, 1), jnp.float32)
+    a = jnp.zeros((1, 1, config.action_dim), jnp.float32)
+    return jax.jit(WorldModel(config).init)(rng, x, t, a)["params"]
+
+
+def abstract_params(config: ModelConfig) -> Params:
+    """Shapes and dtypes of the params, without allocating them."""
+    return jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(0))
+
+
+# Checkpoint I/O for inference: a directory with config.json and an orbax params tree.
+def save(path: str, config: ModelConfig, params: Params) -> None:
+    import orbax.checkpoint as ocp
+
+    path = os.path.abspath(path)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config_to_dict(config), f, indent=2)
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(os.path.join(path, "params"), params, force=True)
+
+
+def load(path: str) -> tuple[ModelConfig, Params]:
+    """(config, params) from a directory written by `save`."""
+    import orbax.checkpoint as ocp
+
+    path = os.path.abspath(path)
+    config_file = os.path.join(path, "config.json")
+    if not os.path.exists(config_file):
+        raise FileNotFoundError(f"{config_file} not found: {path} is not a wm_jax model directory")
+    with open(config_file) as f:
+        config = config_from_dict(json.load(f))
+    with ocp.StandardCheckpointer() as checkpointer:
+        params = checkpointer.restore(os.path.join(path, "params"), abstract_params(config))
+    return config, params
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    import dataclasses
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def config_from_dict(fields: dict) -> ModelConfig:
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    known = set(ModelConfig.__dataclass_fields__)
+    unknown = set(fields) - known
+    if unknown:
+        raise ValueError(f"unknown model configuration fields {sorted(unknown)}; known: {sorted(known)}")
+    return ModelConfig(**fields)
+
+
+def count_params(tree) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))

@@ -1,0 +1,152 @@
+"""Causal generation, frame by frame, with a KV cache: the whole sampling loop on one screen.
+
+    state = init_state(config, params, context_latents, rng=rng)
+    state, latent = step(params, state, action, rng)   # jit-compiled once, state donated
+    state, latents = rollout(params, state, actions_BTK, rng)   # lax.scan over frames
+
+`step` denoises one new frame in `sampler.steps` Euler steps, its temporal attention reading the
+cache; then it runs the finished frame once more at the context-noise level and writes that
+pass's keys and values into the cache, evicting the oldest frame.
+
+Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from wm_jax import diffusion, kv_cache
+from wm_jax.configs import ModelConfig
+from wm_jax.diffusion import SamplerConfig
+from wm_jax.model import WorldModel, empty_cache
+
+
+@struct.dataclass
+class RolloutState:
+    cache: kv_cache.KVCache
+
+    @property
+    def frame_count(self) -> jnp.ndarray:
+        return self.cache.count
+
+
+def _stream(config: ModelConfig, params, x_BHWC, t_B, actions_BK, cache):
+    return WorldModel(config).apply({"params": params}, x_BHWC, t_B, actions_BK, cache, method="stream")
+
+
+def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noise: float):
+    """Write a finished frame's keys and values, computed at the context-noise level."""
+    t_B = jnp.full(latent_BHWC.shape[:1], context_noise, jnp.float32)
+    noisy = diffusion.add_noise(latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
+    _, (k, v) = _stream(config, params, noisy, t_B, action_BK, cache)
+    return cache.write(k, v)
+
+
+def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):
+    """Prefill the cache from one or more context frames (their actions default to "no keys")."""
+    if context_BTHWC.ndim != 5:
+        h, w = config.latent_size
+        raise ValueError(
+            f"context latents have shape {tuple(context_BTHWC.shape)}; expected [B, T, {h}, {w}, {config.in_channels}]"
+        )
+    b, t = context_BTHWC.shape[:2]
+    if actions_BTK is None:
+        actions_BTK = jnp.zeros((b, t, config.action_dim), jnp.float32)
+    cache = empty_cache(config, b)
+    for i, rng_i in enumerate(jax.random.split(rng, t)):
+        cache = append_frame(config, params, cache, context_BTHWC[:, i], actions_BTK[:, i], rng_i, sampler.context_noise)
+    return RolloutState(cache=cache)
+
+
+def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: SamplerConfig):
+    """Denoise one frame from noise while attending to the cache (the cache is not changed)."""
+    channels = config.in_channels
+    null_BK = jnp.broadcast_to(jnp.asarray(config.action_space.null()), action_BK.shape)
+
+    def velocity_fn(x_BHWC, t):
+        t_B = jnp.full(x_BHWC.shape[:1], t, jnp.float32)
+        if sampler.guidance == 1.0:
+            return _stream(config, params, x_BHWC, t_B, action_BK, cache)[0][..., :channels]
+        # Conditional and null branches share one batched pass and the same cache.
+        both = lambda a: jnp.concatenate([a, a], axis=0)
+        doubled = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=1) if a.ndim == 6 else a, cache)
+        out = _stream(config, params, both(x_BHWC), both(t_B), jnp.concatenate([action_BK, null_BK]), doubled)[0]
+        cond, null = jnp.split(out[..., :channels], 2)
+        return null + sampler.guidance * (cond - null)
+
+    return diffusion.sample(velocity_fn, noise_BHWC, sampler)
+
+
+def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    """One generated frame: (new state, latent [B, H, W, C])."""
+    rng_noise, rng_context = jax.random.split(rng)
+    h, w = config.latent_size
+    shape = (action_BK.shape[0], h, w, config.in_channels)
+    latent = generate_frame(config, params, state.cache, action_BK, jax.random.normal(rng_noise, shape), sampler)
+    cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler.context_noise)
+    return RolloutState(cache=cache), latent
+
+
+def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    """A scripted sequence: (final state, latents [B, T, H, W, C]), one lax.scan over frames."""
+    rngs = jax.random.split(rng, actions_BTK.shape[1])
+
+    def body(state, inputs):
+        action_BK, rng_t = inputs
+        return step(params, state, action_BK, rng_t, config=config, sampler=sampler)
+
+    state, latents_TBHWC = jax.lax.scan(body, state, (jnp.swapaxes(actions_BTK, 0, 1), rngs))
+    return state, jnp.swapaxes(latents_TBHWC, 0, 1)
+
+
+def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    """`step` jit-compiled once for this configuration, with the state's buffers donated."""
+    return jax.jit(functools.partial(step, config=config, sampler=sampler), donate_argnums=(1,))
+
+
+def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    return jax.jit(functools.partial(rollout, config=config, sampler=sampler), donate_argnums=(1,))
+
+
+# The baseline the cache is measured against: no cache, the whole window re-run for every
+# denoising step of every frame, as the open Oasis sampler does.
+@struct.dataclass
+class WindowState:
+    latents_BTHWC: jnp.ndarray  # the last `window` frames, oldest first
+    actions_BTK: jnp.ndarray
+    filled: jnp.ndarray  # int32: how many of those slots hold real frames
+
+
+def init_window_state(config: ModelConfig, context_BTHWC, actions_BTK=None) -> WindowState:
+    b, t = context_BTHWC.shape[:2]
+    w = config.window
+    if actions_BTK is None:
+        actions_BTK = jnp.zeros((b, t, config.action_dim), jnp.float32)
+    latents = jnp.zeros((b, w) + context_BTHWC.shape[2:], jnp.float32).at[:, w - min(t, w):].set(context_BTHWC[:, -w:])
+    acts = jnp.zeros((b, w, config.action_dim), jnp.float32).at[:, w - min(t, w):].set(actions_BTK[:, -w:])
+    return WindowState(latents, acts, jnp.asarray(min(t, w), jnp.int32))
+
+
+def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    """Like `step`, without a cache. Empty slots are always the oldest ones; they are run (the
+    compute is the point of the baseline) but their influence is not masked out, so outputs
+    match `step` only once the window is full."""
+    channels = config.in_channels
+    b = action_BK.shape[0]
+    model = WorldModel(config)
+    actions = jnp.concatenate([state.actions_BTK, action_BK[:, None]], axis=1)
+    t_ctx = jnp.full((b, config.window), sampler.context_noise, jnp.float32)
+
+    def velocity_fn(x_BHWC, t):
+        clip = jnp.concatenate([state.latents_BTHWC, x_BHWC[:, None]], axis=1)
+        t_BT = jnp.concatenate([t_ctx, jnp.full((b, 1), t, jnp.float32)], axis=1)
+        return model.apply({"params": params}, clip, t_BT, actions)[:, -1, ..., :channels]
+
+    shape = (b,) + state.latents_BTHWC.shape[2:]
+    latent = diffusion.sample(velocity_fn, jax.random.normal(rng, shape), sampler)
+    latents = jnp.concatenate([state.latents_BTHWC[:, 1:], latent[:, None]], axis=1)
+    return WindowState(latents, actions[:, 1:], jnp.minimum(state.filled + 1, config.window)), latent
