@@ -22,7 +22,7 @@ from flax import struct
 from wm_jax import diffusion, kv_cache
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
-from wm_jax.model import WorldModel, empty_cache
+from wm_jax.model import WorldModel, check_inputs, empty_cache
 
 
 @struct.dataclass
@@ -48,6 +48,11 @@ def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noi
 
 def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):
     """Prefill the cache from one or more context frames (their actions default to "no keys")."""
+    return _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng):
     if context_BTHWC.ndim != 5:
         h, w = config.latent_size
         raise ValueError(
@@ -85,8 +90,9 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     """One generated frame: (new state, latent [B, H, W, C])."""
     rng_noise, rng_context = jax.random.split(rng)
     h, w = config.latent_size
-    shape = (action_BK.shape[0], h, w, config.in_channels)
-    latent = generate_frame(config, params, state.cache, action_BK, jax.random.normal(rng_noise, shape), sampler)
+    noise = jax.random.normal(rng_noise, (action_BK.shape[0], h, w, config.in_channels))
+    check_inputs(config, noise, noise[:, 0, 0, 0], action_BK, frames_axis=False)
+    latent = generate_frame(config, params, state.cache, action_BK, noise, sampler)
     cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler.context_noise)
     return RolloutState(cache=cache), latent
 

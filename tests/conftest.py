@@ -1,0 +1,36 @@
+"""Shared fixtures: the tiny configuration and its params, built once per session."""
+
+import os
+
+# Tests run on the host CPU; a persistent compilation cache makes repeated runs fast.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "jax"))
+
+import jax
+import pytest
+
+from wm_jax import configs
+from wm_jax import model as wm_model
+
+
+
+def randomize(params, rng, scale=0.1):
+    """Every leaf drawn at random, so zero-initialised gates do not hide a broken path."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(rng, len(leaves))
+    return jax.tree_util.tree_unflatten(tree, [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return configs.get_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tiny_config):
+    return wm_model.init_params(tiny_config, jax.random.key(0))
+
+
+@pytest.fixture(scope="session")
+def tiny_random_params(tiny_params):
+    return randomize(tiny_params, jax.random.key(1))

@@ -1,0 +1,146 @@
+"""The world model: streaming equals the full causal pass, identity of fresh temporal blocks,
+causality, and clear errors for bad input."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wm_jax import configs
+from wm_jax import model as wm_model
+from wm_jax.model import WorldModel
+
+from conftest import randomize
+
+
+def _inputs(config, batch, frames, seed=0):
+    h, w = config.latent_size
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(k1, (batch, frames, h, w, config.in_channels))
+    t = jax.random.uniform(k2, (batch, frames))
+    a = jax.random.bernoulli(k3, 0.2, (batch, frames, config.action_dim)).astype(jnp.float32)
+    return x, t, a
+
+
+def _apply(config):
+    return jax.jit(lambda params, x, t, a: WorldModel(config).apply({"params": params}, x, t, a))
+
+
+def _stream_all(config, params, x, t, a):
+    """Run frames one by one through `stream`, writing each frame's keys and values."""
+    cache = wm_model.empty_cache(config, x.shape[0])
+    stream = jax.jit(lambda p, x, t, a, c: WorldModel(config).apply({"params": p}, x, t, a, c, method="stream"))
+    outputs = []
+    for i in range(x.shape[1]):
+        out, (k, v) = stream(params, x[:, i], t[:, i], a[:, i], cache)
+        cache = cache.write(k, v)
+        outputs.append(out)
+    return jnp.stack(outputs, axis=1)
+
+
+@pytest.mark.parametrize("frames", [3, 8])  # shorter than the window (4), and twice as long
+def test_streaming_equals_full_causal_pass(tiny_config, tiny_random_params, frames):
+    config = tiny_config.replace(max_frames=frames)
+    x, t, a = _inputs(config, 2, frames)
+    full = _apply(config)(tiny_random_params, x, t, a)
+    streamed = _stream_all(config, tiny_random_params, x, t, a)
+    assert float(jnp.abs(full).max()) > 0.1  # a real signal, not zeros compared with zeros
+    np.testing.assert_array_less(np.abs(np.asarray(full - streamed)).max(), 1e-4)
+
+
+def test_window_limits_what_a_frame_sees(tiny_config):
+    """With one temporal layer, a frame more than `window` frames back no longer influences the
+    output (with L temporal layers the receptive field is L·window, as with any stack of
+    sliding windows; the cache holds exactly what that needs)."""
+    config = tiny_config.replace(max_frames=7, temporal_every=2)
+    assert len(config.temporal_layers) == 1
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(3))
+    x, t, a = _inputs(config, 1, 7)
+    apply = lambda x: _apply(config)(params, x, t, a)
+    changed = apply(x.at[:, 0].add(1.0)) - apply(x)
+    span = config.window  # frame 0 is seen by frames 0..window
+    assert float(jnp.abs(changed[:, span]).max()) > 1e-4
+    assert float(jnp.abs(changed[:, span + 1:]).max()) == 0.0
+
+
+def test_fresh_temporal_blocks_are_identity(tiny_config, tiny_params):
+    """Random spatial weights, temporal blocks and action embedding at init: every frame's
+    output equals the image model's output for that frame alone."""
+    spatial = {k: v for k, v in tiny_params.items() if not k.startswith("temporal_") and k != "action_embed"}
+    spatial = randomize(spatial, jax.random.key(7))
+    bias = 0.1 * jax.random.normal(jax.random.key(8), tiny_params["action_embed"]["bias"].shape)
+    world_params = {**tiny_params, **spatial, "action_embed": {**tiny_params["action_embed"], "bias": bias}}
+    image_config = tiny_config.replace(temporal_every=0, max_frames=1)
+    image_params = {**spatial, "action_embed": world_params["action_embed"]}
+    x, t, a = _inputs(tiny_config, 2, 5)
+    world = _apply(tiny_config)(world_params, x, t, a)
+    for i in range(5):
+        image = _apply(image_config)(image_params, x[:, i:i + 1], t[:, i:i + 1], a[:, i:i + 1])
+        np.testing.assert_allclose(world[:, i], image[:, 0], atol=1e-5)
+    assert float(jnp.abs(world).max()) > 0.1
+
+
+@pytest.mark.parametrize("what", ["frame", "action", "noise_level"])
+def test_causality(tiny_config, tiny_random_params, what):
+    x, t, a = _inputs(tiny_config, 1, 6)
+    apply = functools.partial(_apply(tiny_config), tiny_random_params)
+    base = apply(x, t, a)
+    changed = {
+        "frame": lambda: apply(x.at[:, 3].add(1.0), t, a),
+        "action": lambda: apply(x, t, a.at[:, 3].set(1.0 - a[:, 3])),
+        "noise_level": lambda: apply(x, t.at[:, 3].set(1.0 - t[:, 3]), a),
+    }[what]()
+    np.testing.assert_array_equal(np.asarray(base[:, :3]), np.asarray(changed[:, :3]))
+    assert float(jnp.abs(base[:, 3:] - changed[:, 3:]).max()) > 1e-4
+
+
+def test_output_channels_follow_learn_sigma(tiny_params):
+    config = configs.get_config("tiny", out_channels=8, temporal_every=0, max_frames=1)
+    params = wm_model.init_params(config, jax.random.key(0))
+    x, t, a = _inputs(config, 1, 1)
+    assert _apply(config)(params, x, t, a).shape == (1, 1, 8, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(x_shape=(1, 2, 8, 8, 3)), r"latents have shape \(1, 2, 8, 8, 3\); this model expects \[B, T, 8, 8, 4\]"),
+        (dict(x_shape=(1, 2, 16, 16, 4)), r"latents have shape .*expects \[B, T, 8, 8, 4\]"),
+        (dict(x_shape=(2, 8, 8, 4)), r"latents have shape \(2, 8, 8, 4\)"),
+        (dict(a_dim=5), r"actions have shape \(1, 2, 5\); expected \(1, 2, 35\)"),
+        (dict(frames=9), r"clip has 9 frames; .* max_frames=8"),
+    ],
+)
+def test_bad_input_is_refused_clearly(tiny_config, tiny_params, change, message):
+    frames = change.get("frames", 2)
+    x_shape = change.get("x_shape", (1, frames, 8, 8, 4))
+    x = jnp.zeros(x_shape)
+    t = jnp.zeros(x_shape[:-3])
+    a = jnp.zeros(x_shape[:-3] + (change.get("a_dim", tiny_config.action_dim),))
+    with pytest.raises(ValueError, match=message):
+        WorldModel(tiny_config).apply({"params": tiny_params}, x, t, a)
+
+
+def test_unknown_configuration_name():
+    with pytest.raises(KeyError, match="unknown model configuration 'wm_9b'; known: .*tiny"):
+        configs.get_config("wm_9b")
+
+
+@pytest.mark.parametrize("name, expected", [("image_420m", 420e6), ("wm_516m", 516e6), ("wm_800m", 800e6)])
+def test_named_configuration_sizes(name, expected):
+    count = wm_model.count_params(wm_model.abstract_params(configs.get_config(name)))
+    assert abs(count / expected - 1) < 0.02, f"{name} has {count:,} parameters"
+
+
+def test_save_and_load_round_trip(tmp_path, tiny_config, tiny_random_params):
+    wm_model.save(str(tmp_path / "m"), tiny_config, tiny_random_params)
+    config, params = wm_model.load(str(tmp_path / "m"))
+    assert config == tiny_config
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, tiny_random_params)
+
+
+def test_load_names_a_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a wm_jax model directory"):
+        wm_model.load(str(tmp_path / "nothing"))

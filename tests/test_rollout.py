@@ -1,0 +1,123 @@
+"""The KV-cache rollout: same frames as the full model, compiled once, constant memory."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wm_jax import diffusion, rollout
+from wm_jax.diffusion import SamplerConfig
+from wm_jax.model import WorldModel
+
+SAMPLER = SamplerConfig(steps=3)
+
+
+def _latents(config, batch, frames, seed=0):
+    h, w = config.latent_size
+    return jax.random.normal(jax.random.key(seed), (batch, frames, h, w, config.in_channels))
+
+
+def _actions(config, batch, frames, seed=1):
+    return jax.random.bernoulli(jax.random.key(seed), 0.3, (batch, frames, config.action_dim)).astype(jnp.float32)
+
+
+def test_step_equals_sampling_with_the_full_model(tiny_config, tiny_random_params):
+    """A generated frame is what the sampler gives when every velocity comes from the full
+    causal model run over [context frames, the frame being denoised]."""
+    config, params = tiny_config, tiny_random_params
+    context, acts = _latents(config, 2, 3), _actions(config, 2, 4)
+    state = rollout.init_state(config, params, context, acts[:, :3], rng=jax.random.key(0), sampler=SAMPLER)
+    rng = jax.random.key(5)
+    _, latent = rollout.make_step(config, SAMPLER)(params, state, acts[:, 3], rng)
+
+    full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
+
+    def velocity_fn(x, t):
+        clip = jnp.concatenate([context, x[:, None]], axis=1)
+        t_BT = jnp.concatenate([jnp.zeros((2, 3)), jnp.full((2, 1), t)], axis=1)
+        return full(clip, t_BT, acts)[:, -1]
+
+    rng_noise, _ = jax.random.split(rng)
+    expected = diffusion.sample(velocity_fn, jax.random.normal(rng_noise, latent.shape), SAMPLER)
+    assert float(jnp.abs(expected).max()) > 0.1
+    np.testing.assert_allclose(np.asarray(latent), np.asarray(expected), atol=1e-4)
+
+
+def test_scan_rollout_equals_repeated_steps(tiny_config, tiny_random_params):
+    config, params = tiny_config, tiny_random_params
+    acts = _actions(config, 1, 6)
+    start = lambda: rollout.init_state(config, params, _latents(config, 1, 1), rng=jax.random.key(0), sampler=SAMPLER)
+    rng = jax.random.key(3)
+    _, scanned = rollout.make_rollout(config, SAMPLER)(params, start(), acts, rng)
+    step = rollout.make_step(config, SAMPLER)
+    state, stepped = start(), []
+    for i, rng_i in enumerate(jax.random.split(rng, 6)):
+        state, latent = step(params, state, acts[:, i], rng_i)
+        stepped.append(latent)
+    np.testing.assert_allclose(np.asarray(scanned), np.asarray(jnp.stack(stepped, 1)), atol=1e-5)
+
+
+def test_step_compiles_once_and_state_size_is_constant(tiny_config, tiny_random_params):
+    config, params = tiny_config, tiny_random_params
+    step = rollout.make_step(config, SAMPLER)
+    state = rollout.init_state(config, params, _latents(config, 1, 2), rng=jax.random.key(0), sampler=SAMPLER)
+    shapes = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), state)
+    for i in range(2 * config.window + 1):
+        state, _ = step(params, state, _actions(config, 1, 1, seed=i)[:, 0], jax.random.key(i))
+        assert jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), state) == shapes
+    assert step._cache_size() == 1
+    assert int(state.frame_count) == 2 + 2 * config.window + 1
+
+
+def test_thousand_frame_rollout_stays_finite(tiny_config, tiny_random_params):
+    config, params = tiny_config, tiny_random_params
+    state = rollout.init_state(config, params, _latents(config, 1, 1), rng=jax.random.key(0), sampler=SAMPLER)
+    before = state.cache.nbytes
+    state, latents = rollout.make_rollout(config, SAMPLER)(params, state, _actions(config, 1, 1000), jax.random.key(1))
+    assert latents.shape == (1, 1000, 8, 8, 4)
+    assert bool(jnp.isfinite(latents).all())
+    assert state.cache.nbytes == before
+    assert int(state.frame_count) == 1001
+    # Slots hold exactly the last `window` frames.
+    assert sorted(np.asarray(state.cache.frame_W).tolist()) == list(range(1001 - config.window, 1001))
+
+
+def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_params):
+    config, params = tiny_config, tiny_random_params
+    state = rollout.init_state(config, params, _latents(config, 1, 2), rng=jax.random.key(0), sampler=SAMPLER)
+    null = jnp.asarray(config.action_space.null())[None]
+    guided = SamplerConfig(steps=3, guidance=3.0)
+    step, guided_step = rollout.make_step(config, SAMPLER), rollout.make_step(config, guided)
+    copy = lambda: jax.tree_util.tree_map(jnp.copy, state)  # steps donate their state
+    plain = step(params, copy(), null, jax.random.key(2))[1]
+    same = guided_step(params, copy(), null, jax.random.key(2))[1]
+    np.testing.assert_allclose(np.asarray(plain), np.asarray(same), atol=1e-5)
+    pressed = _actions(config, 1, 1)[:, 0]
+    a = step(params, copy(), pressed, jax.random.key(2))[1]
+    b = guided_step(params, copy(), pressed, jax.random.key(2))[1]
+    assert float(jnp.abs(a - b).max()) > 1e-4
+
+
+def test_recompute_baseline_matches_cached_step_once_the_window_is_full(tiny_config, tiny_random_params):
+    config, params = tiny_config, tiny_random_params
+    context, acts = _latents(config, 1, config.window), _actions(config, 1, config.window + 1)
+    state = rollout.init_state(config, params, context, acts[:, :-1], rng=jax.random.key(0), sampler=SAMPLER)
+    window_state = rollout.init_window_state(config, context, acts[:, :-1])
+    rng_noise, _ = jax.random.split(jax.random.key(4))
+    cached = rollout.make_step(config, SAMPLER)(params, state, acts[:, -1], jax.random.key(4))[1]
+    recompute = jax.jit(functools.partial(rollout.recompute_step, config=config, sampler=SAMPLER))
+    recomputed = recompute(params, window_state, acts[:, -1], rng_noise)[1]
+    np.testing.assert_allclose(np.asarray(cached), np.asarray(recomputed), atol=1e-4)
+
+
+def test_wrong_action_size_is_refused(tiny_config, tiny_params):
+    state = rollout.init_state(tiny_config, tiny_params, _latents(tiny_config, 1, 1), rng=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"actions have shape \(1, 3\); expected \(1, 35\)"):
+        rollout.step(tiny_params, state, jnp.zeros((1, 3)), jax.random.key(0), config=tiny_config)
+
+
+def test_context_of_wrong_rank_is_refused(tiny_config, tiny_params):
+    with pytest.raises(ValueError, match=r"context latents have shape \(8, 8, 4\); expected \[B, T, 8, 8, 4\]"):
+        rollout.init_state(tiny_config, tiny_params, jnp.zeros((8, 8, 4)), rng=jax.random.key(0))
