@@ -23,10 +23,12 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 play: setup
-	$(BIN)/wm play
+	@if $(BIN)/wm --help | grep -q " play "; then $(BIN)/wm play; else \
+	  echo "No trained world ships yet (the Play issue brings them and 'wm play')."; \
+	  echo "Meanwhile: $(BIN)/wm info tiny   or   $(BIN)/python benchmarks/step_latency.py"; exit 1; fi
 
 bench: setup
-	$(BIN)/wm bench --config tiny
+	$(BIN)/python benchmarks/step_latency.py --config tiny
 
 clean:
 	rm -rf $(VENV) .cache
