@@ -144,3 +144,33 @@ def test_save_and_load_round_trip(tmp_path, tiny_config, tiny_random_params):
 def test_load_names_a_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a wm_jax model directory"):
         wm_model.load(str(tmp_path / "nothing"))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        # The open Oasis layout: axial spatial RoPE, no absolute positions, no qkv bias, temporal MLP.
+        dict(spatial_rope=True, pos_embed=False, qkv_bias=False, temporal_every=1, temporal_mlp=True),
+        dict(remat=True),
+        dict(temporal_every=2, temporal_mlp=False),
+    ],
+    ids=["oasis_layout", "remat", "every_2nd_attention_only"],
+)
+def test_variants_stream_like_the_full_pass(tiny_config, variant):
+    config = tiny_config.replace(max_frames=6, **variant)
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
+    x, t, a = _inputs(config, 1, 6)
+    full = _apply(config)(params, x, t, a)
+    np.testing.assert_array_less(np.abs(np.asarray(full - _stream_all(config, params, x, t, a))).max(), 1e-4)
+
+
+def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_random_params):
+    config = tiny_config.replace(compute_dtype="bfloat16")
+    params = wm_model.init_params(config, jax.random.key(0))
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(params)} == {jnp.dtype("float32")}
+    x, t, a = _inputs(config, 1, 3)
+    low = _apply(config)(tiny_random_params, x, t, a)
+    high = _apply(tiny_config)(tiny_random_params, x, t, a)
+    assert low.dtype == jnp.float32
+    relative = float(jnp.linalg.norm(low - high) / jnp.linalg.norm(high))
+    assert 0 < relative < 0.05

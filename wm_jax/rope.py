@@ -38,9 +38,11 @@ def axial_angles(height: int, width: int, head_dim: int, max_freq: float = 256.0
     Tokens are in row-major order, as patch embedding produces them.
     """
     freqs = pixel_frequencies(head_dim // 2, max_freq)
-    rows = np.repeat(np.asarray(angles(np.linspace(-1, 1, height), freqs))[:, None], width, axis=1)
-    cols = np.repeat(np.asarray(angles(np.linspace(-1, 1, width), freqs))[None, :], height, axis=0)
-    return np.concatenate([rows, cols], axis=-1).reshape(height * width, head_dim)
+    # numpy throughout: a constant table, built at trace time without creating tracers
+    along = lambda n: np.repeat(np.linspace(-1, 1, n)[:, None] * freqs, 2, axis=-1)
+    rows = np.repeat(along(height)[:, None], width, axis=1)
+    cols = np.repeat(along(width)[None, :], height, axis=0)
+    return np.concatenate([rows, cols], axis=-1).reshape(height * width, head_dim).astype(np.float32)
 
 
 def rotate(x, theta) -> jnp.ndarray:
