@@ -1,0 +1,1 @@
+"""One strict rename/transpose table per source model family (see conversion/table.py)."""
