@@ -12,6 +12,9 @@ import sys
 
 COMMANDS = (
     "experiments.cmd_info",
+    "experiments.cmd_record",
+    "experiments.cmd_data",
+    "experiments.cmd_convert",
 )
 
 

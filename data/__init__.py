@@ -1,0 +1,1 @@
+"""Recorders for real sources (games, photographs, videos) and the TFDS writer for episodes."""

@@ -1,0 +1,133 @@
+""""Any image" worlds: a camera that pans and zooms over a real photograph.
+
+Keys: left/a, right/d, up/w, down/s move the camera (the picture slides the other way) by
+`pan_step` output pixels per frame; e zooms in, q zooms out by `zoom_step` per frame. At zoom
+1 the view is an exact pixel crop of the photograph, so pressing 'right' shifts the next frame
+left by exactly `pan_step` pixels — the end-to-end alignment test relies on this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from PIL import Image
+
+from data import images
+from data.episode import Episode, episode_rng, keys_to_actions
+from data.hold_policy import HoldPolicy
+
+log = logging.getLogger(__name__)
+
+_MOVES = {"left": (-1, 0), "a": (-1, 0), "right": (1, 0), "d": (1, 0),
+          "up": (0, -1), "w": (0, -1), "down": (0, 1), "s": (0, 1)}
+_ZOOMS = {"e": 1, "q": -1}
+
+
+def key_choices(allow_zoom: bool) -> list[tuple[str, ...]]:
+    arrows = [("left",), ("right",), ("up",), ("down",), ("up", "left"), ("up", "right"),
+              ("down", "left"), ("down", "right")]
+    wasd = [("a",), ("d",), ("w",), ("s",), ("w", "a"), ("w", "d"), ("s", "a"), ("s", "d")]
+    return arrows + wasd + [()] + ([("e",), ("q",)] if allow_zoom else [])
+
+
+@dataclasses.dataclass
+class ImagePanRecorder:
+    input: str | None = None  # folder of photographs; default: scikit-image's bundled samples
+    resolution: tuple[int, int] = (64, 64)
+    pan_step: int = 4
+    zoom_step: float = 1.1
+    max_zoom_steps: int = 7  # zoom levels from -7 (wide) to +7 (close)
+    allow_zoom: bool = True
+    photo_scale: float = 3.0  # the photo's short side, in output frames, at zoom 1
+    fps: float = 15.0
+    source = "image_pan"
+
+    def photographs(self):
+        return images.list_images(self.input) if self.input else images.bundled_photographs()
+
+    def _load_some_photo(self, rng: np.random.Generator) -> tuple[str, np.ndarray] | None:
+        paths = self.photographs()
+        for position in rng.permutation(len(paths)):
+            try:
+                return str(paths[position]), images.load_rgb(paths[position])
+            except ValueError as error:
+                log.warning("skipping photograph: %s", error)
+        log.warning("no readable photograph among %d files", len(paths))
+        return None
+
+    def _prepare(self, photo: np.ndarray) -> np.ndarray:
+        """Rescales so the short side is photo_scale frames and the widest zoom still fits."""
+        height, width = self.resolution
+        widest = self.zoom_step ** self.max_zoom_steps
+        needed = max(self.photo_scale, widest + 0.5)
+        scale = max(needed * height / photo.shape[0], needed * width / photo.shape[1])
+        size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
+        return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS))
+
+    def record(self, index: int, seed: int, steps: int) -> Episode | None:
+        rng = episode_rng(seed, index)
+        loaded = self._load_some_photo(rng)
+        if loaded is None:
+            return None
+        path, photo = loaded
+        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng)
+        policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16)
+        frames, pressed = [camera.render()], []
+        for _ in range(steps - 1):
+            keys = policy()
+            if not camera.apply(keys, self.pan_step):
+                policy.interrupt()  # at the photo's edge: choose another direction
+            pressed.append(list(keys))
+            frames.append(camera.render())
+        pressed.append([])  # nothing follows the last frame
+        return Episode(episode_id=f"image_pan-{seed}-{index:05d}", source=self.source, fps=self.fps,
+                       frames=np.stack(frames), actions=keys_to_actions(pressed))
+
+
+class _Camera:
+    """A window of resolution/zoom photo pixels, its top-left corner at (x, y)."""
+
+    def __init__(self, photo: np.ndarray, resolution, zoom_step: float, max_zoom_steps: int, rng):
+        self.photo, self.image = photo, Image.fromarray(photo)
+        self.height, self.width = resolution
+        self.zoom_step, self.max_zoom_steps, self.zoom_level = zoom_step, max_zoom_steps, 0
+        self.x = int(rng.integers(0, photo.shape[1] - self.width + 1))
+        self.y = int(rng.integers(0, photo.shape[0] - self.height + 1))
+
+    @property
+    def zoom(self) -> float:
+        return self.zoom_step ** self.zoom_level
+
+    def _window(self) -> tuple[float, float]:
+        return self.width / self.zoom, self.height / self.zoom
+
+    def _clamp(self) -> None:
+        window_w, window_h = self._window()
+        self.x = min(max(self.x, 0), self.photo.shape[1] - window_w)
+        self.y = min(max(self.y, 0), self.photo.shape[0] - window_h)
+
+    def apply(self, keys, pan_step: int) -> bool:
+        """Moves the camera; returns False if a key had no effect (edge or zoom limit)."""
+        before = (self.x, self.y, self.zoom_level)
+        dx = sum(_MOVES[key][0] for key in keys if key in _MOVES)
+        dy = sum(_MOVES[key][1] for key in keys if key in _MOVES)
+        zoom = sum(_ZOOMS[key] for key in keys if key in _ZOOMS)
+        if zoom:
+            center_x, center_y = self.x + self._window()[0] / 2, self.y + self._window()[1] / 2
+            self.zoom_level = int(np.clip(self.zoom_level + zoom, -self.max_zoom_steps, self.max_zoom_steps))
+            self.x, self.y = center_x - self._window()[0] / 2, center_y - self._window()[1] / 2
+        self.x += dx * pan_step / self.zoom
+        self.y += dy * pan_step / self.zoom
+        self._clamp()
+        moved = (self.x, self.y, self.zoom_level) != before
+        return moved or not keys
+
+    def render(self) -> np.ndarray:
+        window_w, window_h = self._window()
+        if self.zoom_level == 0 and float(self.x).is_integer() and float(self.y).is_integer():
+            x, y = int(self.x), int(self.y)
+            return self.photo[y:y + self.height, x:x + self.width].copy()
+        box = (self.x, self.y, self.x + window_w, self.y + window_h)
+        return np.asarray(self.image.resize((self.width, self.height), Image.Resampling.BILINEAR, box=box))

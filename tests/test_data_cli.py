@@ -1,0 +1,55 @@
+"""`wm record`, `wm data inspect`, `wm data preview` through their argument parsers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from experiments import cmd_data, cmd_record
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="wm")
+    subparsers = parser.add_subparsers(dest="command")
+    cmd_record.register(subparsers)
+    cmd_data.register(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "pan"
+    assert _run(["record", "image_pan", "--out", str(out), "--episodes", "3", "--steps", "20",
+                 "--resolution", "24x32", "--seed", "1"]) == 0
+    return out
+
+
+def test_inspect_reports_counts_resolution_and_keys(recorded, capsys):
+    capsys.readouterr()
+    assert _run(["data", "inspect", str(recorded), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 3 and summary["frames"] == 60
+    assert summary["resolution"] == [24, 32] and summary["sources"] == ["image_pan"]
+    assert sum(summary["action_histogram"].values()) > 0 and summary["bytes_on_disk"] > 0
+
+
+def test_preview_is_the_same_picture_for_the_same_seed(recorded, tmp_path):
+    paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    for path, seed in zip(paths, (3, 3, 4)):
+        assert _run(["data", "preview", str(recorded), "--out", str(path), "--seed", str(seed)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() != paths[2].read_bytes()
+
+
+def test_bad_input_names_the_path_or_option(tmp_path, recorded):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nothing")):
+        _run(["data", "inspect", str(tmp_path / "nothing")])
+    with pytest.raises(ValueError, match="--game does not apply"):
+        _run(["record", "doom", "--out", str(tmp_path / "x"), "--game", "pong"])
+    with pytest.raises(ValueError, match="already exists"):
+        _run(["record", "image_pan", "--out", str(recorded), "--episodes", "1", "--steps", "5"])
+    with pytest.raises(SystemExit):
+        _run(["record", "image_pan", "--out", str(tmp_path / "y"), "--resolution", "big"])

@@ -1,0 +1,135 @@
+"""Recorders of real sources: determinism, held actions, key mapping, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data import images
+from data.recording import iter_episodes
+from data.sources.atari import AtariRecorder, keys_for_action
+from data.sources.crafter_env import ACTION_KEYS, CrafterRecorder
+from data.sources.doom import KEY_TO_BUTTON, DoomRecorder
+from data.sources.image_pan import ImagePanRecorder
+from data.sources.video_files import VideoRecorder
+from wm_jax import actions as actions_lib
+
+
+def _mean_hold(actions_TK):
+    changes = np.any(actions_TK[2:] != actions_TK[1:-1], axis=1).sum()
+    return (len(actions_TK) - 1) / (changes + 1)
+
+
+def test_doom_is_deterministic_for_a_seed_and_holds_keys():
+    recorder = DoomRecorder(resolution=(32, 40), frame_skip=4)
+    first = recorder.record(0, seed=5, steps=40)
+    again = recorder.record(0, seed=5, steps=40)
+    other = recorder.record(0, seed=6, steps=40)
+    assert first.frames.shape == (40, 32, 40, 3) and first.fps == pytest.approx(8.75)
+    np.testing.assert_array_equal(first.frames, again.frames)
+    np.testing.assert_array_equal(first.actions, again.actions)
+    assert not np.array_equal(first.actions, other.actions)
+    assert _mean_hold(first.actions) >= 2.5
+    pressed = {key for row in first.actions for key in actions_lib.DEFAULT.decode(row)}
+    assert pressed <= set(KEY_TO_BUTTON) and "w" in pressed
+    # The policy moves: most consecutive frames differ.
+    assert np.mean([np.abs(a.astype(int) - b).mean() > 1 for a, b in zip(first.frames, first.frames[1:])]) > 0.5
+
+
+def test_doom_rejects_a_map_the_wad_does_not_have():
+    with pytest.raises(ValueError, match="MAP99.*MAP01"):
+        DoomRecorder(map="MAP99").record(0, seed=0, steps=5)
+
+
+def test_atari_maps_joystick_to_arrows_and_fire_to_space():
+    assert keys_for_action("UPLEFTFIRE") == ("up", "left", "space")
+    assert keys_for_action("NOOP") == ()
+    recorder = AtariRecorder(game="breakout", resolution=(32, 32))
+    episode = recorder.record(1, seed=0, steps=30)
+    again = recorder.record(1, seed=0, steps=30)
+    np.testing.assert_array_equal(episode.frames, again.frames)
+    pressed = {key for row in episode.actions for key in actions_lib.DEFAULT.decode(row)}
+    assert pressed and pressed <= {"up", "down", "left", "right", "space"}
+    with pytest.raises(ValueError, match="unknown Atari game"):
+        AtariRecorder(game="no_such_game").record(0, 0, 5)
+
+
+def test_crafter_maps_its_17_actions_to_distinct_keys():
+    assert len(ACTION_KEYS) == 17
+    keys = [keys for keys in ACTION_KEYS.values() if keys]
+    assert len(set(keys)) == 16
+    episode = CrafterRecorder(resolution=(32, 32)).record(0, seed=0, steps=20)
+    assert episode.frames.shape == (20, 32, 32, 3) and episode.frames.dtype == np.uint8
+    assert not episode.actions[0].any()
+
+
+def test_recording_is_the_same_with_several_workers():
+    recorder = ImagePanRecorder(resolution=(16, 16))
+    serial = list(iter_episodes(recorder, episodes=3, steps=10, seed=2, workers=1))
+    parallel = list(iter_episodes(recorder, episodes=3, steps=10, seed=2, workers=2))
+    assert [e.episode_id for e in serial] == [e.episode_id for e in parallel]
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_images_of_odd_modes_become_uint8_rgb(tmp_path):
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")
+    Image.fromarray(np.full((8, 8, 4), 100, np.uint8), mode="RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray((gray.astype(np.uint16) * 257)).save(tmp_path / "deep.png")  # 16-bit grayscale
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    np.testing.assert_array_equal(images.load_rgb(tmp_path / "gray.png")[..., 1], gray)
+    assert images.load_rgb(tmp_path / "rgba.png").shape == (8, 8, 3)
+    deep = images.load_rgb(tmp_path / "deep.png")
+    assert deep.dtype == np.uint8 and np.abs(deep[..., 0].astype(int) - gray).max() <= 1
+    with pytest.raises(ValueError, match="broken.png"):
+        images.load_rgb(tmp_path / "broken.png")
+
+
+def test_image_pan_skips_unreadable_photos_with_a_warning(tmp_path, caplog):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70), np.uint8), mode="L").save(tmp_path / "ok.png")
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    recorder = ImagePanRecorder(input=str(tmp_path), resolution=(16, 16))
+    with caplog.at_level(logging.WARNING):
+        episodes = [recorder.record(index, 0, 8) for index in range(4)]
+    assert all(e is not None and e.frames.shape == (8, 16, 16, 3) for e in episodes)
+    assert "bad.jpg" in caplog.text
+
+
+def _write_video(path, num_frames, size=(48, 64)):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        for t in range(num_frames):
+            image = np.full((*size, 3), (t * 12) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_folder_with_sidecars_and_bad_files(tmp_path, caplog):
+    _write_video(tmp_path / "a_plain.mp4", 12)
+    _write_video(tmp_path / "b_keys.mp4", 12)
+    (tmp_path / "b_keys.actions.jsonl").write_text(
+        "\n".join(json.dumps({"keys": [] if t == 0 else ["w"]}) for t in range(12)))
+    _write_video(tmp_path / "c_short_sidecar.mp4", 12)
+    (tmp_path / "c_short_sidecar.actions.jsonl").write_text(json.dumps({"keys": ["w"]}))
+    (tmp_path / "d_broken.mp4").write_bytes(b"\x00" * 100)
+    recorder = VideoRecorder(input=str(tmp_path), resolution=(16, 16))
+    with caplog.at_level(logging.WARNING):
+        episodes = list(iter_episodes(recorder, episodes=6, steps=10, seed=0))
+    assert [e.episode_id for e in episodes] == ["video-a_plain.mp4", "video-b_keys.mp4"]
+    plain, keyed = episodes
+    assert plain.frames.shape == (10, 16, 16, 3) and plain.fps == pytest.approx(10.0)
+    assert (plain.actions == actions_lib.DEFAULT.unknown()).all()
+    assert actions_lib.DEFAULT.decode(keyed.actions[3]) == ["w"] and not keyed.actions[0].any()
+    assert "c_short_sidecar.actions.jsonl" in caplog.text and "d_broken.mp4" in caplog.text
