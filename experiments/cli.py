@@ -15,6 +15,8 @@ COMMANDS = (
     "experiments.cmd_record",
     "experiments.cmd_data",
     "experiments.cmd_convert",
+    "experiments.cmd_train",
+    "experiments.cmd_plot",
 )
 
 

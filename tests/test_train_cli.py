@@ -1,0 +1,122 @@
+"""`wm train` / `wm plot` end to end, the non-finite stop, --init_from, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments.cli import main
+from train_helpers import SMOKE, bindings, record_pan
+from wm_jax import configs
+from wm_jax import model as wm_model
+from wm_jax.train import init_from
+from wm_jax.train.checkpoint import Checkpoints
+from wm_jax.train.metrics import read_metrics
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return record_pan(tmp_path_factory.mktemp("pan"))
+
+
+def wm_train(workdir, params, *extra):
+    argv = ["train", "--gin_file", SMOKE, "--workdir", str(workdir), *extra]
+    for binding in params:
+        argv += ["--gin_param", binding]
+    return main(argv)
+
+
+def test_wm_train_logs_checkpoints_evaluates_and_plots(dataset, tmp_path, capsys):
+    params = bindings(dataset, **{"Experiment.num_steps": 4, "Experiment.checkpoint_every": 2,
+                                  "Evaluation.every": 4, "Evaluation.context_frames": 1})
+    assert wm_train(tmp_path, params) == 0
+    out = capsys.readouterr()
+    assert "step FLOPs" in out.err + out.out and "memory per device" in out.err + out.out
+    rows = read_metrics(str(tmp_path))
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) and r["frames_per_s"] > 0 for r in rows if "loss" in r)
+    assert any("eval_loss" in r for r in rows)
+    assert sorted(Checkpoints(str(tmp_path / "checkpoints"), async_save=False).all_steps()) == [2, 4]
+    assert list((tmp_path / "tb").iterdir()), "TensorBoard events written"
+    strip = np.asarray(Image.open(tmp_path / "eval" / "rollout_0000004.png"))
+    assert strip.shape == (2 * 2 * (16 + 2), 4 * (16 + 2), 3)  # 2 examples x (truth, generated) rows, 4 frames
+    assert main(["plot", str(tmp_path)]) == 0
+    assert Image.open(tmp_path / "loss.png").size[0] > 100
+
+    # Finished run, same config: resumes at the end and does nothing. Another config: refused.
+    assert wm_train(tmp_path, params) == 0
+    assert wm_train(tmp_path, params + ["Optimizer.learning_rate = 0.5"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys):
+    # A learning rate of 1e30 makes the first update's params ~1e30: the next loss overflows.
+    params = bindings(dataset, **{"Experiment.num_steps": 6, "Experiment.checkpoint_every": 1,
+                                  "Optimizer.learning_rate": 1e30, "Optimizer.warmup_steps": 0})
+    assert wm_train(tmp_path, params) == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "at step 2" in err and "last good checkpoint is step 1" in err
+    steps = Checkpoints(str(tmp_path / "checkpoints"), async_save=False).all_steps()
+    assert steps == [1]
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("Experiment.bogus = 1", "doesn't have a parameter named 'bogus'"),
+    ("Data.datasets = {'/nonexistent/pan': 1.0}", "does not exist"),
+    ("Data.clip_len = 9", "longer than the model's max_frames"),
+    ("Data.resolution = (18, 18)", "not a multiple"),
+])
+def test_bad_input_is_refused_before_compiling(dataset, tmp_path, capsys, binding, message):
+    assert wm_train(tmp_path, bindings(dataset) + [binding]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_init_from_copies_image_params_and_refuses_misfits(tmp_path):
+    world = configs.get_config("tiny")
+    image = world.replace(temporal_every=0)
+    source = wm_model.init_params(image, jax.random.key(3))
+    wm_model.save(str(tmp_path / "image"), image, source)
+    name, loaded = init_from.load(str(tmp_path / "image"))
+    target = wm_model.init_params(world, jax.random.key(4))
+    copied, fresh = init_from.check(target, loaded)
+    assert fresh and all(name.startswith("temporal_") for name in fresh)
+    merged = init_from.merge(target, loaded)
+    np.testing.assert_array_equal(merged["spatial_1"]["mlp"]["fc1"]["kernel"], source["spatial_1"]["mlp"]["fc1"]["kernel"])
+    np.testing.assert_array_equal(merged["temporal_0"]["attn"]["qkv"]["kernel"], target["temporal_0"]["attn"]["qkv"]["kernel"])
+
+    wider = wm_model.abstract_params(world.replace(width=128))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        init_from.check(wider, loaded)
+
+
+def test_world_stage_starts_from_an_image_stage_workdir(dataset, tmp_path, capsys):
+    image = bindings(dataset, **{"Experiment.stage": "image", "Data.clip_len": 1, "Experiment.num_steps": 2,
+                                 "Experiment.checkpoint_every": 2, "Experiment.model_overrides": {"temporal_every": 0}})
+    assert wm_train(tmp_path / "image", image) == 0
+    world = bindings(dataset, **{"Experiment.num_steps": 1})
+    assert wm_train(tmp_path / "world", world, "--init_from", str(tmp_path / "image")) == 0
+    out = capsys.readouterr()
+    assert "initialised 32 param leaves from EMA params of" in out.err + out.out
+    # A model that does not fit is refused before anything compiles.
+    wide = world + ["Experiment.model_overrides = {'width': 128}"]
+    assert wm_train(tmp_path / "wide", wide, "--init_from", str(tmp_path / "image")) == 2
+    assert "does not fit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["smoke", "image_tiny", "world_tiny", "world_516m"])
+def test_every_config_parses_and_says_how_to_run_it(name):
+    import os
+
+    from train_helpers import ROOT
+    from wm_jax.train import config
+
+    path = os.path.join(ROOT, "experiments", "configs", f"{name}.gin")
+    header = open(path).read().split("\n\n")[0]
+    assert "wm train --gin_file experiments/configs/" + name + ".gin" in header and "cost" in header.lower()
+    experiment, _ = config.parse([path])
+    assert experiment.num_steps >= 1

@@ -1,0 +1,203 @@
+"""`train(experiment, config_text, workdir)`: the training loop, the one place with side effects.
+
+Start-up order: check everything that can be checked without compiling (workdir config, data
+paths, clip length, --init_from shapes), then build the mesh, create the state already sharded
+(or restore it), compile the step once (donated state), report its memory and FLOPs, and run.
+Restarting on the same workdir resumes from the latest checkpoint, data position included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import math
+import os
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+from PIL import Image
+
+from wm_jax.train import checkpoint, init_from as init_lib, metrics as metrics_lib, sharding
+from wm_jax.train import state as state_lib
+from wm_jax.train import world
+from wm_jax.train.config import Experiment
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.gin"
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, step: int, value: float, last_checkpoint: int | None, directory: str):
+        kept = f"the last good checkpoint is step {last_checkpoint} in {directory}" if last_checkpoint else "no checkpoint was written"
+        super().__init__(f"non-finite loss ({value}) at step {step}: training stopped; {kept}")
+        self.step, self.last_checkpoint = step, last_checkpoint
+
+
+def check_workdir_config(workdir: str, config_text: str) -> None:
+    """First run writes WORKDIR/config.gin; later runs must bring the same configuration."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        if jax.process_index() == 0:
+            os.makedirs(workdir, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(config_text)
+        return
+    with open(path) as f:
+        saved = f.read()
+    if saved != config_text:
+        diff = "\n".join(difflib.unified_diff(saved.splitlines(), config_text.splitlines(), "workdir", "given", lineterm="", n=0))
+        raise ValueError(f"{workdir} was trained with another configuration; use a new --workdir or the same gin files and bindings:\n{diff}")
+
+
+def check_datasets(paths: Sequence[str]) -> None:
+    from wm_jax.data import EpisodeStore
+
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"dataset {path!r} does not exist (record one with `wm record SOURCE --out {path}`)")
+        EpisodeStore(path)  # raises a clear error for a directory that is not a dataset
+
+
+def _data_iterator(experiment: Experiment, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None):
+    from wm_jax.data import make_clip_iterator
+
+    data = experiment.data
+    shard_index, shard_count = shard if shard else (None, None)
+    return make_clip_iterator(
+        datasets, clip_len=data.clip_len, batch_size=batch_size, resolution=tuple(data.resolution), seed=seed,
+        random_crop=data.random_crop, clip_stride=data.clip_stride, workers=data.workers,
+        read_threads=data.read_threads, shard_index=shard_index, shard_count=shard_count,
+    )
+
+
+def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: str | None = None,
+          after_step: Callable[[int, state_lib.TrainState, checkpoint.Checkpoints], None] | None = None) -> dict:
+    """Train to experiment.num_steps; returns the last logged metrics. Raises NonFiniteLoss.
+
+    after_step(step, state, checkpoints), if given, runs after every step (tests, extensions).
+    """
+    workdir = os.path.abspath(workdir)
+    data = experiment.data
+
+    # --- everything checkable without compiling
+    check_workdir_config(workdir, config_text)
+    check_datasets(list(data.datasets) + list(data.eval_datasets or {}))
+    ae_config, ae_variables = world.load_latents(experiment.latents, tuple(data.resolution))
+    model_config = world.model_config(experiment.model, experiment.model_overrides, ae_config, data.resolution, data.clip_len)
+    task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage)
+    processes = jax.process_count()
+    if data.batch_size % processes:
+        raise ValueError(f"Data.batch_size = {data.batch_size} is not divisible by the {processes} processes")
+    mesh = sharding.make_mesh(experiment.mesh)
+    if data.batch_size % mesh.size:
+        raise ValueError(f"Data.batch_size = {data.batch_size} is not divisible by the {mesh.size} devices of the mesh")
+    optimizer = state_lib.make_optimizer(experiment.optimizer, experiment.num_steps)
+    init_fn = lambda rng: state_lib.init_state(task.init_params(rng), optimizer)
+    abstract_state = jax.eval_shape(init_fn, jax.random.key(experiment.seed))
+    source, init_note = None, ""
+    if init_from:
+        source_name, source = init_lib.load(init_from)
+        copied, fresh = init_lib.check(abstract_state.params, source)
+
+    # --- state: restored or created already sharded
+    state_shardings = sharding.tree_shardings(abstract_state, mesh)
+    replicated = sharding.replicated(mesh)
+    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=experiment.keep_last,
+                                         keep_every=experiment.keep_every)
+    data_iterator = _data_iterator(experiment, dict(data.datasets), data.batch_size // processes, experiment.seed)
+    start = checkpoints.latest_step() or 0
+    if start:
+        target = checkpoint.abstract_with_shardings(abstract_state, state_shardings)
+        state, _ = checkpoints.restore(start, target, data_iterator)
+        log.info("resumed from step %d of %s", start, workdir)
+    else:
+        state = jax.jit(init_fn, out_shardings=state_shardings)(jax.random.key(experiment.seed))
+        if source is not None:
+            params = init_lib.merge(state.params, source)
+            ema = jax.tree_util.tree_map(lambda x: x.copy(), params)  # own buffers: the state is donated
+            state = state.replace(params=params, ema_params=ema,
+                                  opt_state=jax.jit(optimizer.init, out_shardings=state_shardings.opt_state)(params))
+            init_note = f"initialised {len(copied)} param leaves from {source_name}; {len(fresh)} fresh"
+            log.info("%s: %s", init_note, ", ".join(fresh[:8]))
+    ae_variables = jax.device_put(ae_variables, replicated)
+
+    # --- the step, compiled once
+    local_b = data.batch_size // processes
+    h, w = data.resolution
+    batch_spec = {
+        "frames": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, h, w, 3), np.uint8, sharding=sharding.batch_sharding(mesh)),
+        "actions": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, model_config.action_dim), np.float32, sharding=sharding.batch_sharding(mesh)),
+    }
+    step_fn = jax.jit(
+        functools.partial(state_lib.train_step, loss_fn=task.loss, optimizer=optimizer,
+                          ema_decay=experiment.optimizer.ema_decay, seed=experiment.seed),
+        out_shardings=(state_shardings, replicated), donate_argnums=(0,),
+    )
+    compiled = step_fn.lower(checkpoint.abstract_with_shardings(abstract_state, state_shardings), batch_spec, ae_variables).compile()
+    report = metrics_lib.compiled_report(compiled)
+    writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
+    lr_schedule = state_lib.schedule(experiment.optimizer, experiment.num_steps)
+    describe = (f"model {experiment.model} ({model_config.width}w x {model_config.depth}, "
+                f"{sum(x.size for x in jax.tree_util.tree_leaves(abstract_state.params)):,} params), latents "
+                f"{model_config.latent_size + (model_config.in_channels,)} from {experiment.latents}, mesh {dict(mesh.shape)}, "
+                f"global batch {data.batch_size} x {data.clip_len} frames")
+    progress = metrics_lib.Progress(start, experiment.num_steps, data.batch_size * data.clip_len,
+                                    report["flops"] * mesh.size)
+    progress.write(describe + "\n" + metrics_lib.format_report(report) + (f"\nresumed from step {start}" if start else f"\n{init_note}" if init_note else ""))
+    writer.text("compiled_step", describe + "\n" + metrics_lib.format_report(report))
+
+    evaluator = None
+    if experiment.eval.every:
+        eval_batch = next(_data_iterator(experiment, dict(data.eval_datasets or data.datasets), experiment.eval.examples,
+                                         experiment.seed + 1, shard=(0, 1)))
+        eval_batch = jax.device_put(eval_batch, replicated)
+        evaluator = world.Evaluator(task, eval_batch, ae_variables, experiment.eval.context_frames,
+                                    experiment.eval.sampler_steps, experiment.seed, replicated)
+
+    last_logged: dict = {}
+    pending: tuple[int, dict] | None = None
+
+    def finish(step: int, step_metrics: dict) -> None:
+        """Bring one step's metrics to the host, stop on a non-finite loss, log."""
+        nonlocal last_logged
+        values = {k: float(world._host(v)) for k, v in step_metrics.items()}
+        if not (math.isfinite(values["loss"]) and math.isfinite(values["grad_norm"])):
+            checkpoints.wait()
+            raise NonFiniteLoss(step, values["loss"], checkpoints.latest_step(), checkpoints.directory)
+        if step % experiment.log_every == 0 or step == experiment.num_steps:
+            speed = progress.update(step, values["loss"])
+            last_logged = {**values, "learning_rate": float(lr_schedule(step - 1)), **speed}
+            writer.write(step, last_logged)
+
+    try:
+        for step in range(start + 1, experiment.num_steps + 1):
+            batch = sharding.global_batch(next(data_iterator), mesh)
+            state, step_metrics = compiled(state, batch, ae_variables)
+            # Host work for step-1 overlaps step's device work (one step of lag).
+            if pending:
+                finish(*pending)
+            pending = (step, step_metrics)
+            if step % experiment.checkpoint_every == 0 or step == experiment.num_steps:
+                finish(*pending)
+                pending = None
+                checkpoints.save(step, state, data_iterator, {"gin": config_text, "step": step})
+            if evaluator and (step % experiment.eval.every == 0 or step == experiment.num_steps):
+                eval_loss, image = evaluator(state.ema_params)
+                writer.write(step, {"eval_loss": eval_loss})
+                writer.image(step, "eval/rollout", image)
+                if jax.process_index() == 0:
+                    os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+                    Image.fromarray(image).save(os.path.join(workdir, "eval", f"rollout_{step:07d}.png"))
+            if after_step:
+                after_step(step, state, checkpoints)
+        if pending:
+            finish(*pending)
+    finally:
+        progress.close()
+        writer.close()
+        checkpoints.wait()
+        checkpoints.close()
+    return last_logged

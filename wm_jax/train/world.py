@@ -1,0 +1,142 @@
+"""The world-model task: frames -> latents -> diffusion-forcing loss, and the evaluation
+rollout strip. The generic loop (`loop.py`) sees only `init_params` and `loss`.
+
+Letters: B batch, T frames, H W frame size, h w c latent size, K action entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wm_jax import actions as actions_lib
+from wm_jax import autoencoder, configs, diffusion, rollout
+from wm_jax.configs import ModelConfig
+from wm_jax.model import WorldModel, init_params
+
+
+def frames_to_float(frames_BTHW3):
+    """uint8 [..., H, W, 3] -> float32 in [-1, 1], the model's frame range."""
+    return frames_BTHW3.astype(jnp.float32) / 127.5 - 1.0
+
+
+def load_latents(spec: str, resolution: tuple[int, int]) -> tuple[autoencoder.AutoencoderConfig, dict]:
+    """The latent source: an autoencoder directory, or a config name needing no training (pixel_*)."""
+    if os.path.isdir(spec):
+        ae_config, variables = autoencoder.load(spec)
+    else:
+        ae_config = autoencoder.get_config(spec)
+        if ae_config.kind != "pixel":
+            raise ValueError(
+                f"Experiment.latents = {spec!r} names an untrained autoencoder; give the directory of a "
+                "trained or converted one, or a pixel_* config"
+            )
+        variables = autoencoder.init(ae_config, jax.random.key(0))
+    ae_config.latent_shape(*resolution)  # raises a clear error when the frame size does not fit
+    return ae_config, variables
+
+
+def model_config(name: str, overrides: dict, ae_config, resolution, clip_len: int) -> ModelConfig:
+    """The named configuration with its overrides, its latent shape fixed by the latent source."""
+    h, w, c = ae_config.latent_shape(*resolution)
+    fixed = {"latent_size": (h, w), "in_channels": c}
+    for key, value in fixed.items():
+        if key in overrides and tuple(np.atleast_1d(overrides[key])) != tuple(np.atleast_1d(value)):
+            raise ValueError(f"Experiment.model_overrides sets {key}={overrides[key]}, but the latents give {value}")
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    config = configs.get_config(name, **{**overrides, **fixed})
+    if clip_len > config.max_frames:
+        raise ValueError(
+            f"Data.clip_len = {clip_len} is longer than the model's max_frames = {config.max_frames} "
+            f"(model {name!r}); shorten the clips or raise max_frames in Experiment.model_overrides"
+        )
+    if config.action_keys != actions_lib.VOCAB:
+        raise ValueError("training data carries actions over wm_jax.actions.VOCAB; this model declares another action space")
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldTask:
+    model: ModelConfig
+    latents: autoencoder.AutoencoderConfig
+    noise: diffusion.NoiseConfig
+    stage: str  # "image": actions are replaced by the null action (a lone frame has no transition)
+
+    def init_params(self, rng):
+        return init_params(self.model, rng)
+
+    def encode(self, ae_variables, frames_BTHW3):
+        return autoencoder.encode(ae_variables, frames_to_float(frames_BTHW3), self.latents)
+
+    def loss(self, params, batch, ae_variables, rng):
+        """batch: frames uint8 [B, T, H, W, 3], actions [B, T, K] -> (loss, metrics)."""
+        latents_BThwc = self.encode(ae_variables, batch["frames"])
+        null_K = jnp.asarray(self.model.action_space.null())
+        actions_BTK = batch["actions"]
+        if self.stage == "image":
+            actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
+        model = WorldModel(self.model)
+        predict = lambda x, t, a: model.apply({"params": params}, x, t, a)
+        loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K)
+        return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
+
+
+class Evaluator:
+    """Held-out loss and a short rollout from a held-out clip, compiled once.
+
+    The strip: per example, a row of ground-truth frames over a row of generated ones; the
+    first `context_frames` generated-row frames are the given context. Frames only, no audio.
+    """
+
+    def __init__(self, task: WorldTask, batch: dict, ae_variables, context_frames: int, sampler_steps: int, seed: int, replicated):
+        self.task, self.batch, self.ae_variables = task, batch, ae_variables
+        frames = batch["frames"].shape[1]
+        self.context = context_frames if task.stage == "world" else 0
+        if self.context >= frames and task.stage == "world":
+            raise ValueError(f"Evaluation.context_frames = {context_frames} leaves nothing to generate in clips of {frames}")
+        sampler = diffusion.SamplerConfig(steps=sampler_steps)
+        self.rng = jax.random.key(seed + 1)
+        self._loss = jax.jit(task.loss, out_shardings=replicated)
+        self._generate = jax.jit(functools.partial(_generate, task, self.context, sampler), out_shardings=replicated)
+
+    def __call__(self, params) -> tuple[float, np.ndarray]:
+        loss, _ = self._loss(params, self.batch, self.ae_variables, self.rng)
+        generated = self._generate(params, self.batch, self.ae_variables, self.rng)
+        truth = np.asarray(_host(self.batch["frames"]))
+        return float(_host(loss)), strip(truth, np.asarray(_host(generated)))
+
+
+def _generate(task: WorldTask, context: int, sampler, params, batch, ae_variables, rng):
+    """Context frames from the clip, the rest generated under the clip's actions -> uint8 frames."""
+    latents = task.encode(ae_variables, batch["frames"])
+    actions_BTK = batch["actions"]
+    if task.stage == "image":
+        actions_BTK = jnp.broadcast_to(jnp.asarray(task.model.action_space.null()), actions_BTK.shape)
+    rng_init, rng_roll = jax.random.split(rng)
+    state = rollout.init_state(task.model, params, latents[:, :context], actions_BTK[:, :context], rng=rng_init, sampler=sampler)
+    _, generated = rollout.rollout(params, state, actions_BTK[:, context:], rng_roll, config=task.model, sampler=sampler)
+    latents = jnp.concatenate([latents[:, :context], generated], axis=1)
+    frames = autoencoder.decode(ae_variables, latents, task.latents)
+    return jnp.clip(jnp.round((frames + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+def strip(truth_BTHW3: np.ndarray, generated_BTHW3: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Rows: truth, generated, truth, generated, ... -> one uint8 image [rows*H, T*W, 3]."""
+    b, t, h, w, _ = truth_BTHW3.shape
+    canvas = np.full((2 * b * (h + gap), t * (w + gap), 3), 255, np.uint8)
+    for i in range(b):
+        for row, clip in enumerate((truth_BTHW3[i], generated_BTHW3[i])):
+            top = (2 * i + row) * (h + gap)
+            for j in range(t):
+                canvas[top:top + h, j * (w + gap):j * (w + gap) + w] = clip[j]
+    return canvas
+
+
+def _host(x):
+    # Replicated outputs: any local copy is the whole value (works on every process).
+    return jax.device_get(x.addressable_data(0)) if isinstance(x, jax.Array) else x
