@@ -112,6 +112,22 @@ class Compose:
         return target
 
 
+@dataclasses.dataclass(frozen=True)
+class TakeRow:
+    """x[index] of a [rows, ...] table, e.g. one class's row of a class-embedding table."""
+
+    index: int
+    rows: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim < 1 or x.shape[0] != self.rows or not 0 <= self.index < self.rows:
+            raise _SourceShapeError()
+        return x[self.index]
+
+    def source_shape(self, target: Shape) -> Shape:
+        return (self.rows,) + tuple(target)
+
+
 class _SourceShapeError(Exception):
     """A transform met a source it cannot map; `apply` reports it as a shape problem."""
 

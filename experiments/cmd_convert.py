@@ -2,6 +2,17 @@
 
   wm convert --layout taesd --encoder taef2_encoder.pth --decoder taef2_decoder.pth --out ae_taef2
   wm convert taef2_encoder.pth ae_taef2 --layout taesd --decoder taef2_decoder.pth --verify ref.npz
+  wm convert DiT-XL-2-256x256.pt dit_xl --layout dit --heads 16 [--class-label 207]
+  wm convert sit.pt wm_from_sit --layout dit --to-world-model wm_516m   # image prior -> world model
+  wm convert oasis500m.safetensors oasis --layout oasis --latent-size 18x32
+
+dit: DiT/SiT/REPA naming; shapes give everything but the head count (--heads). The class
+table's null row (or --class-label N) becomes the action embedding's bias; pos_embed is checked
+against wm_jax's fixed table, not loaded. --to-world-model NAME puts the image model into the
+spatial blocks of that named configuration (its spatial fields are overridden by the
+checkpoint's shapes, and the summary lists them); temporal blocks and the action kernel start at
+their identity initialisation. oasis: the open Oasis spatio-temporal DiT.
+Both write a wm_jax model directory (wm_jax.model.save) plus conversion.json (provenance).
 
 Each layout is one entry of LAYOUTS: a function (args) -> summary dict that reads the sources,
 converts through its table in conversion/layouts/, writes args.out, and, given --verify,
@@ -54,6 +65,135 @@ def _taesd(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _file_dtypes(sd) -> list[str]:
+    return sorted({str(v.dtype) for v in sd.values()})
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--latent-size {text!r}: expected HxW, e.g. 18x32") from None
+    return h, w
+
+
+def _to_jax_in_place(tree: dict) -> None:
+    """Replace each numpy leaf by a jax array, one at a time, in its own dict.
+
+    The converted numpy leaves are mostly views of the checkpoint's storages (transposes copy
+    nothing); replacing them one by one lets each storage go as soon as its copy exists, so the
+    source and the converted params never both exist in full. Orbax's save then adds one host
+    copy; handing it numpy arrays instead would cost two.
+    """
+    import jax.numpy as jnp
+
+    for key in list(tree):
+        if isinstance(tree[key], dict):
+            _to_jax_in_place(tree[key])
+        else:
+            tree[key] = jnp.asarray(tree[key])
+
+
+def _write_model(args: argparse.Namespace, config, params, info: dict) -> None:
+    import json
+
+    from wm_jax import model as wm_model
+
+    wm_model.save(args.out, config, params)
+    with open(os.path.join(args.out, "conversion.json"), "w") as f:
+        json.dump(info, f, indent=2, default=str)
+
+
+def _config_line(config) -> str:
+    h, w = config.latent_size
+    return (
+        f"latent {h}x{w}x{config.in_channels} -> {config.output_channels}, patch {config.patch_size}, "
+        f"width {config.width}, depth {config.depth}, heads {config.num_heads}, mlp_ratio {config.mlp_ratio:g}, "
+        f"temporal_every {config.temporal_every}, actions {config.action_dim}, window {config.window}, "
+        f"max_frames {config.max_frames}"
+    )
+
+
+def _dit(args: argparse.Namespace) -> dict:
+    from conversion import torch_reader
+    from conversion.layouts import dit
+    from wm_jax import configs
+
+    if not args.src:
+        raise ValueError("--layout dit needs the checkpoint SRC")
+    loaded = torch_reader.load_state_dict(args.src, key=args.key)
+    world = configs.get_config(args.to_world_model) if args.to_world_model else None
+    dtypes = _file_dtypes(loaded.tensors)
+    converted = dit.convert(loaded.tensors, heads=args.heads, class_label=args.class_label, world=world)
+    del loaded  # the source tensors: only the storages the params view stay alive
+    _to_jax_in_place(converted.params)
+    label, rows = converted.class_label, converted.shape.class_rows
+    if label is None:
+        class_row = "none (unconditional checkpoint)"
+    else:
+        class_row = f"{label} of {rows}" + (" (the null class)" if label == rows - 1 else "")
+    info = {
+        "layout": "dit",
+        "source": os.path.abspath(args.src),
+        "source_key": args.key,
+        "file_dtypes": dtypes,
+        "inferred": converted.shape.describe(),
+        "heads": args.heads,
+        "class_row": class_row,
+        "pos_embed_diff": converted.pos_embed_error,
+        "to_world_model": args.to_world_model,
+        "overridden": {k: f"{a} -> {b}" for k, (a, b) in converted.overridden.items()},
+        "from_init": {p: dit.FROM_INIT_REASONS[p] for p in converted.from_init},
+    }
+    summary = {
+        **info,
+        "config": _config_line(converted.config),
+        "parameters": int(sum(np.size(x) for x in _leaves(converted.params))),
+        "stored_dtype": "float32",
+    }
+    if args.verify:
+        with np.load(args.verify) as ref:
+            summary["max_abs_error"] = dit.verify(converted, dict(ref))
+    _write_model(args, converted.config, converted.params, info)
+    return summary
+
+
+def _oasis(args: argparse.Namespace) -> dict:
+    from conversion import torch_reader
+    from conversion.layouts import oasis
+
+    if not args.src:
+        raise ValueError("--layout oasis needs the checkpoint SRC")
+    if args.to_world_model or args.class_label is not None:
+        raise ValueError("--to-world-model and --class-label apply to --layout dit only (Oasis already is a world model)")
+    loaded = torch_reader.load_state_dict(args.src, key=args.key)
+    dtypes = _file_dtypes(loaded.tensors)
+    latent = _parse_size(args.latent_size) if args.latent_size else oasis.DEFAULT_LATENT_SIZE
+    config, params, checked = oasis.convert(loaded.tensors, heads=args.heads, latent_size=latent, max_frames=args.max_frames)
+    del loaded
+    _to_jax_in_place(params)
+    info = {
+        "layout": "oasis",
+        "source": os.path.abspath(args.src),
+        "source_key": args.key,
+        "file_dtypes": dtypes,
+        "heads": args.heads,
+        "rotary_tables_checked": len(checked),
+        "action_keys": ", ".join(config.action_keys),
+    }
+    summary = {
+        **info,
+        "config": _config_line(config),
+        "parameters": int(sum(np.size(x) for x in _leaves(params))),
+        "stored_dtype": "float32",
+    }
+    if args.verify:
+        with np.load(args.verify) as ref:
+            summary["max_abs_error"] = oasis.verify(config, params, dict(ref))
+    _write_model(args, config, params, info)
+    return summary
+
+
 def _leaves(tree):
     if isinstance(tree, dict):
         for v in tree.values():
@@ -62,9 +202,11 @@ def _leaves(tree):
         yield tree
 
 
-# layout name -> converter. Future: "dit" (DiT/SiT/REPA naming), "oasis" (spatio-temporal DiT).
+# layout name -> converter.
 LAYOUTS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "taesd": _taesd,
+    "dit": _dit,  # DiT / SiT / REPA naming
+    "oasis": _oasis,  # the open Oasis spatio-temporal DiT
 }
 
 
@@ -106,4 +248,12 @@ def register(subparsers) -> None:
     p.add_argument("--key", default=None, help="entry of a training checkpoint to take (default: ema, else model)")
     p.add_argument("--verify", help="reference .npz in PyTorch layout; exit 1 if the converted model misses it")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed by --verify")
+    p.add_argument("--heads", type=int, default=16, help="dit/oasis: attention heads (shapes cannot tell; default 16)")
+    p.add_argument("--class-label", type=int, default=None,
+                   help="dit: class-table row to bake in as the constant conditioning (default: the null row, the last)")
+    p.add_argument("--to-world-model", metavar="CONFIG",
+                   help="dit: put the image DiT into the spatial blocks of this named world-model configuration "
+                        "(e.g. wm_516m, tiny); temporal blocks and action kernel start at identity")
+    p.add_argument("--latent-size", help="oasis: latent HxW the model runs on (shapes cannot tell; default 18x32)")
+    p.add_argument("--max-frames", type=int, default=32, help="oasis: frames of context (Oasis: 32); window = this - 1")
     p.set_defaults(func=run)
