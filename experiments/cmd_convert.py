@@ -125,6 +125,8 @@ def _dit(args: argparse.Namespace) -> dict:
     world = configs.get_config(args.to_world_model) if args.to_world_model else None
     dtypes = _file_dtypes(loaded.tensors)
     converted = dit.convert(loaded.tensors, heads=args.heads, class_label=args.class_label, world=world)
+    # Shapes cannot tell how the source scaled time before its timestep embedding.
+    converted.config = converted.config.replace(timestep_scale=args.timestep_scale)
     del loaded  # the source tensors: only the storages the params view stay alive
     _to_jax_in_place(converted.params)
     label, rows = converted.class_label, converted.shape.class_rows
@@ -249,6 +251,8 @@ def register(subparsers) -> None:
     p.add_argument("--verify", help="reference .npz in PyTorch layout; exit 1 if the converted model misses it")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed by --verify")
     p.add_argument("--heads", type=int, default=16, help="dit/oasis: attention heads (shapes cannot tell; default 16)")
+    p.add_argument("--timestep-scale", type=float, default=1000.0,
+                   help="dit: the source's timestep embedding sees scale*t for t in [0,1]: 1000 for DiT (default), 1 for SiT/REPA")
     p.add_argument("--class-label", type=int, default=None,
                    help="dit: class-table row to bake in as the constant conditioning (default: the null row, the last)")
     p.add_argument("--to-world-model", metavar="CONFIG",

@@ -246,3 +246,19 @@ def test_unconditional_checkpoint_gets_zero_constant_conditioning():
     assert converted.class_label is None and "action_embed/bias" in converted.from_init
     np.testing.assert_array_equal(converted.params["action_embed"]["bias"], 0)
     jax.tree_util.tree_map(lambda a, b: None, converted.params, wm_model.abstract_params(converted.config))  # same tree
+
+
+def test_timestep_scale_flag_reaches_the_model(tmp_path):
+    """SiT/REPA checkpoints feed t unscaled; --timestep-scale 1 records that in the config."""
+    import torch
+    from torch_dit_reference import DiT
+
+    from experiments import cli
+    from wm_jax import model as wm_model
+
+    torch.manual_seed(0)
+    torch.save(DiT(8, 2, 4, 64, 1, 4, 3, False).state_dict(), tmp_path / "sit.pt")
+    assert cli.main(["convert", str(tmp_path / "sit.pt"), str(tmp_path / "out"), "--layout", "dit", "--heads", "4",
+                     "--timestep-scale", "1"]) == 0
+    config, _ = wm_model.load(str(tmp_path / "out"))
+    assert config.timestep_scale == 1.0

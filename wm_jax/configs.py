@@ -28,6 +28,8 @@ class ModelConfig:
     depth: int = 2
     num_heads: int = 4
     mlp_ratio: float = 4.0
+    # The timestep embedding sees timestep_scale·t: 1000 for DiT weights, 1 for SiT/REPA ones.
+    timestep_scale: float = 1000.0
     qkv_bias: bool = True
     # Absolute 2-D sin-cos position embedding (DiT) and/or axial RoPE in spatial attention (Oasis).
     pos_embed: bool = True

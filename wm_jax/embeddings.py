@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 TIMESTEP_FEATURES = 256
-# Imported DiT weights know timesteps on the 0..1000 scale; flow time t in [0, 1] is scaled so.
+# Imported DiT weights know timesteps on the 0..1000 scale; flow time t in [0, 1] is scaled so
+# by default (SiT/REPA-style models feed t unscaled: ModelConfig.timestep_scale = 1).
 TIMESTEP_SCALE = 1000.0
 
 
@@ -42,14 +43,15 @@ def sincos_2d(dim: int, grid_h: int, grid_w: int) -> np.ndarray:
 
 
 class TimestepEmbedder(nn.Module):
-    """Flow time t in [0,1] -> [width] vector: sinusoidal features of 1000·t, then an MLP."""
+    """Flow time t in [0,1] -> [width] vector: sinusoidal features of scale·t, then an MLP."""
 
     width: int
     dtype: jnp.dtype = jnp.float32
+    scale: float = TIMESTEP_SCALE
 
     @nn.compact
     def __call__(self, t):
-        features = timestep_features(TIMESTEP_SCALE * t)
+        features = timestep_features(self.scale * t)
         dense = lambda name: nn.Dense(
             self.width, dtype=self.dtype, kernel_init=nn.initializers.normal(0.02), name=name
         )

@@ -57,7 +57,7 @@ class WorldModel(nn.Module):
         cfg, dtype = self.config, self.config.dtype
         mlp_hidden = int(cfg.width * cfg.mlp_ratio)
         self.patch_embed = embeddings.PatchEmbed(cfg.width, cfg.patch_size, dtype)
-        self.t_embed = embeddings.TimestepEmbedder(cfg.width, dtype)
+        self.t_embed = embeddings.TimestepEmbedder(cfg.width, dtype, cfg.timestep_scale)
         self.action_embed = nn.Dense(cfg.width, dtype=dtype, kernel_init=nn.initializers.zeros)
         spatial_cls = nn.remat(SpatialBlock) if cfg.remat else SpatialBlock
         temporal_cls = nn.remat(TemporalBlock) if cfg.remat else TemporalBlock
