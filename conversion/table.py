@@ -194,7 +194,7 @@ def flatten_target(tree: Mapping, prefix: FlaxPath = ()) -> dict[FlaxPath, Any]:
     return out
 
 
-def _unflatten(leaves: Mapping[FlaxPath, np.ndarray]) -> dict:
+def unflatten(leaves: Mapping[FlaxPath, np.ndarray]) -> dict:
     tree: dict = {}
     for path, value in leaves.items():
         node = tree
@@ -247,7 +247,7 @@ def apply(table: Table, state_dict: Mapping[str, np.ndarray], target: Mapping) -
         problems.append(Problem("unfilled", "/".join(path) + " (no table row writes it)", expected=tuple(target_leaves[path].shape)))
     if problems:
         raise ConversionError(table.name, problems)
-    return _unflatten(out)
+    return unflatten(out)
 
 
 def describe(table: Table) -> str:

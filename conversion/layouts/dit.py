@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, TakeRow, apply, flatten_target
+from conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, TakeRow, apply, flatten_target, unflatten
 from wm_jax import embeddings
 from wm_jax import model as wm_model
 from wm_jax.blocks import TemporalBlock
@@ -250,17 +250,7 @@ def split_target(target: Mapping, from_init: tuple[str, ...]) -> tuple[dict, dic
     leaves = flatten_target(target)
     init = {p: v for p, v in leaves.items() if any(fnmatch.fnmatchcase("/".join(p), pat) for pat in from_init)}
     ckpt = {p: v for p, v in leaves.items() if p not in init}
-    return _nest(ckpt), init
-
-
-def _nest(leaves: Mapping[tuple[str, ...], object]) -> dict:
-    tree: dict = {}
-    for path, value in leaves.items():
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return tree
+    return unflatten(ckpt), init
 
 
 def identity_leaves(config: ModelConfig, wanted: Mapping[tuple[str, ...], object], seed: int = 0) -> dict:
