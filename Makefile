@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: setup test test-slow play bench clean
+.PHONY: setup test test-slow play bench browser clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,19 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
+# Serves the default world (wm_jax/worlds/, $$WM_WORLDS) on http://127.0.0.1:8000/. Until a trained
+# world ships, `wm play` says so and how to play a checkpoint: make play PLAY_ARGS="--checkpoint DIR"
+# (or PLAY_ARGS=--demo for an untrained demo world).
+PLAY_ARGS ?=
 play: setup
-	@if $(BIN)/wm --help | grep -q " play "; then $(BIN)/wm play; else \
-	  echo "No trained world ships yet (the Play issue brings them and 'wm play')."; \
-	  echo "Meanwhile: $(BIN)/wm info tiny   or   $(BIN)/python benchmarks/step_latency.py"; exit 1; fi
+	$(BIN)/wm play $(PLAY_ARGS)
+
+# Headless Chromium + chromedriver from Debian for the browser test (tests/test_play_browser.py).
+# Idempotent: installs only what is missing; needs root (CI is root).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make browser: run as root, or: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 bench: setup
 	$(BIN)/python benchmarks/step_latency.py --config tiny

@@ -17,6 +17,8 @@ COMMANDS = (
     "experiments.cmd_convert",
     "experiments.cmd_train",
     "experiments.cmd_plot",
+    "experiments.cmd_play",
+    "experiments.cmd_rollout",
 )
 
 

@@ -34,3 +34,11 @@ def tiny_params(tiny_config):
 @pytest.fixture(scope="session")
 def tiny_random_params(tiny_params):
     return randomize(tiny_params, jax.random.key(1))
+
+
+@pytest.fixture(scope="session")
+def demo_world_dir(tmp_path_factory):
+    """An untrained tiny world bundle (pixel space, 64x64, random weights), made once per session."""
+    from wm_jax import world
+
+    return world.make_demo_world(tmp_path_factory.mktemp("worlds") / "demo")

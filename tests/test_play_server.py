@@ -1,0 +1,228 @@
+"""The play server without a browser: HTTP routes, and WebSocket sessions driven by a raw client."""
+
+import io
+import json
+import socket
+import struct
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wm_jax.serve import server, session, websocket
+
+MAX_UPLOAD = 200_000
+
+
+@pytest.fixture(scope="module")
+def play_server(demo_world_dir):
+    registry = server.WorldRegistry({"demo": demo_world_dir})
+    httpd = server.serve(registry, "127.0.0.1", 0, max_sessions=2, fps=60, max_upload=MAX_UPLOAD)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.stop()
+    thread.join(timeout=10)
+
+
+class Client:
+    """A player without a page: collects events, acknowledges frames like the page does."""
+
+    def __init__(self, httpd, ack=True):
+        host, port = httpd.server_address[:2]
+        self.ws = websocket.connect(host, port, timeout=60)
+        self.ack, self.events = ack, []
+
+    def _next(self):
+        kind, data = self.ws.recv()
+        if kind == websocket.TEXT:
+            self.events.append(json.loads(data))
+            return self.events[-1], None
+        n = struct.unpack("!I", data[:4])[0]
+        header = json.loads(data[4 : 4 + n])
+        pixels = np.frombuffer(data[4 + n :], np.uint8).reshape(header["height"], header["width"], 3)
+        if self.ack:
+            self.send(type="ack", id=header["id"])
+        return header, pixels
+
+    def frame(self, where=lambda header: True):
+        while True:
+            header, pixels = self._next()
+            if pixels is not None and where(header):
+                return header, pixels
+
+    def event(self, kind):
+        for event in self.events:
+            if event["type"] == kind:
+                self.events.remove(event)
+                return event
+        while True:
+            message, pixels = self._next()
+            if pixels is None and message["type"] == kind:
+                self.events.remove(message)
+                return message
+
+    def send(self, **message):
+        self.ws.send_text(json.dumps(message))
+
+    def close(self):
+        self.ws.close()
+        self.ws.sock.close()
+
+
+def _get(httpd, path, headers=None):
+    request = urllib.request.Request(httpd.url.rstrip("/") + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_http_routes(play_server):
+    status, headers, body = _get(play_server, "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<canvas" in body
+    for path in ("/play.js", "/play.css"):
+        assert _get(play_server, path)[0] == 200
+    status, _, body = _get(play_server, "/api/worlds")
+    answer = json.loads(body)
+    assert status == 200 and answer["default"] == "demo" and answer["worlds"][0]["id"] == "demo"
+    assert answer["max_upload"] == MAX_UPLOAD
+    assert json.loads(_get(play_server, "/api/status")[2])["max_sessions"] == 2
+    assert _get(play_server, "/../etc/passwd")[0] == 404
+    assert _get(play_server, "/ws")[0] == 400  # not an upgrade
+    # DNS rebinding: a page served from another name must not reach the server.
+    assert _get(play_server, "/api/worlds", {"Host": "evil.example:80"})[0] == 403
+    request = urllib.request.Request(play_server.url, data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=30)
+    assert error.value.code == 405
+
+
+def test_cross_origin_websocket_is_refused(play_server):
+    host, port = play_server.server_address[:2]
+    with pytest.raises(ConnectionError, match="403"):
+        websocket.connect(host, port, origin="http://evil.example")
+    websocket.connect(host, port, origin=f"http://{host}:{port}").close()
+
+
+def test_session_plays_keys_and_recovers_from_bad_input(play_server):
+    client = Client(play_server)
+    world = client.event("world")["world"]
+    assert world["id"] == "demo" and (world["height"], world["width"]) == (64, 64) and world["fps"] == 60
+    header, first = client.frame()
+    assert header["n"] == 0 and first.shape == (64, 64, 3)
+
+    client.send(type="keys", keys=["KeyW", "Shift"], seq=7)  # browser spellings
+    header, _ = client.frame(lambda h: h["seq"] == 7)
+    assert header["keys"] == ["w", "shift"] and header["n"] > 0 and header["step_ms"] > 0
+    frames = [client.frame()[1] for _ in range(3)]
+    assert any((a != b).any() for a, b in zip(frames, frames[1:])), "frames must change"
+
+    # Bad input gets an error event and the session carries on.
+    client.ws.send_text("{not json")
+    assert "not JSON" in client.event("error")["message"]
+    client.send(type="fly")
+    assert "unknown message type" in client.event("error")["message"]
+    client.send(type="keys", keys=["w", "hyperspace"], seq=8)
+    assert "unknown key 'hyperspace'" in client.event("error")["message"]
+    client.send(type="keys", keys="w")
+    assert "list" in client.event("error")["message"]
+    client.ws.send_binary(b"GIF89a but not really")
+    assert "image" in client.event("error")["message"]
+    client.ws.send_binary(b"\0" * (MAX_UPLOAD + 1))
+    assert "too large" in client.event("error")["message"]
+    client.send(type="world", name="atlantis")
+    assert "atlantis" in client.event("error")["message"]
+    header, _ = client.frame(lambda h: h["n"] > 0)
+    assert header["keys"] == ["w", "shift"]  # the last good keys still hold
+
+    # An upload of any size restarts the world from it, center-cropped and resized.
+    image = np.zeros((90, 160, 3), np.uint8)
+    image[:, 35:125] = (250, 20, 20)  # the centred square is red
+    client.ws.send_binary(_png(image))
+    assert client.event("world")["start"] == "upload"
+    header, start = client.frame(lambda h: h["n"] == 0)
+    assert start[..., 0].min() > 200 and start[..., 2].max() < 40
+
+    client.send(type="reset")
+    assert client.event("world")["start"] == "upload"
+    client.frame(lambda h: h["n"] == 0)
+
+    client.send(type="pause", paused=True)
+    time.sleep(0.3)
+    client.ws.sock.settimeout(0.5)
+    with pytest.raises((TimeoutError, socket.timeout, websocket.Closed)):
+        while True:  # drain what was in flight; then nothing more may come
+            client.frame()
+    client.ws.sock.settimeout(60)
+    client.ws.closed = False
+    client.close()
+
+
+def test_slow_client_gets_dropped_frames_not_a_queue(play_server):
+    client = Client(play_server, ack=False)
+    client.event("world")
+    client.send(type="keys", keys=["d"], seq=1)
+    received = [client.frame()[0] for _ in range(session.MAX_IN_FLIGHT)]
+    time.sleep(0.5)  # 30 frames' time at 60 frames/s, none acknowledged
+    client.send(type="ack", id=received[-1]["id"])
+    header, _ = client.frame()
+    assert header["id"] == received[-1]["id"] + 1, "nothing may queue up while the client is behind"
+    assert header["dropped"] >= 10 and header["n"] > 10
+    client.close()
+
+
+def test_busy_and_disconnect_frees_the_session(play_server):
+    first, second = Client(play_server), Client(play_server)
+    first.event("world"), second.event("world")
+    third = Client(play_server)
+    busy = third.event("busy")
+    assert "busy" in busy["message"]
+    with pytest.raises(websocket.Closed):
+        third.ws.recv()
+    first.close(), second.close()
+    deadline = time.time() + 30
+    while json.loads(_get(play_server, "/api/status")[2])["sessions"] and time.time() < deadline:
+        time.sleep(0.05)
+    assert json.loads(_get(play_server, "/api/status")[2])["sessions"] == 0
+    again = Client(play_server)
+    assert again.event("world")["world"]["id"] == "demo"
+    again.close()
+
+
+def test_websocket_framing_round_trip():
+    """Fragmented, large and control frames, through a socket pair."""
+    a, b = socket.socketpair()
+    server_side = websocket.WebSocket(a, a.makefile("rb"), max_message=1 << 20)
+    client_side = websocket.WebSocket(b, b.makefile("rb"), max_message=1 << 20, client=True)
+    big = bytes(range(256)) * 1000  # 256 kB: the 64-bit length form
+    threading.Thread(target=lambda: (client_side.send_binary(big), client_side.send_text("héllo"),
+                                     client_side._send(websocket.PING, b"p"))).start()
+    assert server_side.recv() == (websocket.BINARY, big)
+    assert server_side.recv() == (websocket.TEXT, "héllo".encode())
+    # A fragmented text message: FIN off on the first frame, then a continuation.
+    mask = b"\1\2\3\4"
+    for fin, opcode, part in ((0, websocket.TEXT, b"ab"), (0x80, websocket.CONTINUATION, b"cd")):
+        b.sendall(bytes([fin | opcode, 0x80 | len(part)]) + mask + websocket._unmask(part, mask))
+    assert server_side.recv() == (websocket.TEXT, b"abcd")
+    server_side.max_message = 10
+    client_side.send_binary(b"x" * 11)
+    client_side.send_text("ok")
+    with pytest.raises(websocket.MessageTooBig):
+        server_side.recv()
+    assert server_side.recv() == (websocket.TEXT, b"ok")  # the stream stays in sync
+    client_side.close()
+    with pytest.raises(websocket.Closed):
+        server_side.recv()
+    a.close(), b.close()
