@@ -5,23 +5,22 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from wm_jax import images as wm_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def load_rgb(path: str | pathlib.Path) -> np.ndarray:
-    """uint8 [H, W, 3]; raises ValueError naming the file if it cannot be read as an image."""
+    """uint8 [H, W, 3]; raises ValueError naming the file if it cannot be read as an image.
+
+    No size limit here (photographs a user points the recorder at are trusted input); mode
+    conversion is the play server's, so a photograph looks the same recorded and uploaded.
+    """
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                # Pillow's convert("RGB") clips 16-bit values at 255 instead of rescaling them.
-                values = np.asarray(image, np.float64)
-                peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-                gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                return np.repeat(gray[..., None], 3, axis=-1)
-            return np.asarray(image.convert("RGB"))
+            return wm_images.to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"cannot read image {str(path)!r}: {error}") from error
 
