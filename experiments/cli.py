@@ -17,6 +17,7 @@ COMMANDS = (
     "experiments.cmd_convert",
     "experiments.cmd_train",
     "experiments.cmd_plot",
+    "experiments.cmd_export_world",
     "experiments.cmd_play",
     "experiments.cmd_rollout",
 )
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
         # Errors the library raises for bad input carry a message meant for the user.
         print(f"wm {args.command}: error: {error}", file=sys.stderr)
         return 2

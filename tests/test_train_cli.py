@@ -16,6 +16,7 @@ from wm_jax import model as wm_model
 from wm_jax.train import init_from
 from wm_jax.train.checkpoint import Checkpoints
 from wm_jax.train.metrics import read_metrics
+from wm_jax.world import load_world
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,18 @@ def test_wm_train_logs_checkpoints_evaluates_and_plots(dataset, tmp_path, capsys
     assert wm_train(tmp_path, params) == 0
     assert wm_train(tmp_path, params + ["Optimizer.learning_rate = 0.5"]) == 2
     assert "another configuration" in capsys.readouterr().err
+
+    # The finished run exports to a world that plays with the run's EMA params.
+    bundle = tmp_path / "world"
+    assert main(["export-world", str(tmp_path), "--name", "smoke", "--out", str(bundle),
+                 "--keys", "right=pan right,left=pan left", "--steps", "2"]) == 0
+    played = load_world(bundle)
+    _, ema = init_from.load(str(tmp_path))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, played.params, ema)
+    state = played.start(np.zeros((40, 30, 3), np.uint8))
+    _, frame = played.step(state, {"right"})
+    assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
+    assert main(["export-world", str(tmp_path), "--name", "again", "--out", str(bundle), "--keys", "w"]) != 0
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys):

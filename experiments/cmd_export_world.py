@@ -1,0 +1,51 @@
+"""`wm export-world WORKDIR --name NAME --out DIR`: a trained run as a playable world bundle."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-world",
+        help="turn a finished `wm train` run into a world bundle for `wm play` / `wm rollout`",
+        description=(
+            "Reads WORKDIR/config.gin and the latest checkpoint's EMA params, and writes a world bundle "
+            "(model, autoencoder, world.json, start.png) to --out. Put it under wm_jax/worlds/NAME to ship "
+            "it, or point $WM_WORLDS at its parent folder."
+        ),
+    )
+    parser.add_argument("workdir", help="a `wm train` workdir of the 'world' stage")
+    parser.add_argument("--name", required=True, help="the world's name, as `wm play --world NAME` will know it")
+    parser.add_argument("--out", required=True, help="directory to write the bundle to (must not hold one)")
+    parser.add_argument(
+        "--keys", required=True,
+        help="the keys the world answers to, with what they do, comma-separated: 'w=forward,s=back,left=turn left'",
+    )
+    parser.add_argument("--fps", type=float, default=20.0, help="frames per second the player paces to (default 20)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps per frame (default 4)")
+    parser.add_argument("--start-image", help="default start image (any size; center-cropped and resized)")
+    parser.add_argument("--description", default="", help="one line shown in the player")
+    parser.set_defaults(func=run)
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    keys = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, meaning = item.partition("=")
+        keys[key.strip()] = meaning.strip()
+    if not keys:
+        raise ValueError("--keys is empty; give e.g. 'w=forward,s=back'")
+    return keys
+
+
+def run(args) -> int:
+    from wm_jax import images
+    from wm_jax.diffusion import SamplerConfig
+    from wm_jax.train.export import export_world
+
+    start = images.read(args.start_image) if args.start_image else None
+    out = export_world(
+        args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
+        sampler=SamplerConfig(steps=args.steps), start_image=start, description=args.description,
+    )
+    print(f"wrote world {args.name!r} to {out}")
+    return 0

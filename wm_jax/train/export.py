@@ -1,0 +1,41 @@
+"""A finished `wm train` run -> a playable world bundle (see `wm_jax.world`).
+
+The run's own config (WORKDIR/config.gin) says which model configuration and latent source it
+trained; its latest checkpoint's EMA params become the world's params.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from wm_jax import world as wm_world
+from wm_jax.diffusion import SamplerConfig
+from wm_jax.train import config as config_lib
+from wm_jax.train import init_from
+from wm_jax.train import world as world_task
+
+
+def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] | Sequence[str],
+                 fps: float = 20.0, sampler: SamplerConfig = SamplerConfig(), start_image: np.ndarray | None = None,
+                 description: str = "") -> pathlib.Path:
+    gin_file = os.path.join(workdir, "config.gin")
+    if not os.path.exists(gin_file):
+        raise FileNotFoundError(f"{gin_file} not found: {workdir} is not a `wm train` workdir")
+    experiment, _ = config_lib.parse([gin_file])
+    if experiment.stage != "world":
+        raise ValueError(f"{workdir} trained the {experiment.stage!r} stage; only a 'world' run can be played")
+    resolution = tuple(experiment.data.resolution)
+    ae_config, ae_variables = world_task.load_latents(experiment.latents, resolution)
+    config = world_task.model_config(
+        experiment.model, experiment.model_overrides, ae_config, resolution, experiment.data.clip_len
+    )
+    source, params = init_from.load(workdir)
+    provenance = {"workdir": os.path.abspath(workdir), "params": source, "gin": open(gin_file).read()}
+    return wm_world.save_world(
+        out, name=name, config=config, params=params, ae_config=ae_config, ae_variables=ae_variables, keys=keys,
+        fps=fps, start_image=start_image, description=description, sampler=sampler, provenance=provenance,
+    )
