@@ -37,7 +37,7 @@ browser:
 	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 bench: setup
-	$(BIN)/python benchmarks/step_latency.py --config tiny
+	$(BIN)/wm bench --config tiny --quantize int8 --out results/bench_tiny.json
 
 clean:
 	rm -rf $(VENV) .cache

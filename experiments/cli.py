@@ -16,8 +16,11 @@ COMMANDS = (
     "experiments.cmd_data",
     "experiments.cmd_convert",
     "experiments.cmd_train",
+    "experiments.cmd_train_ae",
     "experiments.cmd_plot",
     "experiments.cmd_export_world",
+    "experiments.cmd_bench",
+    "experiments.cmd_eval",
     "experiments.cmd_play",
     "experiments.cmd_rollout",
 )

@@ -7,5 +7,6 @@ world-model task that plugs into it.
   wm_jax.train.metrics     metrics.jsonl + TensorBoard, progress bar, compiled-step report
   wm_jax.train.config      the gin-configurable experiment description
   wm_jax.train.world       the world-model task: latents, diffusion-forcing loss, eval strip
-  wm_jax.train.loop        train(workdir): the only place with side effects
+  wm_jax.train.autoencoder the autoencoder task (`wm train-ae`): L1 + LPIPS, latent stats, export
+  wm_jax.train.loop        train(workdir) / run(task, ...): the only place with side effects
 """

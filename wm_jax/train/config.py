@@ -86,8 +86,11 @@ class Experiment:
             raise ValueError("no training data: bind Data.datasets = {'DIR': 1.0} (DIR from `wm record --out DIR`)")
 
 
-def parse(files: Sequence[str] = (), bindings: Sequence[str] = ()) -> tuple[Experiment, str]:
-    """(experiment, gin config text). Unknown or malformed bindings raise ValueError naming them."""
+def parse(files: Sequence[str] = (), bindings: Sequence[str] = (), factory=None) -> tuple[Experiment, str]:
+    """(experiment, gin config text). Unknown or malformed bindings raise ValueError naming them.
+
+    factory: the gin-configurable experiment class to build (default `Experiment`; `wm train-ae`
+    passes `wm_jax.train.autoencoder.AutoencoderExperiment`)."""
     gin.clear_config()
     try:
         gin.parse_config_files_and_bindings(list(files), list(bindings), finalize_config=False)
@@ -95,4 +98,4 @@ def parse(files: Sequence[str] = (), bindings: Sequence[str] = ()) -> tuple[Expe
         raise ValueError(f"bad gin configuration: {error}") from None
     except OSError as error:
         raise FileNotFoundError(f"cannot read gin file: {error}") from None
-    return Experiment(), gin.config_str()
+    return (factory or Experiment)(), gin.config_str()

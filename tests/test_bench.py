@@ -1,0 +1,76 @@
+"""`wm bench`: the report's schema and sane relations between its figures (never wall-clock limits)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from wm_jax import bench
+from wm_jax.diffusion import SamplerConfig
+
+
+def test_summarize_percentiles_and_fps():
+    s = bench.summarize(np.array([0.001] * 98 + [0.010, 0.020]))
+    assert s["ms_p50"] == pytest.approx(1.0) and s["fps"] == pytest.approx(1000.0)
+    assert s["ms_p50"] <= s["ms_p95"] <= s["ms_p99"] <= 20.0 and s["n"] == 100
+
+
+def test_roofline_takes_the_slower_bound():
+    peaks = {"X": {"bf16_flops": 100e12, "bytes_per_s": 1e12}}
+    compute_bound = bench.roofline(1e12, 1e9, peaks)["X"]  # 100 fps compute, 1000 fps memory
+    assert compute_bound["roofline_fps"] == pytest.approx(100.0) and compute_bound["bound"] == "compute"
+    memory_bound = bench.roofline(1e9, 1e11, peaks)["X"]  # 100000 fps compute, 10 fps memory
+    assert memory_bound["roofline_fps"] == pytest.approx(10.0) and memory_bound["bound"] == "memory"
+    for gpu in ("RTX 4090", "RTX 5090", "H100 SXM"):
+        assert bench.GPU_PEAKS[gpu]["bf16_flops"] > 1e14 and bench.GPU_PEAKS[gpu]["bytes_per_s"] > 5e11
+
+
+def test_randomized_params_leave_no_zero_leaf(tiny_config):
+    import jax
+
+    params = bench.randomized_params(tiny_config, jax.random.key(0))
+    for leaf in jax.tree_util.tree_leaves(params):
+        assert float(np.abs(np.asarray(leaf)).max()) > 0
+
+
+def test_hlo_op_counts():
+    text = "%a = f32[2] fusion(%x)\n%b = f32[2,2] dot(%a, %a)\n%c = f32[2] fusion(%b)"
+    assert bench.hlo_op_counts(text)["fusion"] == 2 and bench.hlo_op_counts(text)["dot"] == 1
+
+
+def test_run_report_schema_and_relations(tmp_path):
+    report = bench.run("tiny", SamplerConfig(steps=2), frames=4, sweep_windows=(2,), sweep_latent_sizes=(4,), sweep_steps=(1,),
+                       with_decode=True, with_compile=False, quantize="int8", matmul_shapes=((128, 128, 128), (64, 128, 256)), progress=False)
+    json.loads(json.dumps(report))  # JSON-ready
+    assert len(report["load_average_start"]) == 3 and len(report["load_average_end"]) == 3
+    for key in ("step", "decode", "step_and_decode"):
+        s = report["step"][key]
+        assert 0 < s["ms_p50"] <= s["ms_p95"] <= s["ms_p99"] and s["n"] == 4
+    assert report["decode_with"]["frame_size"] == [64, 64]
+    assert report["cache_speedup"] == pytest.approx(report["recompute"]["ms_p50"] / report["step"]["step"]["ms_p50"], rel=0.02)
+    mem = report["memory"]
+    # 2 temporal layers x K and V x window 4 x 16 tokens x 64 channels x fp32, plus slot bookkeeping.
+    assert mem["kv_cache_bytes"] == 2 * 2 * 4 * 16 * 64 * 4 + 4 * 4 + 4
+    assert report["peak_rss_bytes"] > mem["params_bytes"] > 0
+    u = report["utilisation"]
+    assert u["fraction"] == pytest.approx(u["step_flops_per_s"] / u["matmul_peak_flops_per_s"])
+    assert report["frame_cost"]["flops"] > 0 and report["matmul_peak"]["flops_per_s"] > 1e8
+    assert set(report["matmul_peak"]["by_shape"]) == {"128x128x128", "64x128x256"}
+    assert report["matmul_peak"]["flops_per_s"] == max(v["best"] for v in report["matmul_peak"]["by_shape"].values())
+    windows = report["sweep"]["window"]
+    assert [r["window"] for r in windows] == [2] and all("recompute" in r for r in windows)
+    assert [r["denoising_steps"] for r in report["sweep"]["denoising_steps"]] == [1]
+    assert report["sweep"]["latent_size"][0]["tokens_per_frame"] == 4  # 4x4 latents, 2x2 patches
+    q = report["int8"]
+    assert q["checkpoint_bytes_int8"] < q["checkpoint_bytes_fp32"] and q["params_bytes_int8"] < q["params_bytes_fp32"] / 2
+    assert 20 < q["psnr_latents_db"] < 200 and 0 < q["velocity_relative_error"] < 0.05
+    assert len(q["psnr_latents_per_frame_db"]) == q["rollout_frames"]
+    md = bench.markdown(report)
+    assert "step (KV cache)" in md and "int8" in md and "utilisation" in md
+
+
+@pytest.mark.slow
+def test_compile_times_second_process_hits_the_persistent_cache(tiny_config):
+    times = bench.compile_times(tiny_config, SamplerConfig(steps=2))
+    assert times["cache_entries"] > 0
+    assert times["persistent_cache_s"] < times["cold_s"]

