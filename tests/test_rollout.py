@@ -121,3 +121,15 @@ def test_wrong_action_size_is_refused(tiny_config, tiny_params):
 def test_context_of_wrong_rank_is_refused(tiny_config, tiny_params):
     with pytest.raises(ValueError, match=r"context latents have shape \(8, 8, 4\); expected \[B, T, 8, 8, 4\]"):
         rollout.init_state(tiny_config, tiny_params, jnp.zeros((8, 8, 4)), rng=jax.random.key(0))
+
+
+def test_context_noise_reaches_the_cache(tiny_config, tiny_random_params):
+    """Cached keys come from the frame noised to the context level (clean when it is 0)."""
+    config, params = tiny_config, tiny_random_params
+    context = _latents(config, 1, 2)
+    clean = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=SAMPLER)
+    noisy_sampler = SamplerConfig(steps=3, context_noise=0.2)
+    noisy = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=noisy_sampler)
+    assert float(jnp.abs(clean.cache.k_LBWNHE - noisy.cache.k_LBWNHE).max()) > 1e-3
+    _, latent = rollout.make_step(config, noisy_sampler)(params, noisy, _actions(config, 1, 1)[:, 0], jax.random.key(1))
+    assert bool(jnp.isfinite(latent).all())
