@@ -207,10 +207,12 @@ def test_websocket_framing_round_trip():
     server_side = websocket.WebSocket(a, a.makefile("rb"), max_message=1 << 20)
     client_side = websocket.WebSocket(b, b.makefile("rb"), max_message=1 << 20, client=True)
     big = bytes(range(256)) * 1000  # 256 kB: the 64-bit length form
-    threading.Thread(target=lambda: (client_side.send_binary(big), client_side.send_text("héllo"),
-                                     client_side._send(websocket.PING, b"p"))).start()
+    sender = threading.Thread(target=lambda: (client_side.send_binary(big), client_side.send_text("héllo"),
+                                              client_side._send(websocket.PING, b"p")))
+    sender.start()
     assert server_side.recv() == (websocket.BINARY, big)
     assert server_side.recv() == (websocket.TEXT, "héllo".encode())
+    sender.join(timeout=10)  # the ping is on the wire before anything below (no race with close)
     # A fragmented text message: FIN off on the first frame, then a continuation.
     mask = b"\1\2\3\4"
     for fin, opcode, part in ((0, websocket.TEXT, b"ab"), (0x80, websocket.CONTINUATION, b"cd")):
