@@ -41,6 +41,7 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--fps", type=float, help="target frames per second (default: each world's own)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: each world's own)")
+    parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of every (re)start (default 0)")
     parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get a 'busy' answer (default 4)")
     parser.add_argument("--max-upload-mb", type=float, default=16.0, help="largest image upload in MB (default 16)")
@@ -84,7 +85,8 @@ def run(args) -> int:
         where = ", ".join(str(p) for p in wm_world.search_path())
         print(NO_WORLD.format(where=where), file=sys.stderr, end="")
         return 2
-    registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps)
+    registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
+                                       quantization=args.quantize)
     print(f"loading world {registry.default!r} (compiling its step)…", flush=True)
     registry.load(registry.default)  # fail now, not in the browser, and make the first frame fast
     httpd = server.serve(registry, args.host, args.port, max_sessions=args.max_sessions, seed=args.seed,

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output file: .mp4, .gif, or .png (image strip)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the world's own)")
+    parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--fps", type=float, help="frame rate of the video (default: the world's)")
     parser.add_argument("--scale", type=int, default=0,
                         help="integer upscaling of the frames (default: videos to at least 256 pixels, strips 1)")
@@ -77,7 +78,8 @@ def run(args) -> int:
     frames_script = _script(args)  # check the input before loading anything
     image = images.read(args.image) if args.image else None
     path = wm_world.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
-    world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps)
+    world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
+                                 quantization=args.quantize)
     print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {world.info.sampler.steps} denoising steps")
 
     marks: list[float] = []  # time after each chunk

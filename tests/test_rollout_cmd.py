@@ -61,3 +61,8 @@ def test_play_says_clearly_when_no_world_is_available(tmp_path, monkeypatch, cap
     assert "no world is available" in err and "--checkpoint DIR" in err and "--demo" in err
     assert cli.main(["play", "--world", "pan"]) == 2
     assert "no trained world ships yet" in capsys.readouterr().err
+
+
+def test_rollout_with_int8_weights(demo_world_dir, tmp_path, capsys):
+    assert _rollout(demo_world_dir, tmp_path / "q.png", "--keys", "w,a", "--quantize", "int8") == 0
+    assert np.asarray(Image.open(tmp_path / "q.png")).shape == (64, 3 * 64, 3)

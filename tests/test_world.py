@@ -169,3 +169,20 @@ def test_key_scripts():
     for bad in ["not json", '{"keys": "w"}', '["w"', '{"keys": ["w"], "repeat": -1}']:
         with pytest.raises(ValueError):
             keyscript.parse_jsonl(bad)
+
+
+def test_int8_world_keeps_int8_kernels_and_tracks_fp32(demo_world_dir):
+    from wm_jax import quantize
+
+    full = wm_world.load_world(demo_world_dir)
+    small = wm_world.load_world(demo_world_dir, quantization="int8")
+    assert small.quantized and not full.quantized
+    assert quantize.nbytes(small.params) < 0.5 * quantize.nbytes(full.params)
+    frames = [world.rollout(None, [("w",), ("a",), ()], seed=1) for world in (full, small)]
+    difference = np.abs(frames[0].astype(np.int16) - frames[1].astype(np.int16))
+    assert difference.max() <= 8 and difference.mean() < 1.0  # same noise, int8 weights: nearly the same frames
+    state = small.start(seed=0)
+    _, frame = small.step(state, {"w"})
+    assert frame.shape == (*small.resolution, 3)
+    with pytest.raises(ValueError, match="quantization must be None or 'int8'"):
+        wm_world.load_world(demo_world_dir, quantization="int4")

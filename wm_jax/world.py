@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import actions, autoencoder, images
+from wm_jax import actions, autoencoder, images, quantize
 from wm_jax import model as wm_model
 from wm_jax import rollout
 from wm_jax.configs import ModelConfig
@@ -94,7 +94,8 @@ class World:
     """A loaded world. Immutable after construction; safe to share between threads."""
 
     def __init__(self, info: WorldInfo, config: ModelConfig, params, ae_config: autoencoder.AutoencoderConfig,
-                 ae_variables, start_image: np.ndarray | None = None, path: str | None = None):
+                 ae_variables, start_image: np.ndarray | None = None, path: str | None = None,
+                 quantization: str | None = None):
         if ae_config.latent_channels != config.in_channels:
             raise ValueError(
                 f"world {info.name!r}: the autoencoder makes {ae_config.latent_channels}-channel latents but the "
@@ -103,13 +104,19 @@ class World:
         missing = [k for k, _ in info.keys if actions.canonical(k) not in config.action_space.names]
         if missing:
             raise ValueError(f"world {info.name!r}: keys {missing} are not in the model's action space {config.action_keys}")
+        if quantization not in (None, "int8"):
+            raise ValueError(f"quantization must be None or 'int8', got {quantization!r}")
+        # int8: the params stay int8 in memory and are dequantised inside each compiled step
+        # (weight-only, per-channel scales; see wm_jax.quantize and BUILD_NOTES "Measure").
+        params = quantize.quantize(params) if quantization == "int8" and not quantize.is_quantized(params) else params
+        self.quantized = quantize.is_quantized(params)
         self.info, self.config, self.params = info, config, params
         self.ae_config, self.ae_variables, self.path = ae_config, ae_variables, path
         h, w = config.latent_size
         self.resolution = (h * ae_config.downscale, w * ae_config.downscale)
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
-        self._step = _make_play_step(config, info.sampler, ae_config)
-        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config)
+        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized)
+        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized)
 
     def __repr__(self):
         return f"World({self.info.name!r}, {self.resolution[0]}x{self.resolution[1]}, {self.info.fps:g} fps, path={self.path!r})"
@@ -130,7 +137,8 @@ class World:
         frames = jnp.asarray(image, jnp.float32)[None, None] / 127.5 - 1.0  # [1, 1, H, W, 3]
         latents = autoencoder.encode(self.ae_variables, frames, self.ae_config)
         rng_init, rng_play = jax.random.split(jax.random.key(seed))
-        state = rollout.init_state(self.config, self.params, latents, rng=rng_init, sampler=self.info.sampler)
+        params = quantize.dequantize(self.params) if self.quantized else self.params
+        state = rollout.init_state(self.config, params, latents, rng=rng_init, sampler=self.info.sampler)
         # Commit the key to the cache's device: an uncommitted argument here and a committed one
         # (the step's own output) next time would make jit compile `step` a second time.
         return PlayState(rollout=state, rng=jax.device_put(rng_play, state.cache.count.sharding))
@@ -170,10 +178,11 @@ class World:
 # Cached by configuration, so every World with the same shapes (a world loaded twice, a server's
 # sessions, the tests) shares one compiled program.
 @functools.lru_cache(maxsize=None)
-def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config):
+def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False):
     step = rollout.make_step(config, sampler)
 
     def play_step(params, ae_variables, state: PlayState, action_K):
+        params = quantize.dequantize(params) if quantized else params
         rng, rng_step = jax.random.split(state.rng)
         new_rollout, latent_BHWC = step(params, state.rollout, action_K[None], rng_step)
         frame = autoencoder.decode(ae_variables, latent_BHWC, ae_config)[0]
@@ -184,10 +193,11 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config):
 
 
 @functools.lru_cache(maxsize=None)
-def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config):
+def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False):
     scan = rollout.make_rollout(config, sampler)
 
     def chunk(params, ae_variables, state: PlayState, actions_TK):
+        params = quantize.dequantize(params) if quantized else params
         rng, rng_chunk = jax.random.split(state.rng)
         new_rollout, latents_BTHWC = scan(params, state.rollout, actions_TK[None], rng_chunk)
         frames = autoencoder.decode(ae_variables, latents_BTHWC[0], ae_config)
@@ -258,12 +268,14 @@ def _pixel_for(channels: int) -> str | None:
     return None
 
 
-def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None) -> World:
+def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
+               quantization: str | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
+    quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
     """
     path = pathlib.Path(path)
     if not path.is_dir():
@@ -301,7 +313,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
         info = dataclasses.replace(info, fps=float(fps))
     config, params = wm_model.load(str(model_dir))
     ae_config, ae_variables = _load_autoencoder(ae_spec if isinstance(ae_spec, str) else str(ae_spec))
-    return World(info, config, params, ae_config, ae_variables, start, path=str(path))
+    return World(info, config, params, ae_config, ae_variables, start, path=str(path), quantization=quantization)
 
 
 def search_path() -> list[pathlib.Path]:
