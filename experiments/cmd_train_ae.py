@@ -4,8 +4,9 @@ autoencoder (L1 + LPIPS), or resume DIR; exports DIR/autoencoder with latent sta
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from experiments.cmd_train import add_run_arguments, prepare, print_final
 
 EPILOG = """\
 examples:
@@ -29,32 +30,22 @@ def register(subparsers) -> None:
                     "Same checkpoints, metrics and resume as `wm train`.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--gin_file", action="append", default=[], required=True, help="gin config file (repeatable)")
-    parser.add_argument("--gin_param", action="append", default=[], help="gin binding, e.g. 'AutoencoderExperiment.num_steps = 10' (repeatable)")
-    parser.add_argument("--workdir", required=True, help="run directory: created, or resumed if it holds checkpoints")
-    parser.add_argument("--coordinator", help="multi-host: coordinator address host:port (else $JAX_COORDINATOR_ADDRESS)")
-    parser.add_argument("--num_processes", type=int, help="multi-host: number of processes (else $JAX_NUM_PROCESSES)")
-    parser.add_argument("--process_id", type=int, help="multi-host: this process's index (else $JAX_PROCESS_ID)")
+    add_run_arguments(parser, "AutoencoderExperiment")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from wm_jax.train import autoencoder, config, sharding
+    from wm_jax.train import autoencoder
     from wm_jax.train.loop import NonFiniteLoss
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("absl", "jax", "orbax", "grain", "tensorflow_datasets"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    sharding.maybe_initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    experiment, config_text = config.parse(args.gin_file, args.gin_param, factory=autoencoder.AutoencoderExperiment)
+    experiment, config_text = prepare(args, factory=autoencoder.AutoencoderExperiment)
     try:
         final = autoencoder.train(experiment, config_text, args.workdir)
     except NonFiniteLoss as error:
         print(f"wm train-ae: {error}", file=sys.stderr)
         return 1
     export = final.pop("export", None)
-    if final:
-        print(f"final loss {final['loss']!r}; " + ", ".join(f"{k}={v:.4g}" for k, v in final.items() if k != "loss"))
+    print_final(final)
     if export:
         print(f"autoencoder written to {export}")
     return 0
