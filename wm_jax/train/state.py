@@ -64,7 +64,11 @@ def init_state(params, optimizer: optax.GradientTransformation) -> TrainState:
 def apply_gradients(state: TrainState, grads, optimizer: optax.GradientTransformation, ema_decay: float) -> TrainState:
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.ema_params, params)
+    # Warm-up: early on the average covers only the steps taken so far, so the EMA params are not
+    # dominated by the random init for the first ~1/(1-decay) steps.
+    step = state.step.astype(jnp.float32)
+    decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+    ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
     return TrainState(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
 
 
