@@ -22,9 +22,8 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
-# Serves the default world (wm_jax/worlds/, $$WM_WORLDS) on http://127.0.0.1:8000/. Until a trained
-# world ships, `wm play` says so and how to play a checkpoint: make play PLAY_ARGS="--checkpoint DIR"
-# (or PLAY_ARGS=--demo for an untrained demo world).
+# Serves the default world (`pan`; `doom` is in the page's selector) on http://127.0.0.1:8000/.
+# Other worlds: make play PLAY_ARGS="--world doom" or PLAY_ARGS="--checkpoint DIR".
 PLAY_ARGS ?=
 play: setup
 	$(BIN)/wm play $(PLAY_ARGS)

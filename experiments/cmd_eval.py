@@ -19,7 +19,8 @@ def register(subparsers) -> None:
             "writes JSON and a drift plot (metric vs horizon, PNG). With --long-horizon N: an N-frame rollout "
             "under random held keys, reporting finiteness, resident memory over time and the drift of frame "
             "statistics (mean, variance, sharpness), plus a PNG. Without --checkpoint, --config gives an "
-            "untrained model with every block active (a smoke run: the numbers then say nothing about quality)."
+            "untrained model with every block active (a smoke run: the numbers then say nothing about quality). "
+            "With --camera: pan worlds on scripted held-out episodes, direction accuracy and revisit PSNR."
         ),
     )
     parser.add_argument("--world", default=None, metavar="DIR", help="a world bundle (wm_jax.world): model, autoencoder and sampler in one")
@@ -36,6 +37,15 @@ def register(subparsers) -> None:
                         help="with --data: train an inverse-dynamics model on the dataset's training episodes and score "
                              "held-out real transitions (ceiling) and generated ones (score), plus phase-correlation direction accuracy")
     parser.add_argument("--idm-steps", type=int, default=1000, help="inverse-dynamics training steps (default 1000)")
+    parser.add_argument("--idm-data", nargs="+", default=None, metavar="DIR",
+                        help="train the inverse-dynamics model on every episode of these (the world's training recordings) "
+                             "and hold out every episode of --data (default: split --data's episodes 3:1)")
+    parser.add_argument("--control-clips", type=int, default=2, metavar="N",
+                        help="generated clips per held-out episode for --controllability (default 2)")
+    parser.add_argument("--camera", default=None, metavar="DIR",
+                        help="pan worlds: held-out episodes from `wm record image_pan --script ...`; reports how often the "
+                             "generated motion goes the pressed key's way (phase correlation) and the PSNR of content that "
+                             "scrolls out and back in, beside content never seen")
     parser.add_argument("--long-horizon", type=int, default=0, metavar="N", help="also run an N-frame stability rollout (e.g. 10000)")
     parser.add_argument("--chunk", type=int, default=250, help="frames per scanned chunk of the long rollout (default 250)")
     parser.add_argument("--quantize", choices=["int8"], default=None, help="evaluate the model with weight-only int8 weights")
@@ -84,8 +94,10 @@ def run(args) -> int:
 
     if args.controllability and not args.data:
         raise ValueError("--controllability needs --data DIR (real recorded episodes)")
-    if not args.data and not args.long_horizon:
-        raise ValueError("nothing to do: give --data DIR (held-out clips) and/or --long-horizon N")
+    if args.idm_data and not args.controllability:
+        raise ValueError("--idm-data only applies with --controllability")
+    if not (args.data or args.camera or args.long_horizon):
+        raise ValueError("nothing to do: give --data DIR (held-out clips), --camera DIR and/or --long-horizon N")
     config, params, source, world_ae, world_steps = _model(args)
     steps = args.steps or world_steps or 4
     sampler = SamplerConfig(steps=steps)
@@ -93,30 +105,32 @@ def run(args) -> int:
     stem = os.path.splitext(args.out)[0]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     rng = jax.random.key(args.seed)
+    clip_len = args.clip_len or config.max_frames
 
-    if args.data:
+    if args.data or args.camera:
         from wm_jax import autoencoder as ae
-        from wm_jax.data.clips import make_clip_iterator
 
         if args.autoencoder:
             ae_config, variables = ae.load(args.autoencoder)
         elif world_ae:
             ae_config, variables, _ = world_ae
         else:
-            raise ValueError("--data needs --autoencoder DIR (the model's latent space) or --world DIR")
+            raise ValueError("--data and --camera need --autoencoder DIR (the model's latent space) or --world DIR")
+        codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
+
+    if args.data:
+        from wm_jax.data.clips import make_clip_iterator
+
         h, w = config.latent_size
         resolution = (h * ae_config.downscale, w * ae_config.downscale)
-        clip_len = args.clip_len or config.max_frames
         it = make_clip_iterator(args.data, clip_len=clip_len, batch_size=args.clips, resolution=resolution, seed=args.seed)
         batch = next(it)
         frames = np.asarray(batch["frames"], np.float32) / 127.5 - 1.0
         actions = np.asarray(batch["actions"], np.float32)
         if actions.shape[-1] != config.action_dim:
             raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
-        result = evaluation.evaluate(
-            config, params, sampler, frames, actions, rng=rng, context=args.context, with_lpips=not args.no_lpips,
-            encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config),
-        )
+        result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,
+                                     with_lpips=not args.no_lpips, **codec)
         result["data"] = args.data
         result["drift_plot"] = evaluation.plot_drift(result, stem + "_drift.png")
         report["held_out"] = result
@@ -127,9 +141,15 @@ def run(args) -> int:
 
             report["controllability"] = controllability.evaluate(
                 args.data, config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
-                clip_len=clip_len, encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config),
+                idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, **codec,
             )
             print("controllability: " + json.dumps({k: v for k, v in report["controllability"].items() if "accuracy" in k or "chance" in k}))
+
+    if args.camera:
+        from wm_jax import controllability
+
+        report["camera"] = controllability.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3), **codec)
+        print("camera: " + json.dumps({k: v for k, v in report["camera"].items() if k != "revisit_examples"}))
 
     if args.long_horizon:
         decode = None

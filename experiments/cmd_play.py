@@ -10,7 +10,7 @@ import tempfile
 
 NO_WORLD = """\
 wm play: no world is available to play.
-  No trained world ships yet (none in {where}).
+  None found in {where} (the shipped pan and doom live in wm_jax/worlds/).
   Play a checkpoint:   wm play --checkpoint DIR      a world bundle, or a model directory (+ --autoencoder)
   See the machinery:   wm play --demo                an untrained tiny world: moving noise, not a game
   (with make:          make play PLAY_ARGS="--checkpoint DIR"   or   make play PLAY_ARGS=--demo)

@@ -24,7 +24,7 @@ examples:
 """
 
 _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map": "map", "wad": "wad",
-                  "game": "game", "input": "input"}
+                  "game": "game", "input": "input", "script": "script"}
 
 
 def register(subparsers) -> None:
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     parser.add_argument("--wad", help="doom WAD shipped with vizdoom: freedoom1.wad or freedoom2.wad")
     parser.add_argument("--game", help="atari game (ROM name), e.g. pong, breakout")
     parser.add_argument("--input", help="folder of photographs (image_pan) or videos (video)")
+    parser.add_argument("--script", help="image_pan: keys from each photo's centre instead of random ones, "
+                                             "e.g. 'right*3 left*3' (a wm rollout --keys script); episode i uses photo i")
     parser.add_argument("--no-zoom", action="store_true", help="image_pan: pan only, never zoom")
     parser.set_defaults(func=run)
 

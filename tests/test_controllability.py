@@ -52,3 +52,51 @@ def test_split_episodes():
     assert ctl.split_episodes(8) == ([0, 1, 2, 3, 4, 5], [6, 7])
     with pytest.raises(ValueError):
         ctl.split_episodes(1)
+
+
+@pytest.fixture(scope="module")
+def scripted_pan(tmp_path_factory):
+    """Two photographs, each panned out and back from its centre: the real frames repeat."""
+    from data.recording import record_dataset
+    from data.sources.image_pan import ImagePanRecorder
+
+    recorder = ImagePanRecorder(resolution=(32, 32), script="right*3 left*3 up*3 down*3")
+    return record_dataset(recorder, str(tmp_path_factory.mktemp("pan_script")), 2, 13, 0, 1)
+
+
+def _camera_motion_with(monkeypatch, dataset, predict):
+    """camera_motion with the model replaced by `predict(real latents) -> latents of frames 1..`."""
+    from types import SimpleNamespace
+
+    from wm_jax import evaluation
+
+    monkeypatch.setattr(evaluation, "autoregressive_latents", lambda params, latents, actions, rng, **kw: predict(latents))
+    identity = lambda x: x
+    return ctl.camera_motion(dataset, SimpleNamespace(window=7), None, None, encode=identity, decode=identity,
+                             rng=jax.random.key(0), progress=False)
+
+
+def test_scripted_pan_episodes_start_at_the_centre_and_come_back(scripted_pan):
+    from wm_jax.data.episode_store import EpisodeStore
+
+    store = EpisodeStore(scripted_pan)
+    frames, _ = store.read_clip(0, 0, 13)
+    np.testing.assert_array_equal(frames[6], frames[0])  # right*3 left*3
+    np.testing.assert_array_equal(ctl.phase_shift(frames[:1], frames[1:2])[0], [0, -4])
+
+
+def test_camera_motion_scores_a_perfect_model_perfectly(monkeypatch, scripted_pan):
+    report = _camera_motion_with(monkeypatch, scripted_pan, lambda latents: latents[:, 1:])
+    assert report["moving_transitions"] == 2 * 12
+    assert report["direction_accuracy_moving"] == 1.0
+    # Per episode: frames 4, 5, 6 show frames 2, 1, 0 again (right*3 left*3), 10, 11, 12 show 8, 7, 6.
+    assert report["revisits"] == 2 * 6
+    assert report["revisit_psnr"] == float("inf") and report["revisit_psnr_vs_own_earlier_frame"] == float("inf")
+
+
+def test_camera_motion_fails_a_model_that_never_moves(monkeypatch, scripted_pan):
+    still = lambda latents: np.repeat(latents[:, :1], latents.shape[1] - 1, axis=1)
+    report = _camera_motion_with(monkeypatch, scripted_pan, still)
+    assert report["direction_accuracy_moving"] == 0.0
+    assert report["revisit_psnr_vs_own_earlier_frame"] == float("inf")  # it kept the picture...
+    assert report["never_seen_psnr"] < 30  # ...but never showed what the camera moved to

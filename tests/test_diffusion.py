@@ -39,6 +39,12 @@ def test_noise_levels_per_frame_with_an_inference_case_share():
     assert float(jnp.corrcoef(t[:, 0], t[:, 1])[0, 1]) < 0.7
 
 
+def test_uniform_share_reaches_the_pure_noise_end():
+    near_one = lambda config: float((diffusion.sample_noise_levels(jax.random.key(0), 4000, 4, config) > 0.95).mean())
+    assert near_one(NoiseConfig(context_share=0.0)) < 0.01  # logit-normal(0, 1): P(t > 0.95) ~ 0.2%
+    assert 0.02 < near_one(NoiseConfig(context_share=0.0, uniform_share=0.5)) < 0.035  # half of a uniform 5%
+
+
 def test_loss_masks_padding_and_drops_actions():
     latents = jax.random.normal(jax.random.key(0), (2, 3, 4, 4, 2))
     actions = jnp.ones((2, 3, 5))

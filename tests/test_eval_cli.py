@@ -14,9 +14,12 @@ def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
 
     world = make_demo_world(tmp_path / "world")
     write_episodes(tmp_path / "data", iter_episodes(ImagePanRecorder(resolution=(64, 64), allow_zoom=False), episodes=2, steps=8, seed=0))
+    scripted = ImagePanRecorder(resolution=(64, 64), script="right left _")
+    write_episodes(tmp_path / "scripted", iter_episodes(scripted, episodes=1, steps=4, seed=0))
     out = tmp_path / "eval.json"
     code = main(["eval", "--world", str(world), "--data", str(tmp_path / "data"), "--clips", "2", "--clip-len", "4",
-                 "--steps", "1", "--long-horizon", "40", "--chunk", "20", "--out", str(out)])
+                 "--steps", "1", "--long-horizon", "40", "--chunk", "20", "--camera", str(tmp_path / "scripted"),
+                 "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
     held = report["held_out"]
@@ -26,6 +29,9 @@ def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
     assert (tmp_path / "eval_drift.png").exists() and (tmp_path / "eval_long_horizon.png").exists()
     assert report["long_horizon"]["all_finite"] and report["long_horizon"]["frames"] == 40
     assert report["long_horizon"]["statistics_of"] == "decoded frames"
+    camera = report["camera"]  # an untrained world: the plumbing, not the figures
+    assert camera["moving_transitions"] == 2 and camera["revisits"] == 2  # frames 2 and 3 show frame 0 again
+    assert 0.0 <= camera["direction_accuracy_moving"] <= 1.0 and camera["revisit_psnr"] > 0
 
 
 def test_eval_needs_something_to_do(capsys):

@@ -150,7 +150,7 @@ def test_world_search(tmp_path, monkeypatch, demo_world_dir):
     with pytest.raises(KeyError, match="available: demo"):
         wm_world.resolve("nowhere")
     monkeypatch.setenv(wm_world.PATH_ENV, "")
-    with pytest.raises(KeyError, match="no trained world ships yet"):
+    with pytest.raises(KeyError, match="none found"):
         wm_world.resolve("pan")
 
 

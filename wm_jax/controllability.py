@@ -226,18 +226,27 @@ def motion_equivalent_accuracy(idm: IDM, prev, nxt, labels_N, table: DirectionTa
 
 
 def evaluate(dataset_dir: str, config, params, sampler, *, encode, decode, rng, clip_len: int = 8, clips_per_episode: int = 2,
-             idm_steps: int = 400, progress: bool = True) -> dict:
-    """Train the IDM on the training episodes' real transitions; report its accuracy on held-out
-    real transitions (the ceiling) and on the model's transitions generated from held-out start
-    frames under the recorded actions (the score), with phase-correlation direction accuracy
-    and the majority-class rate (chance) beside them."""
+             idm_steps: int = 400, idm_datasets: list[str] | None = None, progress: bool = True) -> dict:
+    """Train the IDM on real transitions and report its accuracy on held-out real transitions
+    (the ceiling) and on the model's transitions generated from held-out start frames under the
+    recorded actions (the score), with phase-correlation direction accuracy and the
+    majority-class rate (chance) beside them.
+
+    idm_datasets: the IDM trains on every episode of these (the world's training recordings) and
+    every episode of dataset_dir is held out; without them dataset_dir is split by
+    `split_episodes`."""
     from wm_jax import evaluation
     from wm_jax.data.episode_store import EpisodeStore
 
     store = EpisodeStore(dataset_dir)
     h, w = config.latent_size
-    train_ids, held_ids = split_episodes(len(store))
-    prev, nxt, acts = transitions(dataset_dir, train_ids)
+    if idm_datasets:
+        train_ids, held_ids = [], list(range(len(store)))
+        parts = [transitions(d, range(len(EpisodeStore(d)))) for d in idm_datasets]
+        prev, nxt, acts = (np.concatenate(column) for column in zip(*parts))
+    else:
+        train_ids, held_ids = split_episodes(len(store))
+        prev, nxt, acts = transitions(dataset_dir, train_ids)
     if prev.shape[1:3] != tuple(decode(jnp.zeros((1, h, w, config.in_channels))).shape[1:3]):
         raise ValueError(f"dataset frames are {prev.shape[1:3]}; the model's frames are not: record at the world's resolution")
     classes = ActionClasses.fit(acts)
@@ -266,7 +275,8 @@ def evaluate(dataset_dir: str, config, params, sampler, *, encode, decode, rng, 
     counts = np.bincount(labels[labels >= 0], minlength=classes.size)
     return {
         "dataset": dataset_dir,
-        "train_episodes": train_ids,
+        "idm_datasets": list(idm_datasets or [dataset_dir]),
+        "train_episodes": train_ids if not idm_datasets else "all episodes of idm_datasets",
         "held_out_episodes": held_ids,
         "action_classes": classes.size,
         "train_transitions": int(len(labels)),
@@ -280,3 +290,98 @@ def evaluate(dataset_dir: str, config, params, sampler, *, encode, decode, rng, 
         "phase_direction_real_held_out_accuracy": table.accuracy(phase_shift(hprev, hnext), hlabels),
         "phase_direction_generated_accuracy": table.accuracy(phase_shift(gprev, gnext), glabels),
     }
+
+
+# ----------------------------------------------------------------------------- camera worlds
+
+
+def camera_motion(dataset_dir: str, config, params, sampler, *, encode, decode, rng, progress: bool = True) -> dict:
+    """Pan worlds on held-out episodes (best: `wm record image_pan --script ...`, whose moves go
+    out and back from each photograph's centre). Each episode is generated from its first real
+    frame under its recorded keys.
+
+    Direction: a generated transition matches when its phase-correlation direction is the real
+    transition's (from the centre the camera never meets an edge, so that is the pressed key's).
+    Revisit: wherever the real camera comes back to a view it showed earlier, at most
+    `config.window - 1` frames before, the pixels that scrolled out of view in between and back
+    in are compared with the real frame (PSNR) and with the model's own frame from before they
+    left (did it keep what it showed?); beside them, the pixels at the farthest point that the
+    earlier view did not show (the model can only invent those), the yardstick.
+    """
+    from tqdm.auto import tqdm
+
+    from wm_jax import evaluation
+    from wm_jax.data.episode_store import EpisodeStore
+
+    store = EpisodeStore(dataset_dir)
+    hits, moving_hits = [], []
+    revisit_se, recall_se, fresh_se, revisits = [], [], [], []
+    for episode in tqdm(range(len(store)), desc="camera motion", disable=not progress):
+        frames, actions_TK = store.read_clip(episode, 0, int(store.lengths[episode]))
+        real = np.asarray(_as_float(frames))
+        latents = encode(jnp.asarray(real)[None])
+        gen = decode(evaluation.autoregressive_latents(params, latents, jnp.asarray(actions_TK)[None], jax.random.fold_in(rng, episode),
+                                                       config=config, sampler=sampler, context=1))[0]
+        gen = np.concatenate([real[:1], np.clip(np.asarray(gen), -1, 1)])
+        real_codes = _direction(phase_shift(real[:-1], real[1:]))
+        gen_codes = _direction(phase_shift(gen[:-1], gen[1:]))
+        hits.extend(gen_codes == real_codes)
+        moving_hits.extend((gen_codes == real_codes)[real_codes != 4])
+        offsets = np.concatenate([[[0, 0]], np.cumsum(phase_shift(real[:-1], real[1:]), axis=0)])
+        for t, s_ in _returns(real, offsets, config.window - 1):
+            out_and_back, fresh_mask, farthest = _revisit_masks(offsets[s_:t + 1], real.shape[1:3])
+            if out_and_back.any():
+                revisit_se.append(((gen[t] - real[t]) ** 2)[out_and_back].mean())
+                recall_se.append(((gen[t] - gen[s_]) ** 2)[out_and_back].mean())
+                fresh_se.append(((gen[s_ + farthest] - real[s_ + farthest]) ** 2)[fresh_mask].mean())
+                revisits.append({"episode": episode, "from": int(s_), "to": int(t), "pixels": int(out_and_back.sum())})
+    def to_psnr(squared_errors) -> float:  # data range 2
+        if not squared_errors:
+            return float("nan")
+        mse = float(np.mean(squared_errors))
+        return float("inf") if mse == 0 else float(10 * np.log10(4.0 / mse))
+
+    return {
+        "dataset": dataset_dir,
+        "episodes": len(store),
+        "transitions": len(hits),
+        "moving_transitions": len(moving_hits),
+        "direction_accuracy_moving": float(np.mean(moving_hits)) if moving_hits else float("nan"),
+        "direction_accuracy_all": float(np.mean(hits)) if hits else float("nan"),
+        "revisits": len(revisits),
+        "revisit_psnr": to_psnr(revisit_se),
+        "revisit_psnr_vs_own_earlier_frame": to_psnr(recall_se),
+        "never_seen_psnr": to_psnr(fresh_se),
+        "revisit_examples": revisits[:8],
+    }
+
+
+def _returns(real, offsets_T2, max_gap: int):
+    """(t, s) pairs: at frame t the real view is back where it was at frame s (same camera offset,
+    same pixels), having moved away in between, with t - s <= max_gap; the nearest s per t."""
+    for t in range(len(real)):
+        for s_ in range(t - 2, max(-1, t - max_gap - 1), -1):
+            back = (offsets_T2[t] == offsets_T2[s_]).all() and np.abs(real[t] - real[s_]).max() < 1e-6
+            moved = (offsets_T2[s_ + 1:t] != offsets_T2[s_]).any()
+            if back and moved:
+                yield t, s_
+                break
+
+
+def _revisit_masks(offsets_T2, size):
+    """For a stretch whose last view equals its first: (pixels of the last frame that were out of
+    view at some frame in between, pixels of the farthest frame that the first view does not
+    show, the farthest frame's index within the stretch). Offsets are cumulative phase shifts:
+    a pixel (y, x) of one view is at (y + dy, x + dx) in a view offset by (dy, dx)."""
+    h, w = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    start = offsets_T2[0]
+    out_and_back = np.zeros((h, w), bool)
+    for offset in offsets_T2[1:-1]:
+        dy, dx = offset - start  # a pixel at (y, x) of the first view is at (y + dy, x + dx) then
+        out_and_back |= ~((0 <= ys + dy) & (ys + dy < h) & (0 <= xs + dx) & (xs + dx < w))
+    distances = np.abs(offsets_T2 - start).sum(-1)
+    far = int(distances.argmax())
+    dy, dx = offsets_T2[far] - start
+    never_seen = ~((0 <= ys - dy) & (ys - dy < h) & (0 <= xs - dx) & (xs - dx < w))
+    return out_and_back, never_seen, far

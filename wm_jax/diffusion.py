@@ -22,6 +22,9 @@ class NoiseConfig:
 
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
+    # Share of frames whose level is uniform in [0, 1] instead: logit-normal levels almost never
+    # come near t = 1, where sampling starts and the context alone must say what comes next.
+    uniform_share: float = 0.0
     # Share of clips whose earlier frames are clean or lightly noised and only the last frame is
     # noisy at an independent level: exactly what generation meets.
     context_share: float = 0.25
@@ -59,10 +62,15 @@ def velocity(x0, noise):
 
 
 def sample_noise_levels(rng, batch: int, frames: int, config: NoiseConfig) -> jnp.ndarray:
-    """[B, T] noise levels: independent logit-normal per frame, some clips in the inference case."""
+    """[B, T] noise levels: independent logit-normal (or uniform) per frame, some clips in the
+    inference case."""
     rng_level, rng_case, rng_context = jax.random.split(rng, 3)
     normal = jax.random.normal(rng_level, (batch, frames))
     t_BT = jax.nn.sigmoid(config.logit_normal_mean + config.logit_normal_std * normal)
+    if config.uniform_share > 0:  # a static float: the default draws exactly what it drew before
+        rng_uniform, rng_which = jax.random.split(jax.random.fold_in(rng_level, 1))
+        uniform_BT = jax.random.uniform(rng_uniform, (batch, frames))
+        t_BT = jnp.where(jax.random.bernoulli(rng_which, config.uniform_share, (batch, frames)), uniform_BT, t_BT)
     context_BT = jax.random.uniform(rng_context, (batch, frames), maxval=config.context_noise_max)
     is_inference_case_B = jax.random.bernoulli(rng_case, config.context_share, (batch,))
     earlier_T = jnp.arange(frames) < frames - 1

@@ -346,7 +346,7 @@ def resolve(name: str, folders: Sequence[pathlib.Path] | None = None) -> pathlib
     if name in worlds:
         return worlds[name]
     where = ", ".join(str(f) for f in (folders if folders is not None else search_path()))
-    known = ", ".join(sorted(worlds)) or "none: no trained world ships yet"
+    known = ", ".join(sorted(worlds)) or "none found (the shipped pan and doom live in wm_jax/worlds/)"
     raise KeyError(f"no world named {name!r} in {where}; available: {known}. Play a directory with --checkpoint DIR")
 
 

@@ -4,6 +4,10 @@ Keys: left/a, right/d, up/w, down/s move the camera (the picture slides the othe
 `pan_step` output pixels per frame; e zooms in, q zooms out by `zoom_step` per frame. At zoom
 1 the view is an exact pixel crop of the photograph, so pressing 'right' shifts the next frame
 left by exactly `pan_step` pixels — the end-to-end alignment test relies on this.
+
+With `script` (a `wm_jax.keyscript` text such as "right*3 left*3"), every episode starts at the
+photograph's centre and plays that script instead of random held keys, and episode i uses
+photograph i (cycling): the held-out data of `wm eval --pan`, whose moves go out and back.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class ImagePanRecorder:
     allow_zoom: bool = True
     photo_scale: float = 3.0  # the photo's short side, in output frames, at zoom 1
     fps: float = 15.0
+    script: str | None = None  # fixed keys from the photo's centre instead of the random policy
     source = "image_pan"
 
     def photographs(self):
@@ -68,6 +73,8 @@ class ImagePanRecorder:
 
     def record(self, index: int, seed: int, steps: int) -> Episode | None:
         rng = episode_rng(seed, index)
+        if self.script is not None:
+            return self._record_script(index, seed, steps, rng)
         loaded = self._load_some_photo(rng)
         if loaded is None:
             return None
@@ -81,7 +88,26 @@ class ImagePanRecorder:
                 policy.interrupt()  # at the photo's edge: choose another direction
             pressed.append(list(keys))
             frames.append(camera.render())
-        pressed.append([])  # nothing follows the last frame
+        return self._episode(seed, index, frames, pressed)
+
+    def _record_script(self, index: int, seed: int, steps: int, rng) -> Episode:
+        from wm_jax import keyscript
+
+        script = keyscript.parse(self.script)
+        if len(script) < steps - 1:
+            raise ValueError(f"--script has {len(script)} frames; --steps {steps} needs {steps - 1}")
+        paths = self.photographs()
+        photo = images.load_rgb(paths[index % len(paths)])
+        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng, centre=True)
+        frames, pressed = [camera.render()], []
+        for keys in script[:steps - 1]:
+            camera.apply(keys, self.pan_step)
+            pressed.append(list(keys))
+            frames.append(camera.render())
+        return self._episode(seed, index, frames, pressed)
+
+    def _episode(self, seed: int, index: int, frames, pressed) -> Episode:
+        pressed = pressed + [[]]  # nothing follows the last frame
         return Episode(episode_id=f"image_pan-{seed}-{index:05d}", source=self.source, fps=self.fps,
                        frames=np.stack(frames), actions=keys_to_actions(pressed))
 
@@ -89,12 +115,15 @@ class ImagePanRecorder:
 class _Camera:
     """A window of resolution/zoom photo pixels, its top-left corner at (x, y)."""
 
-    def __init__(self, photo: np.ndarray, resolution, zoom_step: float, max_zoom_steps: int, rng):
+    def __init__(self, photo: np.ndarray, resolution, zoom_step: float, max_zoom_steps: int, rng, centre: bool = False):
         self.photo, self.image = photo, Image.fromarray(photo)
         self.height, self.width = resolution
         self.zoom_step, self.max_zoom_steps, self.zoom_level = zoom_step, max_zoom_steps, 0
-        self.x = int(rng.integers(0, photo.shape[1] - self.width + 1))
-        self.y = int(rng.integers(0, photo.shape[0] - self.height + 1))
+        if centre:
+            self.x, self.y = (photo.shape[1] - self.width) // 2, (photo.shape[0] - self.height) // 2
+        else:
+            self.x = int(rng.integers(0, photo.shape[1] - self.width + 1))
+            self.y = int(rng.integers(0, photo.shape[0] - self.height + 1))
 
     @property
     def zoom(self) -> float:
