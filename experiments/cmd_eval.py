@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the world's, else 4)")
+    parser.add_argument("--guidance", type=float, default=None, help="action guidance (default: the world's, else 1)")
+    parser.add_argument("--context-noise", type=float, default=None,
+                        help="noise level of frames entering the cache (default: the world's, else 0)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (it needs frames of at least 32x32)")
     parser.add_argument("--controllability", action="store_true",
                         help="with --data: train an inverse-dynamics model on the dataset's training episodes and score "
@@ -56,18 +60,18 @@ def register(subparsers) -> None:
 
 def _model(args):
     """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
-    the world's sampler steps or None)."""
+    the world's sampler or None)."""
     import jax
 
     from wm_jax import bench, configs, model, quantize
 
-    ae, steps = None, None
+    ae, sampler = None, None
     if args.world:
         from wm_jax.world import load_world
 
         world = load_world(args.world)
         config, params, source = world.config, world.params, f"world {args.world}"
-        ae, steps = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler.steps
+        ae, sampler = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler
     elif args.checkpoint:
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
@@ -82,7 +86,7 @@ def _model(args):
         # Same numbers as dequantising inside the jitted step (what `quantize.make_step` does).
         params = quantize.dequantize(quantize.quantize(params))
         source += ", int8 weights"
-    return config, params, source, ae, steps
+    return config, params, source, ae, sampler
 
 
 def run(args) -> int:
@@ -98,10 +102,12 @@ def run(args) -> int:
         raise ValueError("--idm-data only applies with --controllability")
     if not (args.data or args.camera or args.long_horizon):
         raise ValueError("nothing to do: give --data DIR (held-out clips), --camera DIR and/or --long-horizon N")
-    config, params, source, world_ae, world_steps = _model(args)
-    steps = args.steps or world_steps or 4
-    sampler = SamplerConfig(steps=steps)
-    report = {"model": source, "denoising_steps": steps}
+    config, params, source, world_ae, world_sampler = _model(args)
+    sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
+    overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise}
+    sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
+    steps = sampler.steps
+    report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}
     stem = os.path.splitext(args.out)[0]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     rng = jax.random.key(args.seed)

@@ -174,3 +174,19 @@ def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_ra
     assert low.dtype == jnp.float32
     relative = float(jnp.linalg.norm(low - high) / jnp.linalg.norm(high))
     assert 0 < relative < 0.05
+
+
+def test_action_gain_scales_the_action_embedding_only(tiny_config, tiny_random_params):
+    """gain g with the action embedding divided by g is the same function (experiments.action_gain)."""
+    import dataclasses
+
+    x = jax.random.normal(jax.random.key(0), (1, 2, *tiny_config.latent_size, tiny_config.in_channels))
+    t = jnp.array([[0.0, 0.7]])
+    actions = jnp.asarray(np.stack([tiny_config.action_space.encode(k) for k in (["w"], ["a", "shift"])]))[None]
+    gained = dataclasses.replace(tiny_config, action_gain=16.0)
+    params = dict(tiny_random_params)
+    params["action_embed"] = jax.tree.map(lambda p: p / 16.0, params["action_embed"])
+    reference = WorldModel(tiny_config).apply({"params": tiny_random_params}, x, t, actions)
+    np.testing.assert_allclose(WorldModel(gained).apply({"params": params}, x, t, actions), reference, atol=1e-5)
+    # ...and the gain really multiplies: with the undivided embedding the output differs.
+    assert not np.allclose(WorldModel(gained).apply({"params": tiny_random_params}, x, t, actions), reference, atol=1e-3)

@@ -30,6 +30,10 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     # The timestep embedding sees timestep_scale·t: 1000 for DiT weights, 1 for SiT/REPA ones.
     timestep_scale: float = 1000.0
+    # The action embedding's output is multiplied by action_gain: Adam moves every weight by ~lr a
+    # step, so a gain g lets the keys' share of the conditioning grow g times faster against the
+    # timestep embedding (|c| ~ 19 at t = 1), which otherwise drowns it for thousands of steps.
+    action_gain: float = 1.0
     qkv_bias: bool = True
     # Absolute 2-D sin-cos position embedding (DiT) and/or axial RoPE in spatial attention (Oasis).
     pos_embed: bool = True

@@ -86,7 +86,7 @@ class WorldModel(nn.Module):
 
     def conditioning(self, t, actions):
         """t: [...] in [0, 1]; actions: [..., K] -> c: [..., D]."""
-        return self.t_embed(t) + self.action_embed(actions.astype(self.config.dtype))
+        return self.t_embed(t) + self.config.action_gain * self.action_embed(actions.astype(self.config.dtype))
 
     def _embed(self, x):
         return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()

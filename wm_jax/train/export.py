@@ -19,9 +19,8 @@ from wm_jax.train import init_from
 from wm_jax.train import world as world_task
 
 
-def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] | Sequence[str],
-                 fps: float = 20.0, sampler: SamplerConfig = SamplerConfig(), start_image: np.ndarray | None = None,
-                 description: str = "") -> pathlib.Path:
+def _world_run(workdir: str):
+    """(experiment, gin file, autoencoder config, autoencoder variables, model config) of a world run."""
     gin_file = os.path.join(workdir, "config.gin")
     if not os.path.exists(gin_file):
         raise FileNotFoundError(f"{gin_file} not found: {workdir} is not a `wm train` workdir")
@@ -33,6 +32,18 @@ def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] |
     config = world_task.model_config(
         experiment.model, experiment.model_overrides, ae_config, resolution, experiment.data.clip_len
     )
+    return experiment, gin_file, ae_config, ae_variables, config
+
+
+def workdir_model_config(workdir: str):
+    """The ModelConfig a world run trains."""
+    return _world_run(workdir)[-1]
+
+
+def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] | Sequence[str],
+                 fps: float = 20.0, sampler: SamplerConfig = SamplerConfig(), start_image: np.ndarray | None = None,
+                 description: str = "") -> pathlib.Path:
+    _, gin_file, ae_config, ae_variables, config = _world_run(workdir)
     source, params = init_from.load(workdir)
     provenance = {"workdir": os.path.abspath(workdir), "params": source, "gin": open(gin_file).read()}
     return wm_world.save_world(

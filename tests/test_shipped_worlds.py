@@ -1,0 +1,66 @@
+"""The worlds the project ships (wm_jax/worlds/): complete, small, and answering their keys on a
+photograph none of them was trained on (the pan world's held-out split, data/photo_split.py)."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from data import photo_split
+from wm_jax import controllability, images, keyscript
+from wm_jax import world as wm_world
+
+SHIPPED = ("pan", "doom")
+MAX_BYTES = 25 * 2**20
+
+
+def _bytes(folder: pathlib.Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+@pytest.fixture(scope="module")
+def pan():
+    return wm_world.load_world(wm_world.SHIPPED_DIR / "pan")
+
+
+@pytest.fixture(scope="module")
+def held_out_photo():
+    package, relative = photo_split.HELD_OUT[0]  # matplotlib's grace_hopper.jpg: always installed
+    return images.read(photo_split._package_dir(package) / relative)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_world_is_complete_and_small(name):
+    folder = wm_world.SHIPPED_DIR / name
+    assert wm_world.available_worlds()[name] == folder
+    assert _bytes(folder) < MAX_BYTES
+    info = json.loads((folder / "world.json").read_text())
+    assert info["name"] == name and info["keys"]
+    report = json.loads((folder / "eval.json").read_text())  # the held-out evaluation ships with it
+    assert "held_out" in report
+    assert (folder / "training" / "COMMANDS.md").is_file()
+
+
+def test_pan_world_keeps_an_unseen_photo_and_hears_the_keys(pan, held_out_photo):
+    """Regression checks of the shipped weights, not the quality bar: that is `wm eval`'s (the
+    shipped pan world misses its 90% direction target: BUILD_NOTES.md, "Worlds")."""
+    start = pan.fit(held_out_photo).astype(np.float32)
+    right = pan.rollout(held_out_photo, keyscript.parse("right*4"), seed=0)
+    left = pan.rollout(held_out_photo, keyscript.parse("left*4"), seed=0)
+    first_psnr = 10 * np.log10(255.0**2 / np.mean((right[1].astype(np.float32) - start) ** 2))
+    assert first_psnr > 14, first_psnr  # still the photograph (noise or a blank frame scores < 10)
+    assert np.abs(right[1:].astype(np.float32) - left[1:]).mean() > 0.5  # the keys change the frames
+
+
+def test_doom_world_answers_its_keys():
+    doom = wm_world.load_world(wm_world.SHIPPED_DIR / "doom")
+    turn_left = doom.rollout(None, keyscript.parse("left*8"), seed=0)
+    turn_right = doom.rollout(None, keyscript.parse("right*8"), seed=0)
+    assert not np.array_equal(turn_left, turn_right)
+    # Turning left slides the picture right (and right, left); in the recordings a turn key moves
+    # the picture visibly in only part of the frames (ViZDoom turns slowly at first), so compare
+    # the two scripts rather than demand motion in every frame.
+    left_dx = np.sign(controllability.phase_shift(turn_left[:-1], turn_left[1:])[:, 1])
+    right_dx = np.sign(controllability.phase_shift(turn_right[:-1], turn_right[1:])[:, 1])
+    assert left_dx.mean() > right_dx.mean(), (left_dx, right_dx)
