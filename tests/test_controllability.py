@@ -31,7 +31,10 @@ def test_action_classes_and_direction_table():
     assert classes.encode(unseen)[0] == -1
     shifts = np.array([[0, 0], [0, 2], [0, -2], [0, 0], [0, 3], [1, -1]])
     table = ctl.DirectionTable.fit(shifts, labels)
-    assert table.accuracy(shifts, labels) == pytest.approx(5 / 6)  # the last pair moved diagonally
+    # Scored over the key sets that move the picture (not the no-key pairs 0 and 3); the last pair
+    # moved diagonally.
+    assert table.accuracy(shifts, labels) == pytest.approx(3 / 4)
+    assert table.accuracy(np.zeros_like(shifts), labels) == 0.0  # a model that never moves
 
 
 def test_idm_learns_keys_that_move_the_picture():
