@@ -121,7 +121,8 @@ def test_world_stage_starts_from_an_image_stage_workdir(dataset, tmp_path, capsy
     assert "does not fit" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["smoke", "image_tiny", "world_tiny", "world_516m"])
+@pytest.mark.parametrize("name", ["smoke", "image_tiny", "world_tiny", "world_516m"] + [
+    f"world_{w}64{stage}" for w in ("doom", "pan") for stage in ("_stage1", "_stage2", "", "_stage4")])
 def test_every_config_parses_and_says_how_to_run_it(name):
     import os
 
