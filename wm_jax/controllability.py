@@ -334,11 +334,12 @@ def camera_motion(dataset_dir: str, config, params, sampler, *, encode, decode, 
         gen = decode(evaluation.autoregressive_latents(params, latents, jnp.asarray(actions_TK)[None], jax.random.fold_in(rng, episode),
                                                        config=config, sampler=sampler, context=1))[0]
         gen = np.concatenate([real[:1], np.clip(np.asarray(gen), -1, 1)])
-        real_codes = _direction(phase_shift(real[:-1], real[1:]))
+        real_shifts = phase_shift(real[:-1], real[1:])
+        real_codes = _direction(real_shifts)
         gen_codes = _direction(phase_shift(gen[:-1], gen[1:]))
         hits.extend(gen_codes == real_codes)
         moving_hits.extend((gen_codes == real_codes)[real_codes != 4])
-        offsets = np.concatenate([[[0, 0]], np.cumsum(phase_shift(real[:-1], real[1:]), axis=0)])
+        offsets = np.concatenate([[[0, 0]], np.cumsum(real_shifts, axis=0)])
         for t, s_ in _returns(real, offsets, config.window - 1):
             out_and_back, fresh_mask, farthest = _revisit_masks(offsets[s_:t + 1], real.shape[1:3])
             if out_and_back.any():
