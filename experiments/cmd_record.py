@@ -10,7 +10,7 @@ import time
 EPILOG = """\
 sources and their options:
   image_pan  camera pans (arrows/WASD) and zooms (e in, q out) over photographs;
-             --input FOLDER (default: scikit-image's bundled photos), --resolution, --no-zoom
+             --input FOLDER (default: scikit-image's bundled photos), --resolution, --no-zoom, --pan-step, --augment
   doom       ViZDoom + Freedoom, exploring policy; --map MAP01, --wad freedoom2.wad,
              --resolution, --frame-skip
   atari      Arcade Learning Environment; --game pong, --resolution, --frame-skip
@@ -24,7 +24,8 @@ examples:
 """
 
 _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map": "map", "wad": "wad",
-                  "game": "game", "input": "input", "script": "script"}
+                  "game": "game", "input": "input", "script": "script",
+                  "pan_step": "pan_step"}
 
 
 def register(subparsers) -> None:
@@ -52,6 +53,9 @@ def register(subparsers) -> None:
     parser.add_argument("--script", help="image_pan: keys from each photo's centre instead of random ones, "
                                              "e.g. 'right*3 left*3' (a wm rollout --keys script); episode i uses photo i")
     parser.add_argument("--no-zoom", action="store_true", help="image_pan: pan only, never zoom")
+    parser.add_argument("--pan-step", type=int, help="image_pan: pixels the camera moves per frame (default 4)")
+    parser.add_argument("--augment", action="store_true",
+                        help="image_pan: each random episode mirrors/turns its photograph (one of 8 ways)")
     parser.set_defaults(func=run)
 
 
@@ -82,6 +86,10 @@ def make_recorder(args: argparse.Namespace):
         if "allow_zoom" not in fields:
             raise ValueError(f"--no-zoom does not apply to source {args.source!r}")
         options["allow_zoom"] = False
+    if getattr(args, "augment", False):
+        if "augment" not in fields:
+            raise ValueError(f"--augment does not apply to source {args.source!r}")
+        options["augment"] = True
     return recorder_cls(**options)
 
 

@@ -53,3 +53,15 @@ def test_bad_input_names_the_path_or_option(tmp_path, recorded):
         _run(["record", "image_pan", "--out", str(recorded), "--episodes", "1", "--steps", "5"])
     with pytest.raises(SystemExit):
         _run(["record", "image_pan", "--out", str(tmp_path / "y"), "--resolution", "big"])
+    with pytest.raises(ValueError, match="--augment does not apply"):
+        _run(["record", "doom", "--out", str(tmp_path / "z"), "--augment"])
+    with pytest.raises(ValueError, match="--pan-step does not apply"):
+        _run(["record", "doom", "--out", str(tmp_path / "z"), "--pan-step", "8"])
+
+
+def test_pan_step_and_augment_reach_the_recorder():
+    parser = argparse.ArgumentParser(prog="wm")
+    cmd_record.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["record", "image_pan", "--out", "x", "--pan-step", "8", "--augment"])
+    recorder = cmd_record.make_recorder(args)
+    assert recorder.pan_step == 8 and recorder.augment

@@ -133,3 +133,45 @@ def test_video_folder_with_sidecars_and_bad_files(tmp_path, caplog):
     assert (plain.actions == actions_lib.DEFAULT.unknown()).all()
     assert actions_lib.DEFAULT.decode(keyed.actions[3]) == ["w"] and not keyed.actions[0].any()
     assert "c_short_sidecar.actions.jsonl" in caplog.text and "d_broken.mp4" in caplog.text
+
+
+def _shift_of(previous, current, step):
+    """The (dx, dy) among the four unit moves of `step` px under which `current` continues `previous`."""
+    moves = {(1, 0): (previous[:, step:], current[:, :-step]), (-1, 0): (previous[:, :-step], current[:, step:]),
+             (0, 1): (previous[step:], current[:-step]), (0, -1): (previous[:-step], current[step:])}
+    return [move for move, (a, b) in moves.items() if np.array_equal(a, b)]
+
+
+@pytest.mark.parametrize("pan_step", [4, 8])
+def test_image_pan_moves_pan_step_pixels_per_frame_the_key_s_way(tmp_path, pan_step):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (120, 150, 3), np.uint8)).save(tmp_path / "noise.png")
+    recorder = ImagePanRecorder(input=str(tmp_path), resolution=(16, 16), pan_step=pan_step, allow_zoom=False,
+                                script="right*2 down*2 left up")
+    episode = recorder.record(0, seed=0, steps=7)
+    expected = [(1, 0), (1, 0), (0, 1), (0, 1), (-1, 0), (0, -1)]
+    assert [_shift_of(a, b, pan_step) for a, b in zip(episode.frames[:-1], episode.frames[1:])] == [[m] for m in expected]
+
+
+def test_image_pan_augment_shows_a_photo_mirrored_or_turned(tmp_path):
+    from data.sources.image_pan import dihedral
+
+    photo = np.random.default_rng(2).integers(0, 255, (30, 40, 3), np.uint8)
+    views = [dihedral(photo, which) for which in range(8)]
+    assert np.array_equal(views[0], photo)
+    assert len({view.tobytes() + bytes(view.shape) for view in views}) == 8  # all distinct
+    # Brightness rises left to right: unaugmented frames always show that; turned or mirrored
+    # ones show it falling, or running up or down instead.
+    ramp = np.broadcast_to(np.linspace(0, 255, 160)[None, :, None], (120, 160, 3)).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+
+    def orientation(frame):
+        gray = frame.astype(float).mean(-1)
+        dx, dy = np.diff(gray, axis=1).mean(), np.diff(gray, axis=0).mean()
+        return ("x" if abs(dx) > abs(dy) else "y") + ("+" if dx + dy > 0 else "-")
+
+    plain = ImagePanRecorder(input=str(tmp_path), resolution=(16, 16), allow_zoom=False)
+    augmented = ImagePanRecorder(input=str(tmp_path), resolution=(16, 16), allow_zoom=False, augment=True)
+    assert {orientation(plain.record(i, 0, 2).frames[0]) for i in range(16)} == {"x+"}
+    assert {orientation(augmented.record(i, 0, 2).frames[0]) for i in range(16)} == {"x+", "x-", "y+", "y-"}
+    assert np.array_equal(augmented.record(3, 0, 2).frames, augmented.record(3, 0, 2).frames)  # still seeded

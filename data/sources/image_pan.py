@@ -47,6 +47,9 @@ class ImagePanRecorder:
     photo_scale: float = 3.0  # the photo's short side, in output frames, at zoom 1
     fps: float = 15.0
     script: str | None = None  # fixed keys from the photo's centre instead of the random policy
+    # Each random episode sees its photograph mirrored and/or turned by a multiple of 90 degrees
+    # (one of 8): a dozen photographs become 96 scenes, too many to learn by heart.
+    augment: bool = False
     source = "image_pan"
 
     def photographs(self):
@@ -79,6 +82,8 @@ class ImagePanRecorder:
         if loaded is None:
             return None
         path, photo = loaded
+        if self.augment:
+            photo = dihedral(photo, int(rng.integers(8)))
         camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng)
         policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16)
         frames, pressed = [camera.render()], []
@@ -110,6 +115,12 @@ class ImagePanRecorder:
         pressed = pressed + [[]]  # nothing follows the last frame
         return Episode(episode_id=f"image_pan-{seed}-{index:05d}", source=self.source, fps=self.fps,
                        frames=np.stack(frames), actions=keys_to_actions(pressed))
+
+
+def dihedral(photo_HWC: np.ndarray, which: int) -> np.ndarray:
+    """One of the 8 mirror/quarter-turn transforms (0 = unchanged)."""
+    turned = np.rot90(photo_HWC, k=which % 4)
+    return np.ascontiguousarray(turned[:, ::-1] if which >= 4 else turned)
 
 
 class _Camera:
