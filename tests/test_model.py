@@ -153,8 +153,9 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(spatial_rope=True, pos_embed=False, qkv_bias=False, temporal_every=1, temporal_mlp=True),
         dict(remat=True),
         dict(temporal_every=2, temporal_mlp=False),
+        dict(temporal_neighbourhood=1, window=3),
     ],
-    ids=["oasis_layout", "remat", "every_2nd_attention_only"],
+    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
@@ -190,3 +191,59 @@ def test_action_gain_scales_the_action_embedding_only(tiny_config, tiny_random_p
     np.testing.assert_allclose(WorldModel(gained).apply({"params": params}, x, t, actions), reference, atol=1e-5)
     # ...and the gain really multiplies: with the undivided embedding the output differs.
     assert not np.allclose(WorldModel(gained).apply({"params": tiny_random_params}, x, t, actions), reference, atol=1e-3)
+
+
+def test_neighbours_are_the_tokens_around_each_token_and_zero_off_the_grid():
+    from wm_jax.blocks import neighbour_offsets, neighbours, on_grid_NS
+
+    grid = (3, 4)
+    ids = jnp.arange(1, 13, dtype=jnp.float32).reshape(1, 1, 12, 1, 1)  # token id + 1, row-major
+    around = np.asarray(neighbours(ids, grid, 1))[0, 0, :, :, 0, 0]  # [N, S]
+    on_grid = on_grid_NS(grid, 1)
+    for n in range(12):
+        row, col = divmod(n, 4)
+        for s, (dy, dx) in enumerate(neighbour_offsets(1)):
+            inside = 0 <= row + dy < 3 and 0 <= col + dx < 4
+            assert on_grid[n, s] == inside
+            assert around[n, s] == ((row + dy) * 4 + col + dx + 1 if inside else 0)
+
+
+def test_neighbourhood_block_starts_near_same_place_attention_and_can_look_aside(tiny_config):
+    """The offset bias starts at -4 off-centre: close to, not equal to, the same-place block; a
+    large bias towards one offset makes each token read its neighbour there."""
+    config = tiny_config.replace(max_frames=4, temporal_every=1)
+    wide = config.replace(temporal_neighbourhood=1)
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
+    wide_params = wm_model.init_params(wide, jax.random.key(0))
+    merged = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: _lookup(params, path) if _has(params, path) else leaf, wide_params
+    )
+    x, t, a = _inputs(config, 1, 4)
+    same = _apply(config)(params, x, t, a)
+    near = _apply(wide)(merged, x, t, a)
+    relative = float(jnp.linalg.norm(near - same) / jnp.linalg.norm(same))
+    assert 0 < relative < 0.5
+    leaning = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: leaf.at[:, 5].set(8.0).at[:, 4].set(-8.0) if "offset_bias" in str(path) else leaf, merged
+    )
+    assert float(jnp.linalg.norm(_apply(wide)(leaning, x, t, a) - near)) > 0.1 * float(jnp.linalg.norm(near - same))
+
+
+def _keys(path):
+    return [getattr(p, "key", getattr(p, "name", None)) for p in path]
+
+
+def _has(tree, path):
+    node = tree
+    for key in _keys(path):
+        if key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _lookup(tree, path):
+    node = tree
+    for key in _keys(path):
+        node = node[key]
+    return node

@@ -15,6 +15,7 @@ from typing import Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wm_jax import rope
 
@@ -33,11 +34,11 @@ def modulate(x, shift, scale):
     return x * (1 + scale) + shift
 
 
-def attention(q_GSHE, k_GKHE, v_GKHE, mask=None):
-    """Softmax attention in fp32; mask broadcastable to [G, H, S, K], True where allowed."""
+def attention(q_GSHE, k_GKHE, v_GKHE, mask=None, bias=None):
+    """Softmax attention in fp32; mask and bias broadcastable to [G, H, S, K], mask True where allowed."""
     out = jax.nn.dot_product_attention(
         q_GSHE.astype(jnp.float32), k_GKHE.astype(jnp.float32), v_GKHE.astype(jnp.float32),
-        mask=mask, implementation="xla",
+        bias=None if bias is None else bias.astype(jnp.float32), mask=mask, implementation="xla",
     )
     return out.astype(q_GSHE.dtype)
 
@@ -116,13 +117,46 @@ class SpatialBlock(nn.Module):
         return x_GND + gate_m * Mlp(self.width, self.mlp_hidden, self.dtype, name="mlp")(h)
 
 
+def neighbour_offsets(radius: int) -> list[tuple[int, int]]:
+    """The (dy, dx) token offsets of a (2r+1)² neighbourhood, row-major; the centre is in the middle."""
+    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+
+
+def neighbours(x_BTNHE, grid: tuple[int, int], radius: int):
+    """x at each token's neighbours: [B, T, N, S, H, E] (zeros off the grid), S = (2r+1)²."""
+    gh, gw = grid
+    x = x_BTNHE.reshape(*x_BTNHE.shape[:2], gh, gw, *x_BTNHE.shape[3:])
+    padded = jnp.pad(x, [(0, 0), (0, 0), (radius, radius), (radius, radius), (0, 0), (0, 0)])
+    shifted = [padded[:, :, radius + dy : radius + dy + gh, radius + dx : radius + dx + gw]
+               for dy, dx in neighbour_offsets(radius)]
+    return jnp.stack(shifted, axis=4).reshape(*x_BTNHE.shape[:3], len(shifted), *x_BTNHE.shape[3:])
+
+
+def on_grid_NS(grid: tuple[int, int], radius: int) -> np.ndarray:
+    """[N, S] True where token n's neighbour s lies on the grid."""
+    gh, gw = grid
+    rows, cols = np.divmod(np.arange(gh * gw), gw)
+    return np.stack([(0 <= rows + dy) & (rows + dy < gh) & (0 <= cols + dx) & (cols + dx < gw)
+                     for dy, dx in neighbour_offsets(radius)], axis=1)
+
+
 class TemporalBlock(nn.Module):
     """Each token attends causally to the same spatial location in earlier frames.
 
     Temporal RoPE over frame indices; attention span = the current frame plus `window`
     earlier ones. `__call__` runs a whole clip; `stream` runs one new frame against a cache of
     unrotated keys and values of earlier frames, and returns the new frame's keys and values.
+
+    With `neighbourhood` r > 0 a token attends, in each earlier frame, to the S = (2r+1)²
+    places around it (its own frame: itself only). Each offset s adds a score
+    bias[h, s] + q·e[s, h] / sqrt(E): a learned preference the query (which carries the
+    frame's keys through adaLN) can steer. The bias starts at 0 for the centre and -4 for the
+    others, so the block starts close to the same-place attention. Both are stored divided by
+    OFFSET_GAIN: Adam moves a parameter by about the learning rate per step, and a bias must
+    travel ~4 before an offset counts (500 steps at lr 5e-4 moved it 0.1).
     """
+
+    OFFSET_GAIN = 16.0
 
     width: int
     num_heads: int
@@ -131,6 +165,8 @@ class TemporalBlock(nn.Module):
     qkv_bias: bool = True
     rope_theta: float = 10000.0
     dtype: jnp.dtype = jnp.float32
+    neighbourhood: int = 0
+    grid: tuple[int, int] = (0, 0)
 
     def setup(self):
         self.adaLN = Modulation(self.width, 6 if self.mlp_hidden else 3, self.dtype)
@@ -139,6 +175,15 @@ class TemporalBlock(nn.Module):
         if self.mlp_hidden:
             self.mlp = Mlp(self.width, self.mlp_hidden, self.dtype)
         self.freqs = rope.lang_frequencies(self.width // self.num_heads, self.rope_theta)
+        if self.neighbourhood:
+            count, centre = (2 * self.neighbourhood + 1) ** 2, (2 * self.neighbourhood + 1) ** 2 // 2
+            self.offset_bias = self.param(
+                "offset_bias", lambda _, shape: jnp.full(shape, -4.0 / self.OFFSET_GAIN).at[:, centre].set(0.0),
+                (self.num_heads, count),
+            )
+            self.offset_query = self.param(
+                "offset_query", nn.initializers.zeros, (count, self.num_heads, self.width // self.num_heads)
+            )
 
     def _project(self, x, modulation):
         shift, scale = modulation[0], modulation[1]
@@ -151,17 +196,42 @@ class TemporalBlock(nn.Module):
             x = x + gate_m * self.mlp(modulate(layer_norm(x), shift_m, scale_m).astype(self.dtype))
         return x
 
+    def _offset_scores(self, q_GSHE):
+        """[G, H, S_q, S] the per-offset score of each query (unrotated)."""
+        scale = 1.0 / np.sqrt(q_GSHE.shape[-1])
+        steer = jnp.einsum("gqhe,she->ghqs", q_GSHE.astype(jnp.float32), self.offset_query.astype(jnp.float32)) * scale
+        return self.OFFSET_GAIN * (steer + self.offset_bias[None, :, None, :])
+
     def __call__(self, x_BTND, c_BTD):
         b, t, n, _ = x_BTND.shape
         modulation = [m[:, :, None] for m in self.adaLN(c_BTD)]
         q, k, v = self._project(x_BTND, modulation)  # [B, T, N, H, E]
         theta_T = rope.angles(jnp.arange(t), self.freqs)[:, None, None]
-        q, k = rope.rotate(q, theta_T), rope.rotate(k, theta_T)
-        columns = lambda a: a.transpose(0, 2, 1, 3, 4).reshape(b * n, t, *a.shape[3:])
+        q_rotated, k = rope.rotate(q, theta_T), rope.rotate(k, theta_T)
+        columns = lambda a: jnp.moveaxis(a, 2, 1).reshape(b * n, t, *a.shape[3:])
         i, j = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
         mask_TT = (j <= i) & (i - j <= self.window)
-        out = attention(columns(q), columns(k), columns(v), mask_TT[None, None])
-        out = out.reshape(b, n, t, *out.shape[2:]).transpose(0, 2, 1, 3, 4)
+        if not self.neighbourhood:
+            out = attention(columns(q_rotated), columns(k), columns(v), mask_TT[None, None])
+        else:
+            r = self.neighbourhood
+            count, centre = (2 * r + 1) ** 2, (2 * r + 1) ** 2 // 2
+            # Keys ordered (frame, offset): [B*N, T*S, H, E].
+            around = lambda a: jnp.moveaxis(neighbours(a, self.grid, r), 2, 1).reshape(b * n, t * count, *a.shape[3:])
+            on_grid = jnp.asarray(on_grid_NS(self.grid, r))
+            earlier_TT = (j < i) & (i - j <= self.window)
+            same_TT = j == i
+            s = jnp.arange(count)
+            mask_NTTS = (earlier_TT[None, :, :, None] & on_grid[:, None, None, :]) | (
+                same_TT[None, :, :, None] & (s == centre)[None, None, None, :]
+            )
+            mask = jnp.tile(mask_NTTS.reshape(n, t, t * count), (b, 1, 1))[:, None]
+            scores_GHTS = self._offset_scores(columns(q))
+            bias = jnp.broadcast_to(scores_GHTS[:, :, :, None, :], (b * n, self.num_heads, t, t, count)).reshape(
+                b * n, self.num_heads, t, t * count
+            )
+            out = attention(columns(q_rotated), around(k), around(v), mask, bias)
+        out = jnp.moveaxis(out.reshape(b, n, t, *out.shape[2:]), 1, 2)
         return self._finish(x_BTND, out, modulation)
 
     def stream(self, x_BND, c_BD, k_BWNHE, v_BWNHE, offsets_W, valid_W):
@@ -171,11 +241,28 @@ class TemporalBlock(nn.Module):
         modulation = [m[:, None] for m in self.adaLN(c_BD)]
         q, k, v = self._project(x_BND, modulation)  # [B, N, H, E]; the current frame sits at position 0
         theta_W = rope.angles(-offsets_W, self.freqs)[None, :, None, None]
-        keys = jnp.concatenate([rope.rotate(k_BWNHE, theta_W), k[:, None]], axis=1)
-        values = jnp.concatenate([v_BWNHE, v[:, None]], axis=1)
-        columns = lambda a: a.transpose(0, 2, 1, 3, 4).reshape(b * n, w + 1, *a.shape[3:])
-        mask = jnp.concatenate([valid_W & (offsets_W <= self.window), jnp.ones((1,), bool)])
-        out = attention(q.reshape(b * n, 1, *q.shape[2:]), columns(keys), columns(values), mask[None, None, None])
+        cached_k = rope.rotate(k_BWNHE, theta_W)
+        slot_ok_W = valid_W & (offsets_W <= self.window)
+        q_G1HE = q.reshape(b * n, 1, *q.shape[2:])
+        if not self.neighbourhood:
+            keys = jnp.concatenate([cached_k, k[:, None]], axis=1)
+            values = jnp.concatenate([v_BWNHE, v[:, None]], axis=1)
+            columns = lambda a: jnp.moveaxis(a, 2, 1).reshape(b * n, w + 1, *a.shape[3:])
+            mask = jnp.concatenate([slot_ok_W, jnp.ones((1,), bool)])
+            out = attention(q_G1HE, columns(keys), columns(values), mask[None, None, None])
+        else:
+            r = self.neighbourhood
+            count, centre = (2 * r + 1) ** 2, (2 * r + 1) ** 2 // 2
+            around = lambda a: jnp.moveaxis(neighbours(a, self.grid, r), 2, 1).reshape(b * n, w * count, *a.shape[3:])
+            current = lambda a: a.reshape(b * n, 1, *a.shape[2:])
+            keys = jnp.concatenate([around(cached_k), current(k)], axis=1)
+            values = jnp.concatenate([around(v_BWNHE), current(v)], axis=1)
+            cached_NWS = slot_ok_W[None, :, None] & jnp.asarray(on_grid_NS(self.grid, r))[:, None, :]
+            mask_NK = jnp.concatenate([cached_NWS.reshape(n, w * count), jnp.ones((n, 1), bool)], axis=1)
+            mask = jnp.tile(mask_NK, (b, 1))[:, None, None]
+            scores_GH1S = self._offset_scores(q_G1HE)
+            bias = jnp.concatenate([jnp.tile(scores_GH1S, (1, 1, 1, w)), scores_GH1S[..., centre:centre + 1]], axis=-1)
+            out = attention(q_G1HE, keys, values, mask, bias)
         out = out.reshape(b, n, *out.shape[2:])
         return self._finish(x_BND, out, modulation), (k, v)
 

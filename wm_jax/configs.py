@@ -42,6 +42,10 @@ class ModelConfig:
     temporal_every: int = 1
     temporal_mlp: bool = False
     temporal_rope_theta: float = 10000.0
+    # 0: a token attends to the same place in earlier frames (the reference design). r > 0: to
+    # the (2r+1)² places around it, with a learned preference per offset that the query (hence
+    # the keys held) can steer, so "the picture moved one token left" is one attention step.
+    temporal_neighbourhood: int = 0
     # The action space, by key name (the player maps keys by name); embedded by one linear map.
     action_keys: tuple[str, ...] = actions.VOCAB
     # Frames the temporal attention may see besides the current one (the KV-cache length), and
@@ -64,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"axial RoPE needs head_dim divisible by 4, got {self.head_dim}")
         if self.temporal_every < 0 or self.window < 1 or self.max_frames < 1:
             raise ValueError("temporal_every must be >= 0, window and max_frames >= 1")
+        if self.temporal_neighbourhood < 0:
+            raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
 
     @property
     def action_space(self) -> actions.ActionSpace:

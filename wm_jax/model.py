@@ -67,7 +67,7 @@ class WorldModel(nn.Module):
         self.temporal = [
             temporal_cls(
                 cfg.width, cfg.num_heads, mlp_hidden if cfg.temporal_mlp else None, cfg.window,
-                cfg.qkv_bias, cfg.temporal_rope_theta, dtype,
+                cfg.qkv_bias, cfg.temporal_rope_theta, dtype, cfg.temporal_neighbourhood, cfg.grid,
             )
             for _ in cfg.temporal_layers
         ]
