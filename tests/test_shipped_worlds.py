@@ -64,3 +64,21 @@ def test_doom_world_answers_its_keys():
     left_dx = np.sign(controllability.phase_shift(turn_left[:-1], turn_left[1:])[:, 1])
     right_dx = np.sign(controllability.phase_shift(turn_right[:-1], turn_right[1:])[:, 1])
     assert left_dx.mean() > right_dx.mean(), (left_dx, right_dx)
+
+
+PAN_STEP = 8  # the pan world's training recordings: wm record image_pan --pan-step 8 (training/COMMANDS.md)
+
+
+def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):
+    """From clean context, the one-step prediction of the next frame is the previous one shifted
+    the pressed key's way (not a copy) in most clips over a photograph never trained on."""
+    from data.sources.image_pan import ImagePanRecorder
+    from experiments.shift_probe import probe
+    from PIL import Image
+
+    Image.fromarray(held_out_photo).save(tmp_path / "photo.png")
+    recorder = ImagePanRecorder(input=str(tmp_path), resolution=pan.resolution, pan_step=PAN_STEP, allow_zoom=False)
+    episodes = [(e.frames, e.actions) for e in (recorder.record(i, seed=3, steps=80) for i in range(4))]
+    result = probe(pan, episodes, PAN_STEP, clips=24)
+    assert result["real_matches_key"] > 0.9, result  # the probe itself reads real moves right
+    assert result["prediction_matches_key"] > 0.75, result
