@@ -176,7 +176,7 @@ class TemporalBlock(nn.Module):
             self.mlp = Mlp(self.width, self.mlp_hidden, self.dtype)
         self.freqs = rope.lang_frequencies(self.width // self.num_heads, self.rope_theta)
         if self.neighbourhood:
-            count, centre = (2 * self.neighbourhood + 1) ** 2, (2 * self.neighbourhood + 1) ** 2 // 2
+            count, centre = self._offsets()
             self.offset_bias = self.param(
                 "offset_bias", lambda _, shape: jnp.full(shape, -4.0 / self.OFFSET_GAIN).at[:, centre].set(0.0),
                 (self.num_heads, count),
@@ -184,6 +184,11 @@ class TemporalBlock(nn.Module):
             self.offset_query = self.param(
                 "offset_query", nn.initializers.zeros, (count, self.num_heads, self.width // self.num_heads)
             )
+
+    def _offsets(self) -> tuple[int, int]:
+        """(S, index of the centre offset) of the neighbourhood."""
+        count = (2 * self.neighbourhood + 1) ** 2
+        return count, count // 2
 
     def _project(self, x, modulation):
         shift, scale = modulation[0], modulation[1]
@@ -215,7 +220,7 @@ class TemporalBlock(nn.Module):
             out = attention(columns(q_rotated), columns(k), columns(v), mask_TT[None, None])
         else:
             r = self.neighbourhood
-            count, centre = (2 * r + 1) ** 2, (2 * r + 1) ** 2 // 2
+            count, centre = self._offsets()
             # Keys ordered (frame, offset): [B*N, T*S, H, E].
             around = lambda a: jnp.moveaxis(neighbours(a, self.grid, r), 2, 1).reshape(b * n, t * count, *a.shape[3:])
             on_grid = jnp.asarray(on_grid_NS(self.grid, r))
@@ -252,7 +257,7 @@ class TemporalBlock(nn.Module):
             out = attention(q_G1HE, columns(keys), columns(values), mask[None, None, None])
         else:
             r = self.neighbourhood
-            count, centre = (2 * r + 1) ** 2, (2 * r + 1) ** 2 // 2
+            count, centre = self._offsets()
             around = lambda a: jnp.moveaxis(neighbours(a, self.grid, r), 2, 1).reshape(b * n, w * count, *a.shape[3:])
             current = lambda a: a.reshape(b * n, 1, *a.shape[2:])
             keys = jnp.concatenate([around(cached_k), current(k)], axis=1)
