@@ -28,7 +28,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--config", default="tiny", help="model configuration (default tiny)")
     parser.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default=None, help="override the configuration's matmul dtype (params stay fp32)")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps per frame (default 4)")
+    parser.add_argument("--world", default=None, metavar="NAME|DIR",
+                        help="time a world bundle (a shipped name or a directory) as it plays: its model, autoencoder "
+                             "and sampler (steps, guidance, context noise); --steps / --guidance override")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default 4, or the world's)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="action guidance (default 1, or the world's); > 1 runs a null-action branch beside every step")
     parser.add_argument("--frames", type=int, default=50, help="frames timed per measurement (default 50)")
     parser.add_argument("--sweep-windows", type=_ints, default=(2, 4, 8, 16), metavar="W,W,..", help="windows to sweep (default 2,4,8,16; '' skips)")
     parser.add_argument("--sweep-latent-sizes", type=_ints, default=(8, 16, 32), metavar="S,S,..", help="square latent sizes to sweep (default 8,16,32)")
@@ -47,20 +52,36 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import dataclasses
+
     from wm_jax import bench, configs
+    from wm_jax import world as world_lib
     from wm_jax.diffusion import SamplerConfig
 
-    if not args.checkpoint:
+    checkpoint, autoencoder, sampler = args.checkpoint, args.autoencoder, SamplerConfig()
+    if args.world:
+        info, model_dir, bundled_ae, _ = world_lib.read_bundle(
+            args.world if os.path.isdir(args.world) else world_lib.resolve(args.world)
+        )
+        checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler
+    if args.steps is not None:
+        sampler = dataclasses.replace(sampler, steps=args.steps)
+    if args.guidance is not None:
+        sampler = dataclasses.replace(sampler, guidance=args.guidance)
+    if not checkpoint:
         configs.get_config(args.config)  # fail early on a bad name
     roofline = () if args.roofline is None else (tuple(args.roofline) or ("wm_516m", "wm_800m"))
     report = bench.run(
-        args.config, SamplerConfig(steps=args.steps), args.frames,
+        args.config, sampler, args.frames,
         sweep_windows=args.sweep_windows, sweep_latent_sizes=args.sweep_latent_sizes, sweep_steps=args.sweep_steps,
         with_decode=not args.no_decode, with_compile=not args.no_compile, quantize=args.quantize,
-        roofline_configs=roofline, autoencoder_dir=args.autoencoder, checkpoint=args.checkpoint, compute_dtype=args.compute_dtype, progress=not args.quiet,
+        roofline_configs=roofline, autoencoder_dir=autoencoder, checkpoint=checkpoint, compute_dtype=args.compute_dtype, progress=not args.quiet,
     )
     if args.profile:
-        report["profile"] = bench.profile_step(configs.get_config(args.config), SamplerConfig(steps=args.steps), args.profile)
+        from wm_jax import model as wm_model
+
+        profiled = wm_model.load(checkpoint)[0] if checkpoint else configs.get_config(args.config)
+        report["profile"] = bench.profile_step(profiled, sampler, args.profile)
     table = bench.markdown(report)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -74,3 +74,26 @@ def test_compile_times_second_process_hits_the_persistent_cache(tiny_config):
     times = bench.compile_times(tiny_config, SamplerConfig(steps=2))
     assert times["cache_entries"] > 0
     assert times["persistent_cache_s"] < times["cold_s"]
+
+
+def test_bench_world_times_the_bundle_as_it_plays(demo_world_dir, tmp_path, monkeypatch):
+    """`wm bench --world DIR` times the bundle's own model, autoencoder and sampler (guidance
+    included); --steps overrides one field and keeps the rest."""
+    import shutil
+
+    from experiments import cli
+
+    world_dir = tmp_path / "guided"
+    shutil.copytree(demo_world_dir, world_dir)
+    meta = json.loads((world_dir / "world.json").read_text())
+    meta["sampler"] = {**meta.get("sampler", {}), "steps": 3, "guidance": 2.5}
+    (world_dir / "world.json").write_text(json.dumps(meta))
+    seen = []
+    monkeypatch.setattr(bench, "run", lambda name, sampler, frames, **kw: seen.append((sampler, kw)) or {})
+    monkeypatch.setattr(bench, "markdown", lambda report: "")
+    assert cli.main(["bench", "--world", str(world_dir), "--quiet"]) == 0
+    assert cli.main(["bench", "--world", str(world_dir), "--steps", "1", "--quiet"]) == 0
+    (played, kw), (overridden, _) = seen
+    assert (played.steps, played.guidance) == (3, 2.5)
+    assert (overridden.steps, overridden.guidance) == (1, 2.5)
+    assert kw["checkpoint"] == str(world_dir / "model") and kw["autoencoder_dir"] == str(world_dir / meta["autoencoder"])

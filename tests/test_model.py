@@ -31,7 +31,10 @@ def _apply(config):
 def _stream_all(config, params, x, t, a):
     """Run frames one by one through `stream`, writing each frame's keys and values."""
     cache = wm_model.empty_cache(config, x.shape[0])
-    stream = jax.jit(lambda p, x, t, a, c: WorldModel(config).apply({"params": p}, x, t, a, c, method="stream"))
+    model = WorldModel(config)
+    stream = jax.jit(lambda p, x, t, a, c: model.apply(
+        {"params": p}, x, t, a, model.apply({"params": p}, c, method="read_cache"), method="stream"
+    ))
     outputs = []
     for i in range(x.shape[1]):
         out, (k, v) = stream(params, x[:, i], t[:, i], a[:, i], cache)
@@ -194,7 +197,8 @@ def test_action_gain_scales_the_action_embedding_only(tiny_config, tiny_random_p
 
 
 def test_neighbours_are_the_tokens_around_each_token_and_zero_off_the_grid():
-    from wm_jax.blocks import neighbour_offsets, neighbours, on_grid_NS
+    """Both forms of the neighbourhood: the gather (whole clips) and the offset map (streaming)."""
+    from wm_jax.blocks import neighbour_offsets, neighbours, offset_index_NM, on_grid_NS
 
     grid = (3, 4)
     ids = jnp.arange(1, 13, dtype=jnp.float32).reshape(1, 1, 12, 1, 1)  # token id + 1, row-major
@@ -206,6 +210,11 @@ def test_neighbours_are_the_tokens_around_each_token_and_zero_off_the_grid():
             inside = 0 <= row + dy < 3 and 0 <= col + dx < 4
             assert on_grid[n, s] == inside
             assert around[n, s] == ((row + dy) * 4 + col + dx + 1 if inside else 0)
+    index = offset_index_NM(grid, 1)
+    for n in range(12):
+        assert sorted(index[n][index[n] >= 0].tolist()) == np.nonzero(on_grid[n])[0].tolist()
+        for m in np.nonzero(index[n] >= 0)[0]:
+            assert around[n, index[n, m]] == m + 1
 
 
 def test_neighbourhood_block_starts_near_same_place_attention_and_can_look_aside(tiny_config):

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from wm_jax import diffusion, rollout
+from wm_jax import model as wm_model
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.model import WorldModel
+
+from conftest import randomize
 
 SAMPLER = SamplerConfig(steps=3)
 
@@ -98,6 +101,34 @@ def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_
     a = step(params, copy(), pressed, jax.random.key(2))[1]
     b = guided_step(params, copy(), pressed, jax.random.key(2))[1]
     assert float(jnp.abs(a - b).max()) > 1e-4
+
+
+@pytest.mark.parametrize("neighbourhood", [0, 1])
+def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, neighbourhood):
+    """Guidance runs its conditional and null branches as one batch over the one cache; that
+    equals mixing the full model's two velocities, null + g (cond - null), for every element of
+    a batch of two (each element must read its own cache, whichever branch it is in)."""
+    config = tiny_config.replace(temporal_neighbourhood=neighbourhood)
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(1))
+    sampler = SamplerConfig(steps=2, guidance=2.5)
+    context, acts = _latents(config, 2, 3), _actions(config, 2, 4)
+    state = rollout.init_state(config, params, context, acts[:, :3], rng=jax.random.key(0), sampler=sampler)
+    rng = jax.random.key(5)
+    _, latent = rollout.make_step(config, sampler)(params, state, acts[:, 3], rng)
+
+    full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
+    null_acts = acts.at[:, 3].set(jnp.asarray(config.action_space.null()))
+
+    def velocity_fn(x, t):
+        clip = jnp.concatenate([context, x[:, None]], axis=1)
+        t_BT = jnp.concatenate([jnp.zeros((2, 3)), jnp.full((2, 1), t)], axis=1)
+        cond, null = full(clip, t_BT, acts)[:, -1], full(clip, t_BT, null_acts)[:, -1]
+        return null + sampler.guidance * (cond - null)
+
+    rng_noise, _ = jax.random.split(rng)
+    expected = diffusion.sample(velocity_fn, jax.random.normal(rng_noise, latent.shape), sampler)
+    assert float(jnp.abs(expected).max()) > 0.1
+    np.testing.assert_allclose(np.asarray(latent), np.asarray(expected), atol=1e-4)
 
 
 def test_recompute_baseline_matches_cached_step_once_the_window_is_full(tiny_config, tiny_random_params):

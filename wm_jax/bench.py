@@ -338,7 +338,7 @@ def large_model_projection(name: str, sampler: SamplerConfig, frames: int = 2, q
         del params
         quantized = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(qparams, is_leaf=lambda x: isinstance(x, q8.Int8Tensor))
                         if isinstance(x, q8.Int8Tensor))
-        passes = (sampler.steps + 1) * (2 if sampler.guidance != 1.0 else 1)
+        passes = sampler.steps + 1  # guidance's two branches are one batch: one read of the weights per pass
         saved = passes * quantized * 1  # bytes: bf16 (2) -> int8 (1) per kernel element per pass
         out["int8"] = {
             "this_machine": bench_step(config, sampler, qparams, frames, make_step=q8.make_step)["step"],
@@ -405,7 +405,7 @@ def hlo_op_counts(hlo_text: str) -> dict:
 
 def markdown(report: dict) -> str:
     """The report's headline figures as markdown tables."""
-    lines = [f"### wm bench: `{report['config']}` ({report.get('compute_dtype', 'float32')}), {report['denoising_steps']} denoising steps, window {report['window']}",
+    lines = [f"### wm bench: `{report['config']}` ({report.get('compute_dtype', 'float32')}), {report['denoising_steps']} denoising steps, guidance {report.get('guidance', 1.0)}, window {report['window']}",
              "", f"load average at start / end: {report['load_average_start']} / {report['load_average_end']}", "",
              "| what | p50 ms | p95 ms | p99 ms | fps |", "|---|---|---|---|---|"]
     rows = [("step (KV cache)", report["step"]["step"]), ("recompute baseline", report["recompute"])]
@@ -559,8 +559,8 @@ def run(config_name: str, sampler: SamplerConfig, frames: int = 50, *, sweep_win
         params = randomized_params(config, jax.random.key(0))
     total = 5 + len(sweep_windows) + len(sweep_latent_sizes) + len(sweep_steps) + len(roofline_configs) + (1 if quantize else 0)
     bar = tqdm(total=total, desc="wm bench", disable=not progress)
-    report = {"config": config_name, "compute_dtype": config.compute_dtype, "denoising_steps": sampler.steps, "window": config.window,
-              "tokens_per_frame": config.tokens_per_frame, "latent_shape": [*config.latent_size, config.in_channels],
+    report = {"config": config_name, "compute_dtype": config.compute_dtype, "denoising_steps": sampler.steps, "guidance": sampler.guidance,
+              "window": config.window, "tokens_per_frame": config.tokens_per_frame, "latent_shape": [*config.latent_size, config.in_channels],
               "frames_timed": frames, "machine": machine(), "load_average_start": load_average()}
     report["params_source"] = checkpoint or "randomized_params (untrained, zero-init leaves filled with N(0, 0.02^2))"
     report["matmul_peak"] = matmul_peak(matmul_shapes)

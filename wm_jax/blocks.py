@@ -140,12 +140,22 @@ def on_grid_NS(grid: tuple[int, int], radius: int) -> np.ndarray:
                      for dy, dx in neighbour_offsets(radius)], axis=1)
 
 
+def offset_index_NM(grid: tuple[int, int], radius: int) -> np.ndarray:
+    """[N, N] which neighbour offset s token m is of token n (`neighbour_offsets` order), -1 if none."""
+    gh, gw = grid
+    rows, cols = np.divmod(np.arange(gh * gw), gw)
+    dy, dx = rows[None, :] - rows[:, None], cols[None, :] - cols[:, None]
+    near = (np.abs(dy) <= radius) & (np.abs(dx) <= radius)
+    return np.where(near, (dy + radius) * (2 * radius + 1) + dx + radius, -1)
+
+
 class TemporalBlock(nn.Module):
     """Each token attends causally to the same spatial location in earlier frames.
 
     Temporal RoPE over frame indices; attention span = the current frame plus `window`
-    earlier ones. `__call__` runs a whole clip; `stream` runs one new frame against a cache of
-    unrotated keys and values of earlier frames, and returns the new frame's keys and values.
+    earlier ones. `__call__` runs a whole clip; `stream` runs one new frame against the cached keys and
+    values of earlier frames (as `read_cache` prepares them), and returns the new frame's keys
+    and values.
 
     With `neighbourhood` r > 0 a token attends, in each earlier frame, to the S = (2r+1)²
     places around it (its own frame: itself only). Each offset s adds a score
@@ -201,11 +211,11 @@ class TemporalBlock(nn.Module):
             x = x + gate_m * self.mlp(modulate(layer_norm(x), shift_m, scale_m).astype(self.dtype))
         return x
 
-    def _offset_scores(self, q_GSHE):
-        """[G, H, S_q, S] the per-offset score of each query (unrotated)."""
-        scale = 1.0 / np.sqrt(q_GSHE.shape[-1])
-        steer = jnp.einsum("gqhe,she->ghqs", q_GSHE.astype(jnp.float32), self.offset_query.astype(jnp.float32)) * scale
-        return self.OFFSET_GAIN * (steer + self.offset_bias[None, :, None, :])
+    def _offset_scores(self, q_HE):
+        """[..., H, S] the per-offset score of each (unrotated) query q [..., H, E]."""
+        scale = 1.0 / np.sqrt(q_HE.shape[-1])
+        steer = jnp.einsum("...he,she->...hs", q_HE.astype(jnp.float32), self.offset_query.astype(jnp.float32)) * scale
+        return self.OFFSET_GAIN * (steer + self.offset_bias)
 
     def __call__(self, x_BTND, c_BTD):
         b, t, n, _ = x_BTND.shape
@@ -231,7 +241,7 @@ class TemporalBlock(nn.Module):
                 same_TT[None, :, :, None] & (s == centre)[None, None, None, :]
             )
             mask = jnp.tile(mask_NTTS.reshape(n, t, t * count), (b, 1, 1))[:, None]
-            scores_GHTS = self._offset_scores(columns(q))
+            scores_GHTS = jnp.swapaxes(self._offset_scores(columns(q)), 1, 2)
             bias = jnp.broadcast_to(scores_GHTS[:, :, :, None, :], (b * n, self.num_heads, t, t, count)).reshape(
                 b * n, self.num_heads, t, t * count
             )
@@ -239,37 +249,64 @@ class TemporalBlock(nn.Module):
         out = jnp.moveaxis(out.reshape(b, n, t, *out.shape[2:]), 1, 2)
         return self._finish(x_BTND, out, modulation)
 
-    def stream(self, x_BND, c_BD, k_BWNHE, v_BWNHE, offsets_W, valid_W):
-        """One frame against the cache; offsets_W = how many frames ago each slot was written."""
-        b, n, _ = x_BND.shape
-        w = k_BWNHE.shape[1]
-        modulation = [m[:, None] for m in self.adaLN(c_BD)]
-        q, k, v = self._project(x_BND, modulation)  # [B, N, H, E]; the current frame sits at position 0
+    def read_cache(self, k_BWNHE, v_BWNHE, offsets_W, valid_W):
+        """The cache as `stream` reads it, keys rotated by their age. It does not change while a
+        frame is denoised, so a rollout reads it once per frame, not once per denoising step.
+
+        offsets_W: how many frames ago each slot was written. Returns keys and values
+        [B, M, K, H, E] and mask [N, K] (True where a query token may read a cached key):
+        without a neighbourhood each token reads its own column (M = N, K = W slots); with
+        one, every token scores every cached token (M = 1, K = W·N, ordered (slot, token))
+        and the neighbourhood is a mask, which XLA runs several times faster than gathering
+        the (2r+1)² neighbours of every token.
+        """
+        b, w, n = k_BWNHE.shape[:3]
         theta_W = rope.angles(-offsets_W, self.freqs)[None, :, None, None]
-        cached_k = rope.rotate(k_BWNHE, theta_W)
+        rotated_k = rope.rotate(k_BWNHE, theta_W)
         slot_ok_W = valid_W & (offsets_W <= self.window)
-        q_G1HE = q.reshape(b * n, 1, *q.shape[2:])
         if not self.neighbourhood:
-            keys = jnp.concatenate([cached_k, k[:, None]], axis=1)
-            values = jnp.concatenate([v_BWNHE, v[:, None]], axis=1)
-            columns = lambda a: jnp.moveaxis(a, 2, 1).reshape(b * n, w + 1, *a.shape[3:])
-            mask = jnp.concatenate([slot_ok_W, jnp.ones((1,), bool)])
-            out = attention(q_G1HE, columns(keys), columns(values), mask[None, None, None])
-        else:
-            r = self.neighbourhood
+            return jnp.swapaxes(rotated_k, 1, 2), jnp.swapaxes(v_BWNHE, 1, 2), jnp.broadcast_to(slot_ok_W, (n, w))
+        flat = lambda a: a.reshape(b, 1, w * n, *a.shape[3:])
+        near_NN = jnp.asarray(offset_index_NM(self.grid, self.neighbourhood) >= 0)
+        return flat(rotated_k), flat(v_BWNHE), (slot_ok_W[None, :, None] & near_NN[:, None, :]).reshape(n, w * n)
+
+    def stream(self, x_BND, c_BD, cached_k_BMKHE, cached_v_BMKHE, cached_mask_NK):
+        """One frame against the cache as `read_cache` returned it; the current frame sits at
+        position 0 and each token sees only itself in it. Returns the new frame's output and
+        its (unrotated) keys and values [B, N, H, E].
+
+        x may hold R copies of the cache's batch, stacked (R, B) (guidance runs its conditional
+        and null branches as one batch): they read the one cache, which is not copied.
+        """
+        rb, n, _ = x_BND.shape
+        b = cached_k_BMKHE.shape[0]
+        modulation = [m[:, None] for m in self.adaLN(c_BD)]
+        q, k, v = self._project(x_BND, modulation)  # [R·B, N, H, E]
+        copies = lambda a: a.reshape(rb // b, b, *a.shape[1:]).astype(jnp.float32)
+        q_RBNHE, k_RBNHE, v_RBNHE = copies(q), copies(k), copies(v)
+        cached_k, cached_v = cached_k_BMKHE.astype(jnp.float32), cached_v_BMKHE.astype(jnp.float32)
+        scale = 1.0 / np.sqrt(q.shape[-1])
+        if self.neighbourhood:  # M = 1: every token against every cached token
+            cached = jnp.einsum("rbnhe,bkhe->rbhnk", q_RBNHE, cached_k[:, 0]) * scale
+        else:  # M = N: each token against its own column
+            cached = jnp.einsum("rbnhe,bnkhe->rbhnk", q_RBNHE, cached_k) * scale
+        own = jnp.einsum("rbnhe,rbnhe->rbhn", q_RBNHE, k_RBNHE)[..., None] * scale
+        if self.neighbourhood:
             count, centre = self._offsets()
-            around = lambda a: jnp.moveaxis(neighbours(a, self.grid, r), 2, 1).reshape(b * n, w * count, *a.shape[3:])
-            current = lambda a: a.reshape(b * n, 1, *a.shape[2:])
-            keys = jnp.concatenate([around(cached_k), current(k)], axis=1)
-            values = jnp.concatenate([around(v_BWNHE), current(v)], axis=1)
-            cached_NWS = slot_ok_W[None, :, None] & jnp.asarray(on_grid_NS(self.grid, r))[:, None, :]
-            mask_NK = jnp.concatenate([cached_NWS.reshape(n, w * count), jnp.ones((n, 1), bool)], axis=1)
-            mask = jnp.tile(mask_NK, (b, 1))[:, None, None]
-            scores_GH1S = self._offset_scores(q_G1HE)
-            bias = jnp.concatenate([jnp.tile(scores_GH1S, (1, 1, 1, w)), scores_GH1S[..., centre:centre + 1]], axis=-1)
-            out = attention(q_G1HE, keys, values, mask, bias)
-        out = out.reshape(b, n, *out.shape[2:])
-        return self._finish(x_BND, out, modulation), (k, v)
+            offsets_RBHNS = jnp.moveaxis(self._offset_scores(q_RBNHE), 2, 3)
+            index_NM = offset_index_NM(self.grid, self.neighbourhood)
+            one_hot_NMS = jnp.asarray(index_NM[..., None] == np.arange(count), jnp.float32)
+            by_token = jnp.einsum("rbhns,nms->rbhnm", offsets_RBHNS, one_hot_NMS)
+            cached = cached + jnp.tile(by_token, (1, 1, 1, 1, cached.shape[-1] // n))
+            own = own + offsets_RBHNS[..., centre:centre + 1]
+        cached = jnp.where(cached_mask_NK, cached, -jnp.inf)
+        weights = jax.nn.softmax(jnp.concatenate([cached, own], axis=-1), axis=-1)
+        if self.neighbourhood:
+            out = jnp.einsum("rbhnk,bkhe->rbnhe", weights[..., :-1], cached_v[:, 0])
+        else:
+            out = jnp.einsum("rbhnk,bnkhe->rbnhe", weights[..., :-1], cached_v)
+        out = out + jnp.moveaxis(weights[..., -1], 2, 3)[..., None] * v_RBNHE
+        return self._finish(x_BND, out.reshape(q.shape).astype(q.dtype), modulation), (k, v)
 
 
 class FinalLayer(nn.Module):

@@ -5,7 +5,8 @@ N tokens per frame, D width, L temporal layers.
 
 `WorldModel.__call__` runs whole clips with causal temporal attention (training, and the
 reference the streaming path is tested against); `WorldModel.stream` runs one frame against a
-`KVCache` (generation). Both are pure functions of the params through `model.apply`.
+`KVCache`, as `WorldModel.read_cache` prepares it once per frame (generation). All are pure
+functions of the params through `model.apply`.
 
 Conditioning per frame: c[b,t] = timestep_embedding(1000·t[b,t]) + action_embedding(a[b,t]),
 with the action embedding a single linear map with bias over the multi-hot action vector. Its
@@ -23,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from wm_jax import embeddings, kv_cache, rope
 from wm_jax.blocks import FinalLayer, SpatialBlock, TemporalBlock
@@ -113,8 +115,21 @@ class WorldModel(nn.Module):
                 x_GND = temporal[i](x_GND.reshape(b, t, *x_GND.shape[1:]), c_BTD).reshape(x_GND.shape)
         return self._unpatchify(self.final(x_GND, c_GD), (b, t))
 
-    def stream(self, x_BHWC, t_B, actions_BK, cache: kv_cache.KVCache):
-        """One new frame per batch element, attending to the cache.
+    def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
+        """The cache as the next frame's temporal layers read it (`TemporalBlock.read_cache`)."""
+        offsets_W, valid_W = cache.offsets()
+        layers = [
+            block.read_cache(cache.k_LBWNHE[layer], cache.v_LBWNHE[layer], offsets_W, valid_W)
+            for layer, block in enumerate(self.temporal)
+        ]
+        if not layers:
+            return CacheView(jnp.zeros((0,)), jnp.zeros((0,)), jnp.zeros((0,), bool))
+        k, v, mask = zip(*layers)
+        return CacheView(jnp.stack(k), jnp.stack(v), mask[0])
+
+    def stream(self, x_BHWC, t_B, actions_BK, view: "CacheView"):
+        """One new frame per batch element, attending to the cache as `read_cache` returned it.
+        The batch may be R copies of the cache's, stacked (R, B): guidance's two branches.
 
         Returns the model output [B, H, W, C_out] and this frame's unrotated keys and values
         (k, v: [L, B, N, H, E]), which `rollout` writes into the cache once the frame is final.
@@ -123,7 +138,6 @@ class WorldModel(nn.Module):
         c_BD = self.conditioning(t_B, actions_BK)
         x_BND = self._embed(x_BHWC)
         rope_NE = self._spatial_rope_NE()
-        offsets_W, valid_W = cache.offsets()
         temporal = dict(zip(self.config.temporal_layers, range(len(self.temporal))))
         keys, values = [], []
         for i, block in enumerate(self.spatial):
@@ -131,13 +145,29 @@ class WorldModel(nn.Module):
             if i in temporal:
                 layer = temporal[i]
                 x_BND, (k, v) = self.temporal[layer].stream(
-                    x_BND, c_BD, cache.k_LBWNHE[layer], cache.v_LBWNHE[layer], offsets_W, valid_W
+                    x_BND, c_BD, view.k_LBMKHE[layer], view.v_LBMKHE[layer], view.mask_NK
                 )
                 keys.append(k)
                 values.append(v)
         out = self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1])
-        stack = lambda arrays: jnp.stack(arrays) if arrays else jnp.zeros((0,) + cache.k_LBWNHE.shape[1:2] + cache.k_LBWNHE.shape[3:])
+        cfg = self.config
+        empty = jnp.zeros((0, x_BHWC.shape[0], cfg.tokens_per_frame, cfg.num_heads, cfg.head_dim))
+        stack = lambda arrays: jnp.stack(arrays) if arrays else empty
         return out, (stack(keys), stack(values))
+
+
+@struct.dataclass
+class CacheView:
+    """What a new frame's temporal layers read from the cache, prepared once per frame.
+
+    Letters: L temporal layers, B batch, M = N (each token its own column of keys) or 1 (keys
+    shared by all tokens, with a temporal neighbourhood), K cached keys, H heads, E head dim,
+    N tokens per frame. `TemporalBlock.read_cache` says which layout a model uses.
+    """
+
+    k_LBMKHE: jnp.ndarray  # rotated by each slot's age
+    v_LBMKHE: jnp.ndarray
+    mask_NK: jnp.ndarray  # True where a query token may read a cached key (the same in every layer)
 
 
 def empty_cache(config: ModelConfig, batch: int) -> kv_cache.KVCache:

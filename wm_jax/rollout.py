@@ -34,8 +34,12 @@ class RolloutState:
         return self.cache.count
 
 
-def _stream(config: ModelConfig, params, x_BHWC, t_B, actions_BK, cache):
-    return WorldModel(config).apply({"params": params}, x_BHWC, t_B, actions_BK, cache, method="stream")
+def _read_cache(config: ModelConfig, params, cache):
+    return WorldModel(config).apply({"params": params}, cache, method="read_cache")
+
+
+def _stream(config: ModelConfig, params, x_BHWC, t_B, actions_BK, view):
+    return WorldModel(config).apply({"params": params}, x_BHWC, t_B, actions_BK, view, method="stream")
 
 
 def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noise: float):
@@ -44,7 +48,7 @@ def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noi
     noisy = latent_BHWC
     if context_noise > 0:  # a static float: clean context costs no random draw (~12% of a tiny step)
         noisy = diffusion.add_noise(latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
-    _, (k, v) = _stream(config, params, noisy, t_B, action_BK, cache)
+    _, (k, v) = _stream(config, params, noisy, t_B, action_BK, _read_cache(config, params, cache))
     return cache.write(k, v)
 
 
@@ -73,15 +77,15 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
     """Denoise one frame from noise while attending to the cache (the cache is not changed)."""
     channels = config.in_channels
     null_BK = jnp.broadcast_to(jnp.asarray(config.action_space.null()), action_BK.shape)
+    view = _read_cache(config, params, cache)  # once per frame: it does not change while denoising
 
     def velocity_fn(x_BHWC, t):
         t_B = jnp.full(x_BHWC.shape[:1], t, jnp.float32)
         if sampler.guidance == 1.0:
-            return _stream(config, params, x_BHWC, t_B, action_BK, cache)[0][..., :channels]
-        # Conditional and null branches share one batched pass and the same cache.
+            return _stream(config, params, x_BHWC, t_B, action_BK, view)[0][..., :channels]
+        # The conditional and null branches as one batch over the one cache.
         both = lambda a: jnp.concatenate([a, a], axis=0)
-        doubled = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=1) if a.ndim == 6 else a, cache)
-        out = _stream(config, params, both(x_BHWC), both(t_B), jnp.concatenate([action_BK, null_BK]), doubled)[0]
+        out = _stream(config, params, both(x_BHWC), both(t_B), jnp.concatenate([action_BK, null_BK]), view)[0]
         cond, null = jnp.split(out[..., :channels], 2)
         return null + sampler.guidance * (cond - null)
 

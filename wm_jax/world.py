@@ -268,6 +268,23 @@ def _pixel_for(channels: int) -> str | None:
     return None
 
 
+def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Path | None]:
+    """(info, model directory, autoencoder directory, start image or None) of a world bundle,
+    without loading any weights."""
+    path = pathlib.Path(path)
+    info_file = path / INFO_FILE
+    meta = json.loads(info_file.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{info_file}: format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    info = WorldInfo(
+        name=meta.get("name") or path.name, description=meta.get("description", ""),
+        keys=_keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
+        sampler=_sampler_from(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
+    )
+    start = path / meta["start_image"] if meta.get("start_image") else None
+    return info, path / meta.get("model", "model"), path / meta.get("autoencoder", "autoencoder"), start
+
+
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
                quantization: str | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
@@ -280,19 +297,10 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     path = pathlib.Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"world {str(path)!r} is not a directory")
-    info_file = path / INFO_FILE
-    if info_file.exists():
-        meta = json.loads(info_file.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{info_file}: format {meta.get('format')!r}; this version reads {FORMAT!r}")
-        info = WorldInfo(
-            name=meta.get("name") or path.name, description=meta.get("description", ""),
-            keys=_keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
-            sampler=_sampler_from(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
-        )
-        model_dir = path / meta.get("model", "model")
-        ae_spec = autoencoder_spec or path / meta.get("autoencoder", "autoencoder")
-        start = images.read(path / meta["start_image"]) if meta.get("start_image") else None
+    if (path / INFO_FILE).exists():
+        info, model_dir, bundled_ae, start_file = read_bundle(path)
+        ae_spec = autoencoder_spec or bundled_ae
+        start = images.read(start_file) if start_file else None
     elif (path / "config.json").exists():
         model_dir, start = path, None
         config = wm_model.config_from_dict(json.loads((path / "config.json").read_text()))
