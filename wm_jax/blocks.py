@@ -153,9 +153,9 @@ class TemporalBlock(nn.Module):
     """Each token attends causally to the same spatial location in earlier frames.
 
     Temporal RoPE over frame indices; attention span = the current frame plus `window`
-    earlier ones. `__call__` runs a whole clip; `stream` runs one new frame against the cached keys and
-    values of earlier frames (as `read_cache` prepares them), and returns the new frame's keys
-    and values.
+    earlier ones. `__call__` runs a whole clip; `stream` runs one new frame against the cached
+    keys and values of earlier frames (as `read_cache` prepares them), and returns the new
+    frame's keys and values.
 
     With `neighbourhood` r > 0 a token attends, in each earlier frame, to the S = (2r+1)²
     places around it (its own frame: itself only). Each offset s adds a score
