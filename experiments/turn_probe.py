@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from experiments.shift_probe import recorded_episodes
 from wm_jax import actions, keyscript
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
@@ -50,8 +51,7 @@ def _summary(shifts) -> dict:
 def recorded_shifts(store: EpisodeStore, keys=KEYS) -> dict:
     """{key: summary of the slides of recorded transitions made with that key alone}."""
     per_key = {k: [] for k in keys}
-    for episode in range(len(store.lengths)):
-        frames, actions_TK = store.read_clip(episode, 0, int(store.lengths[episode]))
+    for frames, actions_TK in recorded_episodes(store):
         for t in range(1, len(frames)):  # actions[t] is the input that led to frame t
             held = actions.DEFAULT.decode(actions_TK[t])
             if len(held) == 1 and held[0] in per_key:
