@@ -38,7 +38,7 @@ def _stream_all(config, params, x, t, a):
     outputs = []
     for i in range(x.shape[1]):
         out, (k, v) = stream(params, x[:, i], t[:, i], a[:, i], cache)
-        cache = cache.write(k, v)
+        cache = cache.write(k, v, x[:, i])
         outputs.append(out)
     return jnp.stack(outputs, axis=1)
 
@@ -157,8 +157,9 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(remat=True),
         dict(temporal_every=2, temporal_mlp=False),
         dict(temporal_neighbourhood=1, window=3),
+        dict(previous_frame_input=True, window=3),
     ],
-    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1"],
+    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
@@ -166,6 +167,21 @@ def test_variants_stream_like_the_full_pass(tiny_config, variant):
     x, t, a = _inputs(config, 1, 6)
     full = _apply(config)(params, x, t, a)
     np.testing.assert_array_less(np.abs(np.asarray(full - _stream_all(config, params, x, t, a))).max(), 1e-4)
+
+
+def test_previous_frame_input_feeds_exactly_the_frame_before(tiny_config):
+    """Without temporal blocks, a frame's output depends on its own input and the one before it
+    (zeros for the first), never on earlier frames; the extra patch-embedding channels are the
+    previous frame's."""
+    config = tiny_config.replace(temporal_every=0, max_frames=4, previous_frame_input=True)
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
+    assert params["patch_embed"]["proj"]["kernel"].shape[2] == 2 * config.in_channels
+    x, t, a = _inputs(config, 1, 4)
+    apply = lambda x: _apply(config)(params, x, t, a)
+    changed = np.abs(np.asarray(apply(x.at[:, 1].add(1.0)) - apply(x))).max(axis=(0, 2, 3, 4))
+    assert changed[0] == 0 and changed[1] > 1e-3 and changed[2] > 1e-3 and changed[3] == 0
+    first_alone = _apply(config)(params, x[:, :1], t[:, :1], a[:, :1])
+    np.testing.assert_allclose(apply(x)[:, 0], first_alone[:, 0], atol=1e-6)
 
 
 def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_random_params):

@@ -103,12 +103,13 @@ def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_
     assert float(jnp.abs(a - b).max()) > 1e-4
 
 
-@pytest.mark.parametrize("neighbourhood", [0, 1])
-def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, neighbourhood):
+@pytest.mark.parametrize("variant", [{}, dict(temporal_neighbourhood=1), dict(previous_frame_input=True)],
+                         ids=["same_place", "neighbourhood_1", "previous_frame_input"])
+def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, variant):
     """Guidance runs its conditional and null branches as one batch over the one cache; that
     equals mixing the full model's two velocities, null + g (cond - null), for every element of
     a batch of two (each element must read its own cache, whichever branch it is in)."""
-    config = tiny_config.replace(temporal_neighbourhood=neighbourhood)
+    config = tiny_config.replace(**variant)
     params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(1))
     sampler = SamplerConfig(steps=2, guidance=2.5)
     context, acts = _latents(config, 2, 3), _actions(config, 2, 4)

@@ -46,6 +46,10 @@ class ModelConfig:
     # the (2r+1)² places around it, with a learned preference per offset that the query (hence
     # the keys held) can steer, so "the picture moved one token left" is one attention step.
     temporal_neighbourhood: int = 0
+    # Each frame's patch embedding also sees the frame before it (its input latent, concatenated
+    # in channels; zeros for a clip's first frame), so "the scene as it was" reaches every token
+    # by a linear map instead of through temporal attention. Not in the reference design.
+    previous_frame_input: bool = False
     # The action space, by key name (the player maps keys by name); embedded by one linear map.
     action_keys: tuple[str, ...] = actions.VOCAB
     # Frames the temporal attention may see besides the current one (the KV-cache length), and

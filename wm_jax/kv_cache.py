@@ -1,6 +1,9 @@
-"""The temporal attention cache: a preallocated ring buffer of the last W frames per layer.
+"""What a new frame reads of earlier ones: a preallocated ring buffer of the last W frames'
+temporal-attention keys and values per layer, and the last frame's input latent (which
+`ModelConfig.previous_frame_input` models feed to the new frame's patch embedding).
 
-Letters: L temporal layers, B batch, W slots, N tokens per frame, H heads, E head dim.
+Letters: L temporal layers, B batch, W slots, N tokens per frame, H heads, E head dim,
+h w c latent height, width, channels.
 
 Keys are stored before RoPE; the reader rotates them by their age (see `wm_jax.rope`), so the
 positions the model sees never grow with the length of a rollout. Writing a frame overwrites
@@ -19,6 +22,7 @@ class KVCache:
     v_LBWNHE: jnp.ndarray
     frame_W: jnp.ndarray  # int32: index of the frame held by each slot, -1 when empty
     count: jnp.ndarray  # int32 scalar: frames written so far = index of the next frame
+    previous_Bhwc: jnp.ndarray  # the input latent of the last frame written; zeros before any
 
     @property
     def window(self) -> int:
@@ -32,8 +36,8 @@ class KVCache:
         """For the frame about to be generated: (how many frames ago each slot was written, valid)."""
         return self.count - self.frame_W, self.frame_W >= 0
 
-    def write(self, k_LBNHE, v_LBNHE) -> "KVCache":
-        """Append one frame's keys and values, evicting the oldest."""
+    def write(self, k_LBNHE, v_LBNHE, latent_Bhwc) -> "KVCache":
+        """Append one frame's keys and values (and its input latent), evicting the oldest."""
         slot = self.write_slot
         put = lambda buffer, new: buffer.at[:, :, slot].set(new.astype(buffer.dtype))
         return KVCache(
@@ -41,18 +45,21 @@ class KVCache:
             v_LBWNHE=put(self.v_LBWNHE, v_LBNHE),
             frame_W=self.frame_W.at[slot].set(self.count),
             count=self.count + 1,
+            previous_Bhwc=latent_Bhwc.astype(self.previous_Bhwc.dtype),
         )
 
     @property
     def nbytes(self) -> int:
-        return sum(int(a.size) * a.dtype.itemsize for a in (self.k_LBWNHE, self.v_LBWNHE, self.frame_W, self.count))
+        return sum(int(a.size) * a.dtype.itemsize for a in (self.k_LBWNHE, self.v_LBWNHE, self.frame_W, self.count, self.previous_Bhwc))
 
 
-def empty(layers: int, batch: int, window: int, tokens: int, heads: int, head_dim: int, dtype=jnp.float32) -> KVCache:
+def empty(layers: int, batch: int, window: int, tokens: int, heads: int, head_dim: int,
+          latent_hwc: tuple[int, int, int], dtype=jnp.float32) -> KVCache:
     shape = (layers, batch, window, tokens, heads, head_dim)
     return KVCache(
         k_LBWNHE=jnp.zeros(shape, dtype),
         v_LBWNHE=jnp.zeros(shape, dtype),
         frame_W=jnp.full((window,), -1, jnp.int32),
         count=jnp.zeros((), jnp.int32),
+        previous_Bhwc=jnp.zeros((batch, *latent_hwc), jnp.float32),
     )

@@ -90,7 +90,10 @@ class WorldModel(nn.Module):
         """t: [...] in [0, 1]; actions: [..., K] -> c: [..., D]."""
         return self.t_embed(t) + self.config.action_gain * self.action_embed(actions.astype(self.config.dtype))
 
-    def _embed(self, x):
+    def _embed(self, x, previous):
+        """x, previous: [..., H, W, C] (previous: the frame before x, as the model saw it)."""
+        if self.config.previous_frame_input:
+            x = jnp.concatenate([x, previous], axis=-1)
         return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()
 
     def _unpatchify(self, out_GNF, lead):
@@ -106,7 +109,9 @@ class WorldModel(nn.Module):
         b, t = x_BTHWC.shape[:2]
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
-        x_GND = self._embed(x_BTHWC.reshape(b * t, *x_BTHWC.shape[2:]))
+        previous_BTHWC = jnp.concatenate([jnp.zeros_like(x_BTHWC[:, :1]), x_BTHWC[:, :-1]], axis=1)
+        frames = lambda a: a.reshape(b * t, *a.shape[2:])
+        x_GND = self._embed(frames(x_BTHWC), frames(previous_BTHWC))
         rope_NE = self._spatial_rope_NE()
         temporal = dict(zip(self.config.temporal_layers, self.temporal))
         for i, block in enumerate(self.spatial):
@@ -123,9 +128,9 @@ class WorldModel(nn.Module):
             for layer, block in enumerate(self.temporal)
         ]
         if not layers:
-            return CacheView(jnp.zeros((0,)), jnp.zeros((0,)), jnp.zeros((0,), bool))
+            return CacheView(jnp.zeros((0,)), jnp.zeros((0,)), jnp.zeros((0,), bool), cache.previous_Bhwc)
         k, v, mask = zip(*layers)
-        return CacheView(jnp.stack(k), jnp.stack(v), mask[0])
+        return CacheView(jnp.stack(k), jnp.stack(v), mask[0], cache.previous_Bhwc)
 
     def stream(self, x_BHWC, t_B, actions_BK, view: "CacheView"):
         """One new frame per batch element, attending to the cache as `read_cache` returned it.
@@ -136,7 +141,8 @@ class WorldModel(nn.Module):
         """
         check_inputs(self.config, x_BHWC, t_B, actions_BK, frames_axis=False)
         c_BD = self.conditioning(t_B, actions_BK)
-        x_BND = self._embed(x_BHWC)
+        copies = x_BHWC.shape[0] // view.previous_BHWC.shape[0]
+        x_BND = self._embed(x_BHWC, jnp.tile(view.previous_BHWC, (copies, 1, 1, 1)))
         rope_NE = self._spatial_rope_NE()
         temporal = dict(zip(self.config.temporal_layers, range(len(self.temporal))))
         keys, values = [], []
@@ -168,12 +174,13 @@ class CacheView:
     k_LBMKHE: jnp.ndarray  # rotated by each slot's age
     v_LBMKHE: jnp.ndarray
     mask_NK: jnp.ndarray  # True where a query token may read a cached key (the same in every layer)
+    previous_BHWC: jnp.ndarray  # the last cached frame's input latent
 
 
 def empty_cache(config: ModelConfig, batch: int) -> kv_cache.KVCache:
     return kv_cache.empty(
         len(config.temporal_layers), batch, config.window, config.tokens_per_frame,
-        config.num_heads, config.head_dim, config.dtype,
+        config.num_heads, config.head_dim, (*config.latent_size, config.in_channels), config.dtype,
     )
 
 

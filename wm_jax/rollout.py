@@ -49,7 +49,7 @@ def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noi
     if context_noise > 0:  # a static float: clean context costs no random draw (~12% of a tiny step)
         noisy = diffusion.add_noise(latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
     _, (k, v) = _stream(config, params, noisy, t_B, action_BK, _read_cache(config, params, cache))
-    return cache.write(k, v)
+    return cache.write(k, v, noisy)
 
 
 def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):

@@ -4,7 +4,10 @@ Sources: a `wm train` workdir (its latest checkpoint's EMA params) or a model di
 written by `wm_jax.model.save` (e.g. a converted DiT). Every source leaf must exist in the
 target with the same shape; target leaves the source lacks (the temporal blocks of the world
 stage, whose adaLN-Zero gates start at zero so the model starts as the image model) keep their
-fresh initialisation. Checked on shapes alone, before anything is compiled.
+fresh initialisation. One leaf may grow: a source without `ModelConfig.previous_frame_input`
+gives the patch embedding's first input channels, and the previous frame's channels start at
+zero, so again the run starts from the source's function. Checked on shapes alone, before
+anything is compiled.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ import jax
 import numpy as np
 
 from wm_jax.train.sharding import leaf_name
+
+PATCH_KERNEL = "patch_embed/proj/kernel"  # [p, p, input channels, width]
+
+
+def _widens_patch_inputs(name: str, source_shape, target_shape) -> bool:
+    return (name == PATCH_KERNEL and len(source_shape) == len(target_shape) == 4
+            and tuple(source_shape[:2]) == tuple(target_shape[:2]) and source_shape[3] == target_shape[3]
+            and target_shape[2] == 2 * source_shape[2])
 
 
 def load(path: str):
@@ -46,7 +57,8 @@ def check(target_params, source_params) -> tuple[list[str], list[str]]:
     target = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(target_params)}
     source = {leaf_name(p): np.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(source_params)}
     misfits = [f"{name}: source {source[name]}, target {target[name]}"
-               for name in sorted(source.keys() & target.keys()) if tuple(source[name]) != tuple(target[name])]
+               for name in sorted(source.keys() & target.keys())
+                if tuple(source[name]) != tuple(target[name]) and not _widens_patch_inputs(name, source[name], target[name])]
     unused = sorted(source.keys() - target.keys())
     if misfits or unused:
         lines = [f"  shape mismatch {m}" for m in misfits[:20]] + [f"  not in the target model: {u}" for u in unused[:20]]
@@ -63,6 +75,8 @@ def merge(target_params, source_params):
         if name not in source:
             return leaf
         value = np.asarray(source[name], leaf.dtype)
+        if value.shape != leaf.shape:  # the patch kernel, widened (checked by `check`)
+            value = np.concatenate([value, np.zeros_like(value)], axis=2)
         # make_array_from_callback: each process fills only its own shards (works multi-host).
         return jax.make_array_from_callback(value.shape, leaf.sharding, lambda index: value[index])
 
