@@ -60,9 +60,7 @@ def run(args) -> int:
 
     checkpoint, autoencoder, sampler = args.checkpoint, args.autoencoder, SamplerConfig()
     if args.world:
-        info, model_dir, bundled_ae, _ = world_lib.read_bundle(
-            args.world if os.path.isdir(args.world) else world_lib.resolve(args.world)
-        )
+        info, model_dir, bundled_ae, _ = world_lib.read_bundle(world_lib.locate(args.world))
         checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler
     if args.steps is not None:
         sampler = dataclasses.replace(sampler, steps=args.steps)

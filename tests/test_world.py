@@ -145,6 +145,7 @@ def test_world_search(tmp_path, monkeypatch, demo_world_dir):
     monkeypatch.setenv(wm_world.PATH_ENV, str(demo_world_dir.parent))
     assert wm_world.available_worlds() == {"demo": demo_world_dir}
     assert wm_world.resolve("demo") == demo_world_dir
+    assert wm_world.locate("demo") == demo_world_dir and wm_world.locate(str(demo_world_dir)) == demo_world_dir
     assert wm_world.default_world(["zeta", "doom", "alpha"]) == "doom"
     assert wm_world.default_world(["b", "a"]) == "a" and wm_world.default_world([]) is None
     with pytest.raises(KeyError, match="available: demo"):

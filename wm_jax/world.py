@@ -358,6 +358,12 @@ def resolve(name: str, folders: Sequence[pathlib.Path] | None = None) -> pathlib
     raise KeyError(f"no world named {name!r} in {where}; available: {known}. Play a directory with --checkpoint DIR")
 
 
+def locate(name_or_directory: str) -> pathlib.Path:
+    """A bundle directory if one exists at that path, else a world name as `resolve` finds it."""
+    path = pathlib.Path(name_or_directory)
+    return path if path.is_dir() else resolve(name_or_directory)
+
+
 def make_demo_world(directory, *, seed: int = 0, randomize: float = 0.1) -> pathlib.Path:
     """An untrained `tiny`-sized world in pixel space (64x64 frames) for testing the machinery.
 
