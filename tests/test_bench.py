@@ -49,8 +49,9 @@ def test_run_report_schema_and_relations(tmp_path):
     assert report["decode_with"]["frame_size"] == [64, 64]
     assert report["cache_speedup"] == pytest.approx(report["recompute"]["ms_p50"] / report["step"]["step"]["ms_p50"], rel=0.02)
     mem = report["memory"]
-    # 2 temporal layers x K and V x window 4 x 16 tokens x 64 channels x fp32, plus slot bookkeeping.
-    assert mem["kv_cache_bytes"] == 2 * 2 * 4 * 16 * 64 * 4 + 4 * 4 + 4
+    # 2 temporal layers x K and V x window 4 x 16 tokens x 64 channels x fp32, plus slot bookkeeping
+    # and the last frame's 8x8x4 fp32 latent.
+    assert mem["kv_cache_bytes"] == 2 * 2 * 4 * 16 * 64 * 4 + 4 * 4 + 4 + 8 * 8 * 4 * 4
     assert report["peak_rss_bytes"] > mem["params_bytes"] > 0
     u = report["utilisation"]
     assert u["fraction"] == pytest.approx(u["step_flops_per_s"] / u["matmul_peak_flops_per_s"])

@@ -12,6 +12,10 @@ Conditioning per frame: c[b,t] = timestep_embedding(1000·t[b,t]) + action_embed
 with the action embedding a single linear map with bias over the multi-hot action vector. Its
 bias is the constant conditioning (an imported class-conditional DiT's null-class row goes
 there); its row for the UNKNOWN key is the learned "unknown action" embedding.
+
+With `ModelConfig.previous_frame_input` a frame's patch embedding also takes the frame before
+it, concatenated in channels, as the model saw that frame (at its own noise level in training;
+in generation the latent the cache was written with, which `KVCache` keeps).
 """
 
 from __future__ import annotations
