@@ -1,0 +1,107 @@
+"""How close is a world's one-step guess of the next frame to copying the last one? By key.
+
+    python -m experiments.one_step_probe --world wm_jax/worlds/doom --data recordings/ae/doom64_heldout_MAP04
+
+Every `--stride` frames of every recorded episode, a clip of `--frames` frames has its last frame
+replaced by pure noise (t = 1) and the earlier ones kept clean; the model's x0 prediction from
+there (x0 = x1 - v, one Euler step: the mean of what it expects next) is decoded and scored by
+PSNR against the real frame, per held key set, beside copying the last frame and the
+autoencoder's reconstruction (the ceiling). On the stillest transitions (latent change below
+`--still`) it also reports the latent error of the guess and of copying: a model that can see the
+last frame yet scores far below copying there hedges between "still" and "moving".
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.shift_probe import recorded_episodes
+from wm_jax import autoencoder
+from wm_jax import world as world_lib
+from wm_jax.data.episode_store import EpisodeStore
+from wm_jax.model import WorldModel
+
+
+def recorded_clips(store: EpisodeStore, frames: int, stride: int):
+    """(frames uint8 [B, T, H, W, 3], actions [B, T, K]) of every `stride`-th clip of every episode."""
+    clips, actions = [], []
+    for episode_frames, episode_actions in recorded_episodes(store):
+        for start in range(0, len(episode_frames) - frames + 1, stride):
+            clips.append(episode_frames[start : start + frames])
+            actions.append(episode_actions[start : start + frames])
+    return np.stack(clips), np.stack(actions)
+
+
+def psnr_uint8(x_NHWC, y_NHWC) -> np.ndarray:
+    mse = np.mean((x_NHWC.astype(np.float32) - y_NHWC.astype(np.float32)) ** 2, axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):  # identical frames: inf dB, capped when averaged
+        return 10 * np.log10(255.0**2 / mse)
+
+
+def decode_uint8(world, latents_BHWC) -> np.ndarray:
+    decoded = autoencoder.decode(world.ae_variables, latents_BHWC, world.ae_config)
+    return np.asarray(jnp.clip((decoded + 1) * 127.5, 0, 255)).astype(np.uint8)
+
+
+def one_step_guess(world, frames_BTHWC, actions_BTK, rng):
+    """(the model's x0 guess of the last frame's latent [B, h, w, c], the clip's latents)."""
+    config = world.config
+    latents = autoencoder.encode(world.ae_variables, jnp.asarray(frames_BTHWC, jnp.float32) / 127.5 - 1, world.ae_config)
+    b, t = latents.shape[:2]
+    noise = jax.random.normal(rng, (b, *latents.shape[2:]))
+    levels = jnp.zeros((b, t)).at[:, -1].set(1.0)
+    velocity = WorldModel(config).apply({"params": world.params}, latents.at[:, -1].set(noise), levels,
+                                        jnp.asarray(actions_BTK, jnp.float32))[:, -1, ..., : config.in_channels]
+    return noise - velocity, latents
+
+
+def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int = 16, seed: int = 0) -> dict:
+    key_names = world.config.action_keys
+    per_keys = collections.defaultdict(lambda: {"model": [], "copy_last": [], "autoencoder": []})
+    still_errors = {"model": [], "copy_last": []}
+    for i in range(0, len(frames_BTHWC), batch):
+        frames, actions = frames_BTHWC[i : i + batch], actions_BTK[i : i + batch]
+        guess, latents = one_step_guess(world, frames, actions, jax.random.key(seed + i))
+        truth = frames[:, -1]
+        scores = {"model": psnr_uint8(decode_uint8(world, guess), truth), "copy_last": psnr_uint8(frames[:, -2], truth),
+                  "autoencoder": psnr_uint8(decode_uint8(world, latents[:, -1]), truth)}
+        change = np.asarray(jnp.mean((latents[:, -2] - latents[:, -1]) ** 2, axis=(1, 2, 3)))
+        error = np.asarray(jnp.mean((guess - latents[:, -1]) ** 2, axis=(1, 2, 3)))
+        for j in range(len(frames)):
+            keys = "+".join(key_names[k] for k in np.nonzero(actions[j, -1] > 0.5)[0]) or "none"
+            for name, values in scores.items():
+                per_keys[keys][name].append(float(values[j]))
+            if change[j] < still:
+                still_errors["model"].append(float(error[j]))
+                still_errors["copy_last"].append(float(change[j]))
+    mean = lambda xs: float(np.mean(np.minimum(xs, 100.0))) if xs else float("nan")
+    return {
+        "psnr_by_keys": {k: {"transitions": len(v["model"]), **{n: round(mean(x), 2) for n, x in v.items()}}
+                         for k, v in sorted(per_keys.items(), key=lambda kv: -len(kv[1]["model"]))},
+        "still_latent_mse": {"transitions": len(still_errors["model"]),
+                             **{n: round(mean(x), 4) for n, x in still_errors.items()}},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", required=True, help="world bundle directory or shipped name")
+    parser.add_argument("--data", required=True, help="held-out recording (wm record ... --out DIR)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip, the last one guessed (default 8)")
+    parser.add_argument("--stride", type=int, default=3, help="recorded frames between clip starts (default 3)")
+    parser.add_argument("--still", type=float, default=0.05, help="latent MSE below which a transition is still")
+    args = parser.parse_args(argv)
+    world = world_lib.load_world(world_lib.locate(args.world))
+    frames, actions = recorded_clips(EpisodeStore(args.data), args.frames, args.stride)
+    print(json.dumps(probe(world, frames, actions, still=args.still)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
