@@ -146,7 +146,8 @@ def init_window_state(config: ModelConfig, context_BTHWC, actions_BTK=None) -> W
 def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
     """Like `step`, without a cache. Empty slots are always the oldest ones; they are run (the
     compute is the point of the baseline) but their influence is not masked out, so outputs
-    match `step` only once the window is full."""
+    match `step` only once the window is full (with `previous_frame_input`, only nearly: the
+    oldest frame in the window sees no frame before it)."""
     channels = config.in_channels
     b = action_BK.shape[0]
     model = WorldModel(config)
