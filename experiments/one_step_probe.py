@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.shift_probe import recorded_episodes
-from wm_jax import autoencoder
+from wm_jax import autoencoder, evaluation
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 from wm_jax.model import WorldModel
@@ -39,14 +39,12 @@ def recorded_clips(store: EpisodeStore, frames: int, stride: int):
 
 
 def psnr_uint8(x_NHWC, y_NHWC) -> np.ndarray:
-    mse = np.mean((x_NHWC.astype(np.float32) - y_NHWC.astype(np.float32)) ** 2, axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):  # identical frames: inf dB, capped when averaged
-        return 10 * np.log10(255.0**2 / mse)
+    """Per frame; identical frames give +inf (capped when averaged)."""
+    return np.asarray(evaluation.psnr(x_NHWC, y_NHWC, data_range=255.0))
 
 
 def decode_uint8(world, latents_BHWC) -> np.ndarray:
-    decoded = autoencoder.decode(world.ae_variables, latents_BHWC, world.ae_config)
-    return np.asarray(jnp.clip((decoded + 1) * 127.5, 0, 255)).astype(np.uint8)
+    return np.asarray(world_lib.to_uint8(autoencoder.decode(world.ae_variables, latents_BHWC, world.ae_config)))
 
 
 def one_step_guess(world, frames_BTHWC, actions_BTK, rng):
@@ -62,7 +60,6 @@ def one_step_guess(world, frames_BTHWC, actions_BTK, rng):
 
 
 def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int = 16, seed: int = 0) -> dict:
-    key_names = world.config.action_keys
     per_keys = collections.defaultdict(lambda: {"model": [], "copy_last": [], "autoencoder": []})
     still_errors = {"model": [], "copy_last": []}
     for i in range(0, len(frames_BTHWC), batch):
@@ -74,7 +71,7 @@ def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int =
         change = np.asarray(jnp.mean((latents[:, -2] - latents[:, -1]) ** 2, axis=(1, 2, 3)))
         error = np.asarray(jnp.mean((guess - latents[:, -1]) ** 2, axis=(1, 2, 3)))
         for j in range(len(frames)):
-            keys = "+".join(key_names[k] for k in np.nonzero(actions[j, -1] > 0.5)[0]) or "none"
+            keys = "+".join(world.config.action_space.decode(actions[j, -1])) or "none"
             for name, values in scores.items():
                 per_keys[keys][name].append(float(values[j]))
             if change[j] < still:
