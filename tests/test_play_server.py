@@ -2,12 +2,16 @@
 
 import io
 import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 import pytest
@@ -234,3 +238,154 @@ def test_websocket_framing_round_trip():
     with pytest.raises(websocket.Closed):
         server_side.recv()
     a.close(), b.close()
+
+
+# -- hostile input (issue 18): each probe bounded, on loopback, and it stops by itself -------------
+
+
+def _png_16bit_gray(width, height) -> bytes:
+    """A valid 16-bit grayscale PNG of zeros, compressed row by row (never held whole): 6300x6300
+    is 77 kB of file and 79 MB of 16-bit bitmap."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    compressor, row = zlib.compressobj(9), b"\0" * (1 + 2 * width)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_malformed_messages_get_an_error_and_the_session_goes_on(play_server):
+    client = Client(play_server)
+    client.event("world")
+    client.send(type="keys", keys=["d"], seq=1)
+    client.frame(lambda h: h["seq"] == 1)
+    hostile = [
+        ("[" * 100_000, "bytes"),  # was an uncaught RecursionError
+        ("[" * 4000, "not JSON"),  # short, and still too deep for the parser
+        ('{"type": "keys", "keys": [], "seq": ' + "9" * 5000 + "}", "bytes"),  # was ValueError (4300 digits)
+        ('{"type": "keys", "keys": ["w"], "seq": 1e400}', "seq"),
+        ('{"type": "keys", "keys": ["w"], "seq": true}', "seq"),
+        ('{"type": "keys", "keys": ["w"], "seq": -1}', "seq"),
+        ('{"type": "pause", "paused": "false"}', "true or false"),  # was truthy: paused
+        ('{"type": "pause", "paused": 0}', "true or false"),
+        ('{"type": "ack", "id": "3"}', "id"),
+        ('"keys"', "object"),
+    ]
+    for text, answer in hostile:
+        client.ws.send_text(text)
+        assert answer in client.event("error")["message"], text[:60]
+    client.ws.sock.settimeout(10)  # a paused or dead session would time out here, not hang
+    header, _ = client.frame(lambda h: h["n"] > 0)
+    assert header["keys"] == ["d"] and header["seq"] == 1  # nothing above changed the input
+    client.send(type="alive")
+    client.send(type="pause", paused=False)
+    client.frame()
+    assert not [e for e in client.events if e["type"] == "error"]
+    client.close()
+
+
+def test_world_switch_announces_loading_before_the_world(play_server):
+    client = Client(play_server)
+    client.event("world")
+    client.events.clear()
+    client.send(type="world", name="demo")
+    client.event("world")
+    # The page blanks the canvas on "loading" and shows the world again on "world".
+    assert [e for e in client.events if e["type"] == "loading"] == [{"type": "loading", "world": "demo"}]
+    client.close()
+
+
+def test_silent_clients_are_closed_and_their_slots_freed(play_server):
+    assert _wait_for_no_sessions(play_server) == 0
+    host, port = play_server.server_address[:2]
+    play_server.idle_timeout = 1.0
+    try:
+        # Connect, then neither read nor send: before, these held every slot for good.
+        silent = [websocket.connect(host, port, timeout=30) for _ in range(play_server.max_sessions)]
+        time.sleep(0.3)
+        assert json.loads(_get(play_server, "/api/status")[2])["sessions"] == play_server.max_sessions
+        assert _wait_for_no_sessions(play_server, seconds=15) == 0
+    finally:
+        play_server.idle_timeout = session.IDLE_TIMEOUT
+    client = Client(play_server)
+    assert client.event("world")["world"]["id"] == "demo"
+    client.close()
+    for ws in silent:  # the server said why before closing
+        events = []
+        with pytest.raises(websocket.Closed):
+            for _ in range(10):
+                kind, data = ws.recv()
+                if kind == websocket.TEXT:
+                    events.append(json.loads(data))
+        assert any("nothing heard" in e.get("message", "") for e in events)
+        ws.sock.close()
+
+
+def test_an_unread_post_body_is_not_parsed_as_a_request(play_server):
+    host, port = play_server.server_address[:2]
+    smuggled = f"GET /api/status HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
+                     + smuggled)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes after the 405: this loop ends
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 405") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_reset_connection_logs_one_line(play_server, capsys):
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        play_server.handle_error(None, ("127.0.0.1", 5555))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "127.0.0.1:5555" in err and "ConnectionResetError" in err
+
+
+def test_a_16bit_upload_decodes_small_and_memory_returns_after_the_sessions(play_server):
+    bomb = _png_16bit_gray(6300, 6300)
+    assert len(bomb) < MAX_UPLOAD
+
+    def upload_and_close(count):
+        clients = [Client(play_server) for _ in range(count)]
+        for client in clients:
+            client.event("world")
+            client.ws.send_binary(bomb)
+        for client in clients:
+            assert client.event("world")["start"] == "upload"
+            _, start = client.frame(lambda h: h["n"] == 0)
+            assert start.shape == (64, 64, 3) and start.max() == 0
+            client.close()
+        assert _wait_for_no_sessions(play_server) == 0
+
+    assert _wait_for_no_sessions(play_server) == 0
+    upload_and_close(1)  # once first, so what stays loaded for good (decoders, caches) is in the baseline
+    baseline = _rss_bytes()
+    for _ in range(2):
+        upload_and_close(play_server.max_sessions)
+    grown = (_rss_bytes() - baseline) / 2**20
+    # Before: 1 GB peak per decode (float64 of the whole bitmap), and 1.3 GB kept after the sessions.
+    assert grown < 120, f"RSS grew {grown:.0f} MiB over its baseline after the sessions ended"
+
+
+def test_a_16bit_upload_peaks_at_a_fraction_of_the_float_bitmap():
+    """In a fresh process, so the peak (ru_maxrss) is this decode's alone."""
+    code = (
+        "import resource, sys; sys.path.insert(0, 'tests')\n"
+        "from test_play_server import _png_16bit_gray\n"
+        "from wm_jax import images\n"
+        "data = _png_16bit_gray(6300, 6300)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "assert images.decode(data, fit_to=(64, 64)).shape == (64, 64, 3)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mib = int(result.stdout.split()[-1])
+    assert peak_mib < 250, f"decoding the 16-bit upload took {peak_mib} MiB at its peak (79 MiB of 16-bit pixels)"

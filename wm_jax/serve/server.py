@@ -11,8 +11,12 @@ state through the shared, immutable World objects, which JAX allows from many th
 Safety, for a server meant for one person's browser: it binds 127.0.0.1 unless told otherwise;
 when bound to loopback it answers only requests whose Host is a loopback name (a DNS-rebinding
 page cannot reach it); a WebSocket must come from the page's own origin (no other site may drive
-it); uploads are size-limited and decoded with a pixel limit; at most `max_sessions` sessions run
-at once and later ones get a "busy" answer.
+it); uploads are size-limited and decoded with pixel and decoded-byte limits, a few at a time; at
+most `max_sessions` sessions run at once and later ones get a "busy" answer; a session whose page
+is silent for `idle_timeout` seconds is closed, and an HTTP request must arrive within
+REQUEST_TIMEOUT. A request body is never read, so a request that has one ends its connection
+(its bytes must not be taken for the next request). A client that resets the connection costs
+one line on stderr, not a traceback.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import ipaddress
 import json
 import pathlib
 import socket
+import sys
 import threading
 from typing import Mapping
 
 from wm_jax import images
 from wm_jax import world as wm_world
+from wm_jax.serve import session as session_lib
 from wm_jax.serve import websocket
 from wm_jax.serve.session import Session
 
@@ -34,6 +40,7 @@ PAGE_DIR = pathlib.Path(__file__).parent / "page"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/play.js": ("play.js", "text/javascript; charset=utf-8"),
           "/play.css": ("play.css", "text/css; charset=utf-8")}
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+REQUEST_TIMEOUT = 30.0  # seconds for a connection to send its request (and for each read after)
 
 
 class WorldRegistry:
@@ -71,9 +78,11 @@ class PlayServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address, registry: WorldRegistry, *, max_sessions: int = 4, seed: int = 0,
-                 fps: float | None = None, max_upload: int = images.MAX_UPLOAD_BYTES):
+                 fps: float | None = None, max_upload: int = images.MAX_UPLOAD_BYTES,
+                 idle_timeout: float = session_lib.IDLE_TIMEOUT):
         super().__init__(address, PlayHandler)
         self.registry, self.max_sessions, self.seed, self.fps, self.max_upload = registry, max_sessions, seed, fps, max_upload
+        self.idle_timeout = idle_timeout
         self.sessions: set[Session] = set()
         self.sessions_lock = threading.Lock()
         host = address[0]
@@ -83,6 +92,15 @@ class PlayServer(http.server.ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that vanished mid-request is routine: one line. Anything else is a bug: traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            host, port = client_address[:2]
+            print(f"wm play: connection from {host}:{port} ended: {type(error).__name__}: {error}", file=sys.stderr)
+        else:
+            super().handle_error(request, client_address)
 
     def stop(self) -> None:
         """Stop accepting, end every session, close the socket."""
@@ -105,6 +123,7 @@ class PlayHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # browsers refuse a WebSocket upgrade answered in HTTP/1.0
     server: PlayServer
     server_version = "wm-play"
+    timeout = REQUEST_TIMEOUT  # applied to the socket before the request line is read
 
     def log_message(self, format, *args):  # one line per request is noise for a game loop
         pass
@@ -119,6 +138,8 @@ class PlayHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy",
                          "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -135,7 +156,14 @@ class PlayHandler(http.server.BaseHTTPRequestHandler):
 
     # -- routes ----------------------------------------------------------------------------------
 
+    def _refuse_body(self) -> None:
+        """No route reads a body; one left unread would be parsed as the next request, so a
+        request that brings one ends the connection after its answer."""
+        if self.headers.get("Transfer-Encoding") or (self.headers.get("Content-Length") or "0").strip() != "0":
+            self.close_connection = True
+
     def do_GET(self) -> None:
+        self._refuse_body()
         if not self._host_ok():
             self._json(403, {"error": "this server answers only to loopback host names"})
             return
@@ -158,6 +186,7 @@ class PlayHandler(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
+        self._refuse_body()
         self._json(405, {"error": "uploads go over the WebSocket (/ws) as binary messages"})
 
     def _websocket(self) -> None:
@@ -184,7 +213,7 @@ class PlayHandler(http.server.BaseHTTPRequestHandler):
             busy = len(server.sessions) >= server.max_sessions
             if not busy:
                 session = Session(ws, server.registry.load, server.registry.default, seed=server.seed,
-                                  fps=server.fps, max_upload=server.max_upload)
+                                  fps=server.fps, max_upload=server.max_upload, idle_timeout=server.idle_timeout)
                 server.sessions.add(session)
         if busy:
             ws.send_text(json.dumps({"type": "busy", "message": f"the server is busy: {server.max_sessions} sessions "

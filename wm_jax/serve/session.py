@@ -4,13 +4,19 @@ Protocol. Client -> server, JSON text messages:
     {"type": "keys", "keys": ["w", "shift"], "seq": 12}  the keys held now (replaces the last set);
                                                          seq comes back in each frame's header
     {"type": "ack", "id": 57}                            frame 57 was drawn (flow control)
-    {"type": "pause", "paused": true}
+    {"type": "pause", "paused": true}                    (a JSON boolean; "false" is refused)
     {"type": "reset"}                                    restart from the current start image
     {"type": "world", "name": "pan"}                     switch world, from its default image
+    {"type": "alive"}                                    nothing but "I am still here" (idle timeout)
   and binary messages: an image file (PNG, JPEG, ...) to start the current world from.
 Server -> client, JSON text messages:
+    {"type": "loading", "world": "doom"}                 a world is loading (no frames until "world")
     {"type": "world", "world": {...}, "start": "default" | "upload"}   a (re)start happened
     {"type": "status", "message": ...}    {"type": "error", "message": ...}   (the session goes on)
+Malformed messages (not JSON, nested too deep, numbers too long, wrong types) get an "error" and
+change nothing. A client that sends nothing for `idle_timeout` seconds (the page sends at least
+an "ack" per frame and an "alive" every few seconds) is closed and its slot freed; so is one that
+stops reading, once a send has waited that long.
   and binary frames: 4-byte big-endian header length, a JSON header {"id", "n", "seq", "keys",
   "step_ms", "dropped", "width", "height"}, then height*width*3 bytes of RGB.
 
@@ -40,15 +46,19 @@ from wm_jax.serve import websocket
 
 MAX_IN_FLIGHT = 2
 MAX_KEYS = 16  # more keys held at once than this is not a keyboard
+MAX_TEXT = 4096  # bytes; the longest real message (16 keys) is a few hundred
+MAX_COUNTER = 2**53  # seq and id are counters a browser keeps in a JS number
+IDLE_TIMEOUT = 60.0  # seconds without a message from the client before the session ends
 
 
 class Session:
     """world_loader(name) -> World (may take seconds: loading and compiling)."""
 
     def __init__(self, ws: websocket.WebSocket, world_loader: Callable, world_name: str, *, seed: int = 0,
-                 fps: float | None = None, max_upload: int = images.MAX_UPLOAD_BYTES):
+                 fps: float | None = None, max_upload: int = images.MAX_UPLOAD_BYTES,
+                 idle_timeout: float = IDLE_TIMEOUT):
         self.ws, self.load_world, self.seed, self.fps_override = ws, world_loader, seed, fps
-        self.max_upload = max_upload
+        self.max_upload, self.idle_timeout = max_upload, idle_timeout
         self.world = self.world_name = None
         self.state = None
         self.start_image: np.ndarray | None = None  # None: the world's own
@@ -71,10 +81,16 @@ class Session:
         """Serve until the connection closes; returns with the state released."""
         generator = threading.Thread(target=self._generate, name="wm-play-generator", daemon=True)
         generator.start()
+        # Reads and sends alike give up after idle_timeout: a client that neither talks nor
+        # reads cannot hold its slot for good.
+        self.ws.sock.settimeout(self.idle_timeout)
         try:
             while not self._stop.is_set():
                 try:
                     kind, payload = self.ws.recv()
+                except websocket.TimedOut:
+                    self.error(f"closing: nothing heard from this page for {self.idle_timeout:g} s")
+                    break
                 except websocket.MessageTooBig as error:
                     self.error(f"upload too large: {error.size / 1e6:.1f} MB; the limit is {self.max_upload / 1e6:.0f} MB")
                     continue
@@ -92,32 +108,38 @@ class Session:
             self.state = self.world = None  # free the rollout state now, not when the handler dies
 
     def _on_upload(self, data: bytes) -> None:
+        # Decoded straight to the world's resolution: the session never holds the full bitmap.
+        world = self.world
         try:
-            image = images.decode(data, max_bytes=self.max_upload)
+            image = images.decode(data, max_bytes=self.max_upload, fit_to=world.resolution if world else None)
         except images.ImageError as error:
             self.error(str(error))
             return
         self._command("start", image)
 
     def _on_text(self, payload: bytes) -> None:
-        try:
-            message = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self.error("malformed message: not JSON")
-            return
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            self.error('malformed message: expected an object with a "type"')
+        message = _parse_message(payload)
+        if isinstance(message, str):
+            self.error(message)
             return
         kind = message["type"]
         if kind == "keys":
             self._on_keys(message)
         elif kind == "ack":
             sent = message.get("id")
-            if isinstance(sent, int) and self.last_ack < sent <= self.frames_sent:
+            if not _is_counter(sent):
+                self.error('"ack" needs an "id": a non-negative integer')
+            elif self.last_ack < sent <= self.frames_sent:
                 self.last_ack = sent
         elif kind == "pause":
-            self.paused = bool(message.get("paused", not self.paused))
+            paused = message.get("paused", not self.paused)
+            if not isinstance(paused, bool):
+                self.error(f'"paused" must be true or false, got {json.dumps(paused)[:40]}')
+                return
+            self.paused = paused
             self._wake.set()
+        elif kind == "alive":
+            pass  # receiving it was the point: the idle clock restarts
         elif kind == "reset":
             self._command("reset", None)
         elif kind == "world":
@@ -131,6 +153,9 @@ class Session:
 
     def _on_keys(self, message: dict) -> None:
         keys, seq = message.get("keys"), message.get("seq", 0)
+        if not _is_counter(seq):
+            self.error('"seq" must be a non-negative integer')
+            return
         if not isinstance(keys, list) or len(keys) > MAX_KEYS or not all(isinstance(k, str) and len(k) <= 32 for k in keys):
             self.error(f'"keys" must be a list of at most {MAX_KEYS} key names')
             return
@@ -142,7 +167,7 @@ class Session:
                 return
             names.append(name)
         # Keys the world's model does not use are accepted and do nothing (World.action drops them).
-        self.input = (tuple(dict.fromkeys(names)), seq if isinstance(seq, int) else 0)
+        self.input = (tuple(dict.fromkeys(names)), seq)
 
     def _command(self, name: str, argument) -> None:
         self.commands.put((name, argument))
@@ -180,6 +205,9 @@ class Session:
                 self._restart("upload" if self.start_image is not None else "default")
 
     def _switch_world(self, name: str) -> None:
+        # The page blanks the canvas and shows progress until the "world" event: loading and
+        # compiling a world takes seconds, and no frames come meanwhile.
+        self._send_json({"type": "loading", "world": name})
         self._send_json({"type": "status", "message": f"loading world {name!r}…"})
         try:
             world = self.load_world(name)
@@ -245,3 +273,23 @@ class Session:
             self.error(f"generation failed: {type(error).__name__}: {error}")
             self._stop.set()
             self.ws.close(websocket.GOING_AWAY, "generation failed")
+
+
+def _is_counter(value) -> bool:
+    # bool is an int subclass in Python; true is not a sequence number.
+    return type(value) is int and 0 <= value <= MAX_COUNTER
+
+
+def _parse_message(payload: bytes) -> dict | str:
+    """A client's text message as a dict with a string "type", or the error to send back."""
+    if len(payload) > MAX_TEXT:
+        return f"malformed message: {len(payload)} bytes; text messages are at most {MAX_TEXT}"
+    try:
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and integers past Python's digit limit;
+        # RecursionError, arrays nested thousands deep.
+        return "malformed message: not JSON"
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return 'malformed message: expected an object with a "type"'
+    return message

@@ -29,6 +29,10 @@ class Closed(Exception):
     """The connection is closed (by the peer, by us, or by a broken socket)."""
 
 
+class TimedOut(Closed):
+    """Nothing arrived within the socket's timeout; the stream may be mid-frame, so it is done."""
+
+
 class MessageTooBig(Exception):
     """A message exceeded the limit; its bytes were read and dropped, the connection is fine."""
 
@@ -54,7 +58,13 @@ class WebSocket:
     # -- reading ---------------------------------------------------------------------------------
 
     def _read_exact(self, n: int) -> bytes:
-        data = self.reader.read(n) if n else b""
+        try:
+            data = self.reader.read(n) if n else b""
+        except TimeoutError:  # reading is over, but a last message (why) may still be sent
+            raise TimedOut("no data within the timeout") from None
+        except OSError as error:  # a reset or a shut-down socket: the same as a close
+            self.closed = True
+            raise Closed(str(error)) from None
         if len(data) != n:
             self.closed = True
             raise Closed("connection closed by peer")
@@ -62,11 +72,7 @@ class WebSocket:
 
     def _read_frame(self) -> tuple[bool, int, int, bytes | None]:
         """(fin, opcode, length, payload); payload is None when the frame is too big to keep."""
-        try:
-            b0, b1 = self._read_exact(2)
-        except OSError as error:
-            self.closed = True
-            raise Closed(str(error)) from None
+        b0, b1 = self._read_exact(2)
         fin, opcode, masked, length = bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
         if b0 & 0x70:
             self._fail(PROTOCOL_ERROR, "reserved bits set (no extension was negotiated)")
