@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import shutil
 import signal
 import sys
@@ -15,6 +16,8 @@ wm play: no world is available to play.
   See the machinery:   wm play --demo                an untrained tiny world: moving noise, not a game
   (with make:          make play PLAY_ARGS="--checkpoint DIR"   or   make play PLAY_ARGS=--demo)
 """
+PORT_TAKEN = ('wm play: port {port} on {host} is taken (another wm play?); choose another with --port N '
+              '(make play PLAY_ARGS="--port N"; 0 picks a free one)')
 
 
 def register(subparsers) -> None:
@@ -76,10 +79,32 @@ def _entries(args) -> tuple[dict, str | None]:
     return entries, default
 
 
+def _port_is_taken(host: str, port: int) -> bool:
+    """Whether binding would fail because something listens there: checked before seconds of
+    loading and compiling a world, with the server's own socket options."""
+    import socket
+
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
 def run(args) -> int:
     from wm_jax import world as wm_world
     from wm_jax.serve import server
 
+    if _port_is_taken(args.host, args.port):
+        print(PORT_TAKEN.format(port=args.port, host=args.host), file=sys.stderr)
+        return 2
     entries, default = _entries(args)
     if not entries:
         where = ", ".join(str(p) for p in wm_world.search_path())
@@ -89,8 +114,14 @@ def run(args) -> int:
                                        quantization=args.quantize)
     print(f"loading world {registry.default!r} (compiling its step)…", flush=True)
     registry.load(registry.default)  # fail now, not in the browser, and make the first frame fast
-    httpd = server.serve(registry, args.host, args.port, max_sessions=args.max_sessions, seed=args.seed,
-                         fps=args.fps, max_upload=int(args.max_upload_mb * 1e6))
+    try:
+        httpd = server.serve(registry, args.host, args.port, max_sessions=args.max_sessions, seed=args.seed,
+                             fps=args.fps, max_upload=int(args.max_upload_mb * 1e6))
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(PORT_TAKEN.format(port=args.port, host=args.host), file=sys.stderr)  # taken while loading
+        return 2
     if not httpd.loopback_only:
         print(f"warning: bound to {args.host}: anyone who can reach this address can use the server", file=sys.stderr)
     print(f"worlds: {', '.join(entries)} (default {registry.default})")

@@ -389,3 +389,20 @@ def test_a_16bit_upload_peaks_at_a_fraction_of_the_float_bitmap():
     assert result.returncode == 0, result.stderr[-2000:]
     peak_mib = int(result.stdout.split()[-1])
     assert peak_mib < 250, f"decoding the 16-bit upload took {peak_mib} MiB at its peak (79 MiB of 16-bit pixels)"
+
+
+def test_no_world_key_needs_a_modifier_the_browser_keeps():
+    from wm_jax import actions
+    from wm_jax import world as wm_world
+
+    assert actions.play_bindings(["w", "ctrl", "f", "alt", "shift"]) == {
+        "w": "w", "ctrl": "space", "f": "f", "alt": "r", "shift": "shift"}
+    # doom fires on the model's "ctrl" (its action space keeps the name); the player presses f.
+    info, *_ = wm_world.read_bundle(wm_world.SHIPPED_DIR / "doom")
+    keys = {k["key"]: k["press"] for k in info.to_json((64, 64))["keys"]}
+    assert keys["ctrl"] == "f" and keys["w"] == "w"
+    assert not set(keys.values()) & set(actions.BROWSER_RESERVED)
+    assert len(set(keys.values())) == len(keys)  # one key, one action
+    # The page binds what the world says, and says so next to the keys.
+    page = (server.PAGE_DIR / "play.js").read_text()
+    assert "k.press" in page and 'id="key-note"' in (server.PAGE_DIR / "index.html").read_text()

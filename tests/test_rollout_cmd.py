@@ -66,3 +66,15 @@ def test_play_says_clearly_when_no_world_is_available(tmp_path, monkeypatch, cap
 def test_rollout_with_int8_weights(demo_world_dir, tmp_path, capsys):
     assert _rollout(demo_world_dir, tmp_path / "q.png", "--keys", "w,a", "--quantize", "int8") == 0
     assert np.asarray(Image.open(tmp_path / "q.png")).shape == (64, 3 * 64, 3)
+
+
+def test_play_on_a_busy_port_says_so_in_one_line(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["play", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"port {port}" in err and "taken" in err and 'PLAY_ARGS="--port N"' in err

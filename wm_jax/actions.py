@@ -97,6 +97,32 @@ class ActionSpace:
 DEFAULT = ActionSpace()
 
 
+# Keys a web page cannot own: browsers act on Ctrl/Cmd and Alt combinations before the page sees
+# them (Ctrl+W closes the tab, Alt+Left goes back), so a player never holds these to play.
+BROWSER_RESERVED: tuple[str, ...] = ("ctrl", "alt")
+# What a player presses instead, first unused one wins: plain keys one can hold with WASD.
+SAFE_SUBSTITUTES: tuple[str, ...] = ("f", "space", "r", "c", "x", "z", "q", "e", "1", "2")
+
+
+def play_bindings(names: Sequence[str]) -> dict[str, str]:
+    """{action key: the key a player presses for it}: itself, except browser-reserved modifiers,
+    which get the first SAFE_SUBSTITUTES key the world does not use. The model's action space
+    keeps its names (a world trained with "ctrl" still receives "ctrl")."""
+    names = [canonical(n) for n in names]
+    taken = set(names)
+    bindings = {}
+    for name in names:
+        if name in BROWSER_RESERVED:
+            substitute = next((k for k in SAFE_SUBSTITUTES if k not in taken), None)
+            if substitute is None:
+                raise ValueError(f"no free key to stand in for {name!r} among {SAFE_SUBSTITUTES}")
+            taken.add(substitute)
+            bindings[name] = substitute
+        else:
+            bindings[name] = name
+    return bindings
+
+
 def canonical(key: str) -> str:
     """Lower-case name in our vocabulary for a key as a browser or recorder spells it."""
     if key == UNKNOWN:

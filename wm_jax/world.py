@@ -72,9 +72,12 @@ class WorldInfo:
     provenance: Mapping = dataclasses.field(default_factory=dict)
 
     def to_json(self, resolution: tuple[int, int]) -> dict:
+        """For the play page; each key says what a player presses for it ("press"): itself, or a
+        plain key standing in for a modifier the browser keeps (actions.play_bindings)."""
+        press = actions.play_bindings([k for k, _ in self.keys])
         return {
             "name": self.name, "description": self.description, "fps": self.fps,
-            "keys": [{"key": k, "meaning": m} for k, m in self.keys],
+            "keys": [{"key": k, "meaning": m, "press": press[actions.canonical(k)]} for k, m in self.keys],
             "sampler": dataclasses.asdict(self.sampler), "height": resolution[0], "width": resolution[1],
         }
 

@@ -10,8 +10,9 @@ const offCtx = offscreen.getContext("2d");
 const decoder = new TextDecoder();
 const DISPLAY_WIDTH = 512;
 
+const ALIVE_MS = 10000; // "alive" while nothing else is sent (paused): the server closes silent pages
 const play = {
-  ws: null, world: null, worldKeys: new Set(), held: new Set(), seq: 0,
+  ws: null, world: null, bindings: new Map(), held: new Set(), seq: 0, loading: null,
   inputTimes: new Map(), // seq -> performance.now() of the key change, until a frame answers it
   frameTimes: [], frames: 0, fps: 0, latency: null, lastHeader: null, paused: false,
   errors: [], maxUpload: 16 * 1024 * 1024, recorder: null, chunks: [], recordedBytes: 0,
@@ -31,6 +32,9 @@ function overlay(text) {
 }
 
 // --- keys: browser KeyboardEvent -> the project's key names (wm_jax.actions) -------------------
+// The world says which key a player presses for each of its keys ("press"): Ctrl and Alt stand
+// in as plain keys (e.g. f), since the browser acts on Ctrl/Alt combinations itself (Ctrl+W
+// closes the tab). The page sends the model's own key names.
 const CODE_NAMES = {
   ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right", Space: "space",
   ShiftLeft: "shift", ShiftRight: "shift", ControlLeft: "ctrl", ControlRight: "ctrl",
@@ -54,8 +58,8 @@ function sendKeys() {
 
 function onKey(event, down) {
   if (event.target && event.target.tagName === "SELECT") return;
-  const name = keyName(event);
-  if (!play.worldKeys.has(name)) return; // leave the browser's own shortcuts alone
+  const name = play.bindings.get(keyName(event));
+  if (!name) return; // leave the browser's own shortcuts alone
   event.preventDefault();
   if (down === play.held.has(name)) return; // auto-repeat
   if (down) play.held.add(name); else play.held.delete(name);
@@ -83,10 +87,17 @@ function connect() {
 }
 
 function onMessage(message) {
-  if (message.type === "world") {
+  if (message.type === "loading") {
+    showLoading(message.world);
+  } else if (message.type === "world") {
     showWorld(message.world, message.start);
   } else if (message.type === "error") {
     log(message.message, true);
+    if (play.loading && message.message.startsWith("cannot load world")) { // the old world plays on
+      play.loading = null;
+      overlay(play.paused ? "paused" : "");
+      if (play.world) $("world").value = play.world.id;
+    }
   } else if (message.type === "status") {
     log(message.message);
     if (!play.world) overlay(message.message);
@@ -96,24 +107,51 @@ function onMessage(message) {
   }
 }
 
+// Loading a world takes seconds (compiling) and no frames come: blank the canvas, say so with
+// the time spent, and forget the latency clock (a key pressed now is answered by the new world).
+function resetLatency() {
+  play.latency = null;
+  play.inputTimes.clear();
+  play.frameTimes = [];
+}
+
+function showLoading(name) {
+  if (!play.loading || play.loading.world !== name) play.loading = { world: name, since: performance.now() };
+  resetLatency();
+  screenCtx.fillStyle = "#000";
+  screenCtx.fillRect(0, 0, screen.width, screen.height);
+  overlay(loadingText());
+}
+
+function loadingText() {
+  const seconds = (performance.now() - play.loading.since) / 1000;
+  return `loading world '${play.loading.world}'… ${seconds.toFixed(0)} s (compiling its step; no frames until it is ready)`;
+}
+
 function showWorld(world, start) {
   play.world = world;
-  play.worldKeys = new Set(world.keys.map((k) => k.key));
-  play.frameTimes = [];
+  play.loading = null;
+  play.bindings = new Map(world.keys.map((k) => [k.press || k.key, k.key]));
+  resetLatency();
   offscreen.width = world.width;
   offscreen.height = world.height;
   screen.width = DISPLAY_WIDTH;
   screen.height = Math.round((DISPLAY_WIDTH * world.height) / world.width);
   $("world-name").textContent = world.name;
   $("world-description").textContent = `${world.description} (${world.width}×${world.height}, ${world.fps} frames/s, ${world.sampler.steps} denoising steps)`;
-  $("keys").replaceChildren(...world.keys.map(({ key, meaning }) => {
+  $("keys").replaceChildren(...world.keys.map(({ key, meaning, press }) => {
     const item = document.createElement("li");
     item.dataset.key = key;
     const kbd = document.createElement("kbd");
-    kbd.textContent = key;
+    kbd.textContent = press || key;
     item.append(kbd, meaning || "");
+    if (press && press !== key) item.title = `the model's '${key}'; press ${press}`;
     return item;
   }));
+  const moved = world.keys.filter((k) => k.press && k.press !== k.key);
+  $("key-note").textContent = moved.length
+    ? `${moved.map((k) => `${k.key} is on ${k.press}`).join(", ")}: the browser keeps Ctrl/Alt combinations (Ctrl+W closes the tab).`
+    : "";
   if ($("world").value !== world.id) $("world").value = world.id;
   overlay(play.paused ? "paused" : "");
   log(`${world.name}: started from ${start === "upload" ? "your image" : "its default image"}`);
@@ -124,6 +162,7 @@ function onFrame(buffer) {
   const view = new DataView(buffer);
   const headerLength = view.getUint32(0);
   const header = JSON.parse(decoder.decode(new Uint8Array(buffer, 4, headerLength)));
+  if (play.loading) { send({ type: "ack", id: header.id }); return; } // the old world's last frames: not shown
   const rgb = new Uint8Array(buffer, 4 + headerLength);
   const { width, height } = header;
   const image = offCtx.createImageData(width, height);
@@ -156,7 +195,8 @@ setInterval(() => {
   const now = performance.now();
   while (times.length && times[0] < now - 1000) times.shift();
   play.fps = times.length;
-  $("fps").textContent = play.paused ? "paused" : play.fps.toFixed(0);
+  $("fps").textContent = play.loading ? "loading" : play.paused ? "paused" : play.fps.toFixed(0);
+  if (play.loading) overlay(loadingText());
   $("latency").textContent = play.latency === null ? "press a key" : `${play.latency.toFixed(0)} ms`;
   const h = play.lastHeader;
   if (h) {
@@ -175,7 +215,12 @@ async function loadWorlds() {
   if (!answer.worlds.length) overlay("No world is available. Start the server with --checkpoint DIR.");
 }
 
-$("world").addEventListener("change", (e) => { send({ type: "world", name: e.target.value }); screen.focus(); });
+$("world").addEventListener("change", (e) => {
+  send({ type: "world", name: e.target.value });
+  showLoading(e.target.value);
+  screen.focus();
+});
+setInterval(() => send({ type: "alive" }), ALIVE_MS);
 $("reset").addEventListener("click", () => { send({ type: "reset" }); screen.focus(); });
 $("pause").addEventListener("click", () => {
   play.paused = !play.paused;
@@ -234,6 +279,7 @@ window.wmPlay = {
   stats: () => ({
     frames: play.frames, fps: play.fps, latency: play.latency, paused: play.paused, errors: [...play.errors],
     world: play.world && play.world.id, header: play.lastHeader, held: [...play.held], recordedBytes: play.recordedBytes,
+    loading: play.loading && play.loading.world, bindings: Object.fromEntries(play.bindings),
   }),
   pixels: () => Array.from(offCtx.getImageData(0, 0, offscreen.width, offscreen.height).data),
 };
