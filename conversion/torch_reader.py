@@ -10,7 +10,15 @@ Two formats:
   run `os.system` on `torch.load(weights_only=False)` is refused before anything runs, because
   unpickling can call nothing but what `find_class` hands out.
 * `.safetensors`: an 8-byte little-endian header length, a JSON header
-  `{name: {dtype, shape, data_offsets}}`, then the bytes. Parsed here directly (no dependency).
+  `{name: {dtype, shape, data_offsets}}`, then the bytes. Read by the `safetensors` package
+  (numpy framework), which validates the header against the format's rules (JSON object, every
+  field present and typed, offsets contiguous and inside the file, no shape overflow); a fault
+  becomes one ValueError naming the file.
+
+Hostile archives: every storage entry's declared size must equal what its tensor needs
+(numel x itemsize) before a byte is inflated, reads are bounded by that size, and compressed
+entries (torch itself stores storages uncompressed) may inflate to MAX_INFLATED_BYTES in all, so
+a small file cannot claim gigabytes. A file cut short is reported as truncated.
 
 Tensors come back as numpy arrays in their stored dtype (bf16 via `ml_dtypes`); callers cast.
 Training checkpoints that wrap state_dicts (`{"model": ..., "ema": ..., "opt": ...}`) are
@@ -25,12 +33,12 @@ import io
 import json
 import os
 import pickle
-import struct
 import zipfile
 from typing import Any, Mapping
 
 import ml_dtypes
 import numpy as np
+import safetensors
 
 # torch storage class name (as pickled) -> numpy dtype.
 _STORAGE_DTYPES: dict[str, np.dtype] = {
@@ -60,6 +68,10 @@ _SAFETENSORS_DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
 }
 
+MAX_PICKLE_BYTES = 256 * 2**20  # data.pkl is the object tree, not the tensors: megabytes at most
+MAX_INFLATED_BYTES = 2**30  # what compressed entries of one archive may inflate to, in all
+ZIP_MAGIC = b"PK\x03\x04"
+
 # Keys under which training checkpoints keep their state_dicts, in the order tried when the
 # caller names none: the EMA weights are what one samples with, so they come first.
 WRAPPER_KEYS: tuple[str, ...] = ("ema", "model", "state_dict", "module", "net")
@@ -80,18 +92,45 @@ class _StorageType:
 class _Storages:
     """Reads each storage's bytes from the archive once, on first use."""
 
-    def __init__(self, archive: zipfile.ZipFile, root: str, big_endian: bool):
-        self._archive, self._root, self._big_endian = archive, root, big_endian
+    def __init__(self, archive: zipfile.ZipFile, root: str, big_endian: bool, path: str):
+        self._archive, self._root, self._big_endian, self._path = archive, root, big_endian, path
         self._cache: dict[str, np.ndarray] = {}
+        self._inflated = 0
 
     def get(self, key: str, dtype: np.dtype, numel: int) -> np.ndarray:
         if key not in self._cache:
-            raw = self._archive.read(f"{self._root}/data/{key}")
-            if len(raw) < numel * dtype.itemsize:
-                raise ValueError(f"storage {key!r} holds {len(raw)} bytes, expected {numel * dtype.itemsize}")
+            expected = numel * dtype.itemsize
+            raw = self._read(f"{self._root}/data/{key}", expected)
+            if len(raw) < expected:
+                raise ValueError(f"{self._path}: storage {key!r} holds {len(raw)} bytes, expected {expected}")
             flat = np.frombuffer(raw, dtype=dtype.newbyteorder(">") if self._big_endian else dtype, count=numel)
             self._cache[key] = flat.astype(dtype) if self._big_endian else flat
         return self._cache[key]
+
+    def _read(self, name: str, expected: int) -> bytes:
+        """The entry's bytes, after checking its declared size against `expected` and the
+        inflation budget, so nothing is inflated that the tensor does not need."""
+        try:
+            info = self._archive.getinfo(name)
+        except KeyError:
+            raise ValueError(f"{self._path}: storage entry {name!r} is missing") from None
+        if info.file_size != expected:
+            raise ValueError(f"{self._path}: storage entry {name!r} declares {info.file_size} bytes; its tensor "
+                             f"needs {expected} (refused before inflating)")
+        if info.compress_type != zipfile.ZIP_STORED:
+            self._inflated += expected
+            if self._inflated > MAX_INFLATED_BYTES:
+                raise ValueError(f"{self._path}: compressed storages would inflate to more than "
+                                 f"{MAX_INFLATED_BYTES / 2**30:.0f} GiB (a zip bomb?); torch.save stores them uncompressed")
+        return _read_entry(self._archive, info, expected, self._path)
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, path: str) -> bytes:
+    try:
+        with archive.open(info) as entry:
+            return entry.read(limit)
+    except (zipfile.BadZipFile, EOFError, OSError) as error:  # CRC mismatch, cut short, bad deflate
+        raise ValueError(f"{path}: entry {info.filename!r} is corrupt or truncated ({error})") from None
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
@@ -154,6 +193,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UnsafeCheckpointError(f"refusing to load: persistent id names {storage_type!r}, not a storage type")
         if not isinstance(key, str) or "/" in key or ".." in key or not isinstance(numel, int):
             raise UnsafeCheckpointError(f"refusing to load: malformed storage reference {pid!r}")
+        if numel < 0:
+            raise UnsafeCheckpointError(f"refusing to load: negative storage size in {pid!r}")
         return self._storages.get(key, storage_type.dtype, numel)
 
 
@@ -171,41 +212,57 @@ def read_pt(path: str | os.PathLike) -> Any:
     """
     path = os.fspath(path)
     if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path}: not a zip archive; legacy (pre-1.6) torch.save files and plain pickles are not "
-            "read (re-save with a current PyTorch, or convert to .safetensors)"
-        )
-    with zipfile.ZipFile(path) as archive:
+        raise ValueError(_not_a_zip(path))
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{path}: a damaged zip archive ({error})") from None
+    with archive:
         root = _zip_root(archive, path)
         names = set(archive.namelist())
-        big_endian = f"{root}/byteorder" in names and archive.read(f"{root}/byteorder").strip() == b"big"
-        storages = _Storages(archive, root, big_endian)
-        data = archive.read(f"{root}/data.pkl")
+        big_endian = f"{root}/byteorder" in names and _read_entry(archive, archive.getinfo(f"{root}/byteorder"), 16, path).strip() == b"big"
+        storages = _Storages(archive, root, big_endian, path)
+        pickle_info = archive.getinfo(f"{root}/data.pkl")
+        if pickle_info.file_size > MAX_PICKLE_BYTES:
+            raise ValueError(f"{path}: data.pkl declares {pickle_info.file_size} bytes; an object tree is at most "
+                             f"{MAX_PICKLE_BYTES // 2**20} MiB (refused before inflating)")
+        data = _read_entry(archive, pickle_info, MAX_PICKLE_BYTES, path)
         return _RestrictedUnpickler(io.BytesIO(data), storages).load()
 
 
-def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A .safetensors file as {name: array}; the `__metadata__` entry is dropped."""
-    path = os.fspath(path)
+def _not_a_zip(path: str) -> str:
+    """Why a .pt file is no zip archive: cut short, or another format."""
     with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        if header_len > 100_000_000:
-            raise ValueError(f"{path}: implausible safetensors header length {header_len}")
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in _SAFETENSORS_DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-        dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-        start, end = info["data_offsets"]
-        shape = tuple(info["shape"])
-        if end - start != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize or end > len(data):
-            raise ValueError(f"{path}: tensor {name!r} byte range {start}:{end} does not fit shape {shape}")
-        out[name] = np.frombuffer(data, dtype=dtype, count=(end - start) // dtype.itemsize, offset=start).reshape(shape)
-    return out
+        start = f.read(4)
+    if start == ZIP_MAGIC:
+        return (f"{path}: truncated: it starts as a zip archive (torch.save) but its end, the zip directory, is "
+                "missing; copy or download it again")
+    if not start:
+        return f"{path}: the file is empty"
+    return (f"{path}: not a zip archive; legacy (pre-1.6) torch.save files and plain pickles are not "
+            "read (re-save with a current PyTorch, or convert to .safetensors)")
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A .safetensors file as {name: array}; the `__metadata__` entry is dropped.
+
+    The `safetensors` package checks the header against the format's rules; this function adds
+    the dtypes numpy can hold here (bf16 through ml_dtypes) and turns every fault into one
+    ValueError naming the file.
+    """
+    path = os.fspath(path)
+    try:
+        with safetensors.safe_open(path, framework="numpy") as f:
+            out = {}
+            for name in f.keys():
+                tag = f.get_slice(name).get_dtype()
+                if tag not in _SAFETENSORS_DTYPES:
+                    raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {tag} "
+                                     f"(readable: {', '.join(_SAFETENSORS_DTYPES)})")
+                out[name] = np.array(f.get_tensor(name), dtype=_SAFETENSORS_DTYPES[tag])  # own copy, not the mmap
+            return out
+    except safetensors.SafetensorError as error:
+        raise ValueError(f"{path}: not a valid safetensors file: {error}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:

@@ -6,6 +6,7 @@ import collections
 import json
 import os
 import struct
+import zipfile
 
 import ml_dtypes
 import numpy as np
@@ -169,5 +170,79 @@ def test_safetensors_with_bad_offsets_is_refused(tmp_path):
     path = tmp_path / "bad.safetensors"
     header = json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}).encode()
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
-    with pytest.raises(ValueError, match="does not fit shape"):
+    with pytest.raises(ValueError, match=r"bad\.safetensors: not a valid safetensors file"):
         torch_reader.load_state_dict(path)
+
+
+# -- hostile files (issue 18): each refused with one line naming the file and the fault ----------
+
+
+def _raw_safetensors(path, header, data=b""):
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+@pytest.mark.parametrize("case, header, data, fault", [
+    ("empty", None, b"", "header too small"),
+    ("list", [1, 2], b"", "sequence"),  # was AttributeError
+    ("no_dtype", {"a": {"shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "dtype"),
+    ("string_offsets", {"a": {"dtype": "F32", "shape": [2], "data_offsets": ["0", "8"]}}, b"\0" * 8, "string"),
+    ("past_end", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 800]}}, b"\0" * 8, "offset"),
+    ("overflow", {"a": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}}, b"\0" * 8, "overflow"),
+    ("negative", {"a": {"dtype": "F32", "shape": [-1], "data_offsets": [4, 0]}}, b"\0" * 64, "-1"),  # was 15 elements
+    ("f8", {"a": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, b"\0", "unsupported dtype F8_E4M3"),
+])
+def test_hostile_safetensors_are_refused_in_one_line(tmp_path, case, header, data, fault):
+    path = tmp_path / f"{case}.safetensors"
+    if header is None:
+        path.write_bytes(b"")
+    else:
+        _raw_safetensors(path, header, data)
+    with pytest.raises(ValueError) as error:
+        torch_reader.load_state_dict(path)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(str(path)) and fault in message, message
+
+
+def test_zip_bomb_storage_is_refused_before_inflating(tmp_path):
+    torch.save({"w": torch.zeros(4)}, tmp_path / "small.pt")
+
+    def sixty_four_megabytes_of_zeros(out):  # deflates to ~64 kB; the tensor needs 16 bytes
+        for _ in range(64):
+            out.write(bytes(1 << 20))
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(tmp_path / "small.pt") as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename.endswith("/data/0"):
+                with dst.open(info.filename, "w", force_zip64=True) as out:
+                    sixty_four_megabytes_of_zeros(out)
+            else:
+                dst.writestr(info.filename, src.read(info))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"bomb\.pt: storage entry '.*data/0' declares 67108864 bytes; its tensor needs 16"):
+        torch_reader.load_state_dict(bomb)
+
+
+def test_compressed_storages_inflate_within_a_budget(tmp_path, monkeypatch):
+    torch.save({"w": torch.zeros(1 << 19)}, tmp_path / "plain.pt")  # 2 MB of float32 zeros
+    packed = tmp_path / "packed.pt"
+    with zipfile.ZipFile(tmp_path / "plain.pt") as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    assert packed.stat().st_size < 100_000
+    assert torch_reader.load_state_dict(packed).tensors["w"].shape == (1 << 19,)  # within the budget: read
+    monkeypatch.setattr(torch_reader, "MAX_INFLATED_BYTES", 1 << 20)
+    with pytest.raises(ValueError, match=r"packed\.pt: compressed storages would inflate to more than"):
+        torch_reader.load_state_dict(packed)
+
+
+def test_truncated_pt_is_called_truncated(tmp_path):
+    torch.save(_sd(), tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.pt: truncated") as error:
+        torch_reader.load_state_dict(tmp_path / "cut.pt")
+    assert "legacy" not in str(error.value)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        torch_reader.load_state_dict(tmp_path / "empty.pt")
