@@ -160,3 +160,14 @@ def test_every_config_parses_and_says_how_to_run_it(name):
     assert "wm train --gin_file experiments/configs/" + name + ".gin" in header and "cost" in header.lower()
     experiment, _ = config.parse([path])
     assert experiment.num_steps >= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gin_file", "missing.gin"], "--gin_file missing.gin: no such file"),  # was a TypeError inside gin
+    (["--gin_file", SMOKE, "--gin_param", "Data.batch_size = 0"], "Data.batch_size must be an integer >= 1, got 0"),
+])
+def test_bad_config_is_one_line(tmp_path, capsys, argv, message):
+    assert main(["train", *argv, "--workdir", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"wm train: error: {message}\n" and not captured.out
+    assert not (tmp_path / "run").exists()

@@ -9,12 +9,21 @@ atomic (orbax writes a temporary directory and renames it when complete, so a cr
 leaves the previous checkpoint as the latest). Retention: the last `keep_last` plus every
 `keep_every`-th step. Restore goes through abstract shapes *with shardings*, so each device
 reads only its own shard. Nothing here knows about world models: `wm train-ae` uses it too.
+
+A checkpoint damaged after it was committed (a disk fault, a copy cut short: a truncated array
+file, an empty `_METADATA`, an empty iterator state) does not stop a resume: `restore_newest_intact`
+tries the steps newest first, and once one restores, every newer one that failed (where the same
+code and target succeeded on an older step, so the files are at fault) is moved aside to
+`checkpoints.broken/<step>` (never deleted) with one warning line saying why.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import grain
@@ -64,6 +73,40 @@ class Checkpoints:
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         return restored["state"], restored["config"]
 
+    def restore_newest_intact(self, abstract_state: Any, data_iterator=None) -> tuple[int, Any] | None:
+        """(step, state) of the newest checkpoint that restores, or None when there is none.
+
+        Newer steps that failed are moved aside (see the module docstring). If no step restores,
+        nothing is moved and a ValueError names each step and its fault.
+        """
+        failed: list[tuple[int, str]] = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                state, _ = self.restore(step, abstract_state, data_iterator)
+            except Exception as error:  # TensorStore raises bare Exceptions; orbax, JSON errors
+                failed.append((step, describe_fault(os.path.join(self.directory, str(step)), error)))
+                continue
+            for broken, why in failed:
+                moved = self._move_aside(broken)
+                log.warning("checkpoint step %d is broken (%s): moved to %s; resuming from step %d", broken, why, moved, step)
+            return step, state
+        if failed:
+            raise ValueError(f"no checkpoint in {self.directory} restores: "
+                             + "; ".join(f"step {step}: {why}" for step, why in failed))
+        return None
+
+    def _move_aside(self, step: int) -> str:
+        """checkpoints/<step> -> checkpoints.broken/<step> (a new name if taken); process 0 moves."""
+        target = os.path.join(self.directory + ".broken", str(step))
+        n = 1
+        while os.path.exists(target):
+            target, n = os.path.join(self.directory + ".broken", f"{step}.{n}"), n + 1
+        if jax.process_index() == 0:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.path.join(self.directory, str(step)), target)
+        self.manager.reload()
+        return target
+
     def read_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
@@ -83,3 +126,22 @@ def abstract_with_shardings(tree, shardings):
     return jax.tree_util.tree_map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
     )
+
+
+def describe_fault(step_dir: str, error: BaseException) -> str:
+    """Why a step failed to restore, in one line: the first metadata or iterator-state file that
+    is empty or not JSON, else the error's first line."""
+    for path in sorted(glob.glob(os.path.join(step_dir, "**", "*"), recursive=True)):
+        name = os.path.basename(path)
+        if not os.path.isfile(path) or not (name.startswith("_") and "METADATA" in name or name.endswith(".json") or name == "metadata"):
+            continue
+        relative = os.path.relpath(path, step_dir)
+        if os.path.getsize(path) == 0:
+            return f"{relative} is empty"
+        try:
+            with open(path) as f:
+                json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            return f"{relative} is not valid JSON"
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line[:200]}"

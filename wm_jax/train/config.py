@@ -15,6 +15,7 @@ The model's latent_size and in_channels follow from the latents and Data.resolut
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Sequence
 
 import gin
@@ -44,6 +45,14 @@ class DataConfig:
     # Held-out data for the evaluation loss and rollout strip; None: the training datasets
     # (another seed). Record a separate set (other seed/episodes) for a real held-out split.
     eval_datasets: dict | None = None
+
+    def __post_init__(self):
+        # Checked here, before any thread or file exists: a zero batch would fail deep inside
+        # the data pipeline, with orbax's threads printing tracebacks on the way out.
+        for name, least in (("batch_size", 1), ("clip_len", 1), ("clip_stride", 1), ("workers", 0), ("read_threads", 1)):
+            value = getattr(self, name)
+            if type(value) is not int or value < least:
+                raise ValueError(f"Data.{name} must be an integer >= {least}, got {value!r}")
 
 
 @gin.configurable("Evaluation")
@@ -91,11 +100,19 @@ def parse(files: Sequence[str] = (), bindings: Sequence[str] = (), factory=None)
 
     factory: the gin-configurable experiment class to build (default `Experiment`; `wm train-ae`
     passes `wm_jax.train.autoencoder.AutoencoderExperiment`)."""
+    for path in files:  # before gin, which logs its own error and raises something else
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--gin_file {path}: no such file")
     gin.clear_config()
     try:
         gin.parse_config_files_and_bindings(list(files), list(bindings), finalize_config=False)
-    except (ValueError, KeyError, SyntaxError, NameError) as error:
+    except (ValueError, KeyError, SyntaxError, NameError, TypeError) as error:
         raise ValueError(f"bad gin configuration: {error}") from None
     except OSError as error:
         raise FileNotFoundError(f"cannot read gin file: {error}") from None
-    return (factory or Experiment)(), gin.config_str()
+    try:
+        experiment = (factory or Experiment)()
+    except (ValueError, TypeError) as error:
+        # gin appends "In call to configurable ..." lines to the message; the first one says it.
+        raise ValueError(str(error).splitlines()[0]) from None
+    return experiment, gin.config_str()

@@ -161,10 +161,12 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=experiment.keep_last,
                                          keep_every=experiment.keep_every)
     data_iterator = _data_iterator(experiment, dict(data.datasets), data.batch_size // processes, experiment.seed)
-    start = checkpoints.latest_step() or 0
-    if start:
-        target = checkpoint.abstract_with_shardings(abstract_state, state_shardings)
-        state, _ = checkpoints.restore(start, target, data_iterator)
+    # A damaged newest checkpoint is moved aside and the newest intact one resumed (checkpoint.py).
+    target = checkpoint.abstract_with_shardings(abstract_state, state_shardings)
+    restored = checkpoints.restore_newest_intact(target, data_iterator)
+    start = restored[0] if restored else 0
+    if restored:
+        state = restored[1]
         log.info("resumed from step %d of %s", start, workdir)
     else:
         state = jax.jit(init_fn, out_shardings=state_shardings)(jax.random.key(experiment.seed))
