@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 
@@ -75,11 +76,16 @@ def run(args) -> int:
     out = pathlib.Path(args.out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {args.out}: the suffix must be one of {', '.join(FORMATS)}")
-    frames_script = _script(args)  # check the input before loading anything
-    image = images.read(args.image) if args.image else None
+    _check_writable(out)  # inputs and output are checked before anything loads or generates
+    frames_script = _script(args)
+    try:
+        image = images.read(args.image) if args.image else None
+    except images.ImageError as error:
+        raise ValueError(f"--image {error}") from None
     path = wm_world.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
                                  quantization=args.quantize)
+    _check_keys(frames_script, world)
     print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {world.info.sampler.steps} denoising steps")
 
     marks: list[float] = []  # time after each chunk
@@ -107,6 +113,33 @@ def run(args) -> int:
     write(out, frames, args.fps or world.info.fps)
     print(f"wrote {out} ({len(frames)} frames with the start frame, {frames.shape[2]}x{frames.shape[1]})")
     return 0
+
+
+def _check_writable(out: pathlib.Path) -> None:
+    """Create --out's folder and a file beside where --out goes, then remove the file: a failure
+    here costs nothing, after generating it would cost the whole rollout."""
+    import tempfile
+
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file name ending in {', '.join(FORMATS)}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".wm_rollout_probe_"):
+            pass
+        if out.exists() and not os.access(out, os.W_OK):
+            raise PermissionError(f"{out} is read-only")
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+
+
+def _check_keys(frames_script, world) -> None:
+    """Every scripted key must be one the world answers to: a key it ignores would silently do
+    nothing (e.g. ctrl in pan)."""
+    known = [key for key, _ in world.info.keys]
+    unknown = sorted({key for keys in frames_script for key in keys} - set(known))
+    if unknown:
+        raise ValueError(f"the script holds {', '.join(unknown)}, which {world.info.name!r} does not answer to; "
+                         f"its keys: {', '.join(known)}")
 
 
 def write(path: pathlib.Path, frames, fps: float) -> None:

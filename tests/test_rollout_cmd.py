@@ -78,3 +78,21 @@ def test_play_on_a_busy_port_says_so_in_one_line(capsys):
         assert cli.main(["play", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"port {port}" in err and "taken" in err and 'PLAY_ARGS="--port N"' in err
+
+
+def test_rollout_checks_output_input_and_keys_before_generating(demo_world_dir, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    assert _rollout(demo_world_dir, tmp_path / "a_file" / "x.png", "--keys", "w") == 2
+    captured = capsys.readouterr()
+    assert "--out" in captured.err and "cannot write there" in captured.err and "frames" not in captured.out
+
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert _rollout(demo_world_dir, tmp_path / "x.png", "--keys", "w", "--image", str(tmp_path / "notes.png")) == 2
+    err = capsys.readouterr().err
+    assert "notes.png" in err and "not an image" in err and "upload" not in err and "server" not in err
+
+    # ctrl is a key of the vocabulary, but not one this world answers to: refused, naming its keys.
+    assert _rollout(demo_world_dir, tmp_path / "x.png", "--keys", "w*2 ctrl") == 2
+    captured = capsys.readouterr()
+    assert "ctrl" in captured.err and "its keys: w, a, s, d" in captured.err and "generated" not in captured.out
+    assert not (tmp_path / "x.png").exists()

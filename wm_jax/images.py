@@ -60,27 +60,29 @@ class ImageError(ValueError):
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-           max_decoded_bytes: int = MAX_DECODED_BYTES, fit_to: tuple[int, int] | None = None) -> np.ndarray:
+           max_decoded_bytes: int = MAX_DECODED_BYTES, fit_to: tuple[int, int] | None = None,
+           source: str = "the upload") -> np.ndarray:
     """Bytes of a PNG/JPEG/WebP/GIF/BMP/TIFF file -> uint8 [H, W, 3]; raises ImageError.
 
     fit_to: (height, width) to center-crop and resize to (see `fit`); the image is then decoded
     and reduced at the smallest scale that still serves that size, never held whole in RGB.
+    source: what the bytes are, as the messages name it ("the upload", "the file").
     """
     if not data:
-        raise ImageError("the upload is empty")
+        raise ImageError(f"{source} is empty")
     if len(data) > max_bytes:
-        raise ImageError(f"the image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise ImageError(f"{source} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
     with _decode_slots:
         try:
             return _decode_within(data, max_pixels, max_decoded_bytes, fit_to)
         except ImageError:
             raise
         except Image.UnidentifiedImageError:
-            raise ImageError("the upload is not an image this server can read (PNG, JPEG, WebP, GIF, BMP, TIFF)") from None
+            raise ImageError(f"{source} is not an image (readable: PNG, JPEG, WebP, GIF, BMP, TIFF)") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             # Pillow raises UnidentifiedImageError (an OSError) for non-images, OSError/SyntaxError
             # for truncated or corrupt files.
-            raise ImageError(f"the upload is not a readable image ({type(error).__name__}: {error})") from None
+            raise ImageError(f"{source} is not a readable image ({type(error).__name__}: {error})") from None
         finally:
             if len(data) > _TRIM_AFTER_BYTES or _last_decoded_bytes.value >= _TRIM_AFTER_BYTES:
                 _release_freed_memory()
@@ -171,7 +173,7 @@ def read(path) -> np.ndarray:
     except OSError as error:
         raise ImageError(f"cannot read image {str(path)!r}: {error}") from None
     try:
-        return decode(data)
+        return decode(data, source="the file")
     except ImageError as error:
         raise ImageError(f"{str(path)!r}: {error}") from None
 
