@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import importlib.metadata
 import importlib.util
 import json
 import pathlib
@@ -87,7 +86,8 @@ _WESNOTH_CAMPAIGNS = ("did", "dm", "httt", "l", "sota", "trow", "tsg", "ttb")
 
 SOURCES: tuple[Source, ...] = (
     # Desktop wallpapers: photographs (landscapes, plants, animals, cities) and some paintings.
-    Source("plasma-workspace-wallpapers", ("/usr/share/wallpapers/*/contents/images*/*",), "GPL-2+ (KDE Visual Design Group)"),
+    Source("plasma-workspace-wallpapers", ("/usr/share/wallpapers/*/contents/images*/*",),
+           "GPL-2+ (KDE Visual Design Group)"),
     Source("mate-backgrounds", ("/usr/share/backgrounds/mate/nature/*", "/usr/share/backgrounds/mate/abstract/*",
                                 "/usr/share/backgrounds/mate/desktop/*"),
            "GPL-2+; nature/* CC-BY-SA-4.0 / GPL-2+ per file (debian/copyright)",
@@ -96,28 +96,30 @@ SOURCES: tuple[Source, ...] = (
            exclude=("*ubuntukylin*",)),
     Source("lomiri-wallpapers-16.04", ("/usr/share/backgrounds/*",),
            "CC-BY-4.0 / CC-BY-SA-4.0 / CC0-1.0 per photograph (debian/copyright)"),
-    Source("lomiri-wallpapers-20.04", ("/usr/share/backgrounds/*",), "CC-BY-4.0 / CC-BY-SA-4.0 per picture (debian/copyright)"),
+    Source("lomiri-wallpapers-20.04", ("/usr/share/backgrounds/*",),
+           "CC-BY-4.0 / CC-BY-SA-4.0 per picture (debian/copyright)"),
     # Painted scenes from free games.
     Source("wesnoth-1.16-data", (f"{_WESNOTH}/core/images/story/*", f"{_WESNOTH}/core/images/maps/*"),
            "GPL-2+ (The Battle for Wesnoth artists)"),
-    *(Source(f"wesnoth-1.16-{campaign}", (f"{_WESNOTH}/campaigns/*/images/story/*", f"{_WESNOTH}/campaigns/*/images/maps/*",
-                                          f"{_WESNOTH}/campaigns/*/images/*-map.*"),
+    *(Source(f"wesnoth-1.16-{campaign}", (f"{_WESNOTH}/campaigns/*/images/story/*",
+                                          f"{_WESNOTH}/campaigns/*/images/maps/*"),
              "GPL-2+ (The Battle for Wesnoth artists)") for campaign in _WESNOTH_CAMPAIGNS),
     Source("hedgewars-data", ("/usr/share/games/hedgewars/Data/Themes/*/Sky.png",),
            "GFDL-1.3 / GPL-2 per theme (Hedgewars project; debian/copyright)"),
-    Source("supertux-data", ("/usr/share/games/supertux2/images/background/**/*",), "GPL-3+ / GPL-2+ / CC-BY-SA per file (SuperTux Devel Team; debian/copyright)",
-           exclude=("*/misc/*",)),
-    Source("tuxmath-data", ("/usr/share/tuxmath/images/backgrounds/*",), "backgrounds: NASA / Hubble photographs, public domain (debian/copyright)"),
+    Source("supertux-data", ("/usr/share/games/supertux2/images/background/**/*",),
+           "GPL-3+ / GPL-2+ / CC-BY-SA per file (SuperTux Devel Team; debian/copyright)", exclude=("*/misc/*",)),
+    Source("tuxmath-data", ("/usr/share/tuxmath/images/backgrounds/*",),
+           "backgrounds: NASA / Hubble photographs, public domain (debian/copyright)"),
     Source("tuxtype-data", ("/usr/share/tuxtype/images/backgrounds/*",), "GPL-2 (Tux4Kids)"),
     # Sample photographs inside PyPI wheels.
     Source("scikit-image", tuple(relative for package, relative in photo_split.TRAIN if package == "skimage"),
-           "BSD-3-Clause; photographs public domain / CC0 (skimage/data/README.txt)", module="skimage"),
+           "BSD-3-Clause; photographs public domain / CC0 (skimage.data docstrings)", module="skimage"),
     Source("scikit-learn", ("datasets/images/china.jpg", "datasets/images/flower.jpg"),
            "BSD-3-Clause; photographs CC-BY 2.0 (sklearn/datasets/images/README.txt)", module="sklearn"),
     # data.photo_split.HELD_OUT: held out for every world, so here too.
     *(Source({"skimage": "scikit-image", "pygame": "pygame-ce"}.get(package, package), (relative,),
              {"matplotlib": "PSF-style matplotlib licence; photograph public domain (US Navy)",
-              "skimage": "BSD-3-Clause; photographs public domain / CC0 (skimage/data/README.txt)",
+              "skimage": "BSD-3-Clause; photographs public domain / CC0 (skimage.data docstrings)",
               "pygame": "LGPL-2.1"}[package],
              module=package, held_out=True) for package, relative in photo_split.HELD_OUT),
 )
@@ -165,7 +167,7 @@ def _root(source: Source) -> pathlib.Path | None:
     return pathlib.Path(spec.origin).parent if spec and spec.origin else None
 
 
-def _dpkg_files(package: str) -> set[str] | None:
+def _dpkg_files(package: str) -> set[str]:
     """The files an installed Debian package owns (dpkg's list); empty where it is not installed."""
     for name in (package, f"{package}:all", f"{package}:amd64", f"{package}:arm64"):
         listing = pathlib.Path("/var/lib/dpkg/info") / f"{name}.list"
@@ -203,8 +205,12 @@ def largest_per_stem(pictures: list[Picture]) -> list[Picture]:
     """One picture per (package, folder, stem): the one with the most pixels."""
     best: dict[tuple, Picture] = {}
     for picture in pictures:
-        with Image.open(picture.path) as image:
-            picture.pixels = image.size[0] * image.size[1]
+        try:
+            with Image.open(picture.path) as image:
+                picture.pixels = image.size[0] * image.size[1]
+        except (OSError, ValueError, Image.DecompressionBombError):
+            picture.pixels = 0  # rejection() names it
+
         key = (picture.source.package, picture.path.parent, picture.stem.lower())
         if key not in best or picture.pixels > best[key].pixels:
             best[key] = picture
