@@ -103,3 +103,86 @@ def test_camera_motion_fails_a_model_that_never_moves(monkeypatch, scripted_pan)
     assert report["direction_accuracy_moving"] == 0.0
     assert report["revisit_psnr_vs_own_earlier_frame"] == float("inf")  # it kept the picture...
     assert report["never_seen_psnr"] < 30  # ...but never showed what the camera moved to
+
+
+ZOOM_SCRIPT = "e*3 q*3 q*3 e*3 e*9 right*2 down*2 left*2 up*2"
+
+
+def _recorder_scales(recorder, script):
+    """The recorder's own scale per transition: zoom_step ** (change of its clipped zoom level)."""
+    from wm_jax import keyscript
+
+    level, scales = 0, []
+    for keys in keyscript.parse(script):
+        new = int(np.clip(level + ("e" in keys) - ("q" in keys), -recorder.max_zoom_steps, recorder.max_zoom_steps))
+        scales.append(recorder.zoom_step ** (new - level))
+        level = new
+    return np.array(scales)
+
+
+def test_zoom_scale_recovers_the_recorders_zoom_and_pans_read_as_one():
+    """On `image_pan`'s own 64x64 frames (two photographs, 8-px pans, the 1.1x zoom steps, e held
+    past the zoom limit where the camera stops), every transition's estimate is within 10% of the
+    recorder's scale (the issue-19 bar), in fact within 3%; pure pans and a zoom held at its limit
+    read ~1.0."""
+    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax import keyscript
+
+    recorder = ImagePanRecorder(resolution=(64, 64), pan_step=8, script=ZOOM_SCRIPT)
+    true = _recorder_scales(recorder, ZOOM_SCRIPT)
+    keys = keyscript.parse(ZOOM_SCRIPT)
+    assert true.max() == pytest.approx(1.1) and true.min() == pytest.approx(1 / 1.1) and (true == 1).sum() > 8
+    for index in range(2):
+        frames = recorder.record(index, seed=0, steps=len(keys) + 1).frames
+        estimate = ctl.zoom_scale(frames[:-1], frames[1:])
+        error = np.abs(estimate / true - 1)
+        assert error.max() < 0.03, (index, np.round(estimate, 3), np.round(true, 3))
+        pans = np.array([k[0] in ("right", "down", "left", "up") for k in keys])
+        assert np.abs(estimate[pans] - 1).max() < 0.03
+        assert (estimate[true > 1] > 1.07).all() and (estimate[true < 1] < 0.93).all()
+
+
+def test_zoom_scale_is_symmetric_and_ignores_a_shift():
+    """Swapping the frames inverts the scale; a pure circular shift of a texture reads 1."""
+    from data.sources.image_pan import ImagePanRecorder
+
+    recorder = ImagePanRecorder(resolution=(64, 64), script="e*2")
+    frames = recorder.record(0, seed=0, steps=3).frames
+    forward, backward = ctl.zoom_scale(frames[:-1], frames[1:]), ctl.zoom_scale(frames[1:], frames[:-1])
+    np.testing.assert_allclose(forward * backward, 1.0, atol=0.03)
+    a = _textured(np.random.default_rng(0), 64)
+    assert ctl.zoom_scale(a[None], np.roll(a, (5, -3), axis=(0, 1))[None])[0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_zoom_by_key_scores_each_key_against_the_real_frames():
+    keys = ["e"] * 4 + ["q"] * 4 + ["right"] * 2
+    real = [1.1] * 4 + [1 / 1.1] * 4 + [1.0] * 2
+    still = ctl.zoom_by_key(keys, real, [1.0] * 10, direction_hit_N=[False] * 8 + [True, False])
+    assert still["e"]["zooms"] == "in" and still["q"]["zooms"] == "out" and "zooms" not in still["right"]
+    assert still["e"]["zoom_way_real"] == 1.0 and still["e"]["zoom_way_within_10pct_real"] == 1.0
+    assert still["e"]["zoom_way_generated"] == 0.0 and still["q"]["zoom_way_generated"] == 0.0
+    assert still["e"]["scale_real"] == pytest.approx(1.1) and still["e"]["scale_generated"] == 1.0
+    assert still["right"]["direction_accuracy"] == 0.5
+    # The right way but too far (1.5 against 1.1) counts as the key's way, not within 10%; a
+    # timid 1.03 (less than half the real zoom, in log scale) does not count at all.
+    mixed = ctl.zoom_by_key(keys, real, [1.1, 1.15, 1.5, 1.03] + [1 / 1.1] * 4 + [1.0] * 2)
+    assert mixed["e"]["zoom_way_generated"] == 0.75 and mixed["e"]["zoom_way_within_10pct_generated"] == 0.5
+    assert mixed["q"]["zoom_way_within_10pct_generated"] == 1.0
+
+
+def test_camera_motion_reports_zoom_per_key(monkeypatch, tmp_path):
+    """A perfect model zooms as the real frames do; a still one scores 0 on e and q while its pan
+    directions are also 0 (it never moves)."""
+    from data.recording import record_dataset
+    from data.sources.image_pan import ImagePanRecorder
+
+    recorder = ImagePanRecorder(resolution=(64, 64), pan_step=8, script="e*3 q*3 right*2 left*2")
+    dataset = record_dataset(recorder, str(tmp_path / "zoom"), 1, 11, 0, 1)
+    perfect = _camera_motion_with(monkeypatch, dataset, lambda latents: latents[:, 1:])
+    assert perfect["zoom"]["keys"] == ["e", "q"] and perfect["zoom"]["transitions"] == 6
+    assert perfect["zoom"]["zoom_way_within_10pct_generated"] == perfect["zoom"]["zoom_way_within_10pct_real"] == 1.0
+    assert perfect["per_key"]["e"]["scale_generated"] == pytest.approx(1.1, rel=0.03)
+    assert perfect["per_key"]["right"]["direction_accuracy"] == 1.0
+    still = _camera_motion_with(monkeypatch, dataset, lambda latents: np.repeat(latents[:, :1], latents.shape[1] - 1, axis=1))
+    assert still["zoom"]["zoom_way_generated"] == 0.0 and still["zoom"]["zoom_way_real"] == 1.0
+    assert still["per_key"]["q"]["scale_generated"] == pytest.approx(1.0, abs=0.01)
