@@ -43,6 +43,19 @@ def test_shipped_world_is_complete_and_small(name):
     assert (folder / "training" / "COMMANDS.md").is_file()
 
 
+def test_pan_world_offers_zoom_keys_only_if_its_evaluation_shows_them_zooming():
+    """Issue 19: the shipped pan's e/q did nothing (held 7 frames on held-out photographs: 0.97x /
+    1.00x against the real frames' 1.98x / 0.52x), so world.json must not offer them; a pan world
+    that offers them must ship `wm eval --camera` zoom figures meeting the issue's bar (>= 90% of
+    e/q transitions the key's way, within 10% of the real frames' scale)."""
+    folder = wm_world.SHIPPED_DIR / "pan"
+    offered = set(json.loads((folder / "world.json").read_text())["keys"])
+    if offered & {"e", "q"}:
+        zoom = json.loads((folder / "eval.json").read_text())["camera"]["zoom"]
+        assert set(zoom["keys"]) >= offered & {"e", "q"}
+        assert zoom["zoom_way_within_10pct_generated"] >= 0.9
+
+
 def test_pan_world_keeps_an_unseen_photo_and_moves_it_with_the_keys(pan, held_out_photo):
     """Regression checks of the shipped weights on a photograph it never saw; the quality bar
     is `wm eval`'s (BUILD_NOTES.md, "Worlds")."""
