@@ -90,7 +90,7 @@ SOURCES: tuple[Source, ...] = (
            "GPL-2+ (KDE Visual Design Group)"),
     Source("mate-backgrounds", ("/usr/share/backgrounds/mate/nature/*", "/usr/share/backgrounds/mate/abstract/*",
                                 "/usr/share/backgrounds/mate/desktop/*"),
-           "GPL-2+; nature/* CC-BY-SA-4.0 / GPL-2+ per file (debian/copyright)",
+           "GPL-2+ per file (debian/copyright; the CC-BY-SA-4.0 Ubuntu-Mate-* are excluded)",
            exclude=("*Stripes*", "*MATE*", "*Ubuntu-Mate*")),
     Source("ukui-wallpapers", ("/usr/share/backgrounds/*",), "CC-BY-SA-3.0 (Ubuntu Kylin community contributors)",
            exclude=("*ubuntukylin*",)),
