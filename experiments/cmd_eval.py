@@ -50,6 +50,16 @@ def register(subparsers) -> None:
                         help="pan worlds: held-out episodes from `wm record image_pan --script ...`; reports how often the "
                              "generated motion goes the pressed key's way (phase correlation) and the PSNR of content that "
                              "scrolls out and back in, beside content never seen")
+    parser.add_argument("--stability", nargs="+", default=None, metavar="DIR",
+                        help="the stability suite (issue 15): from the first frames of these held-out datasets, "
+                             "--stability-frames frames with no keys, each --hold key held, and the recorded keys; per "
+                             "100-frame block: sharpness and colour ratios against real frames, Frechet distance on AlexNet "
+                             "features, PSNR of the still run against its start; plus the --data metrics on the first DIR "
+                             "when --data is not given. Writes OUT, OUT_stability.png and OUT_stability_frames.png")
+    parser.add_argument("--stability-frames", type=int, default=600, metavar="N", help="frames per stability run (default 600)")
+    parser.add_argument("--starts", type=int, default=4, help="held-out start frames for --stability (default 4)")
+    parser.add_argument("--hold", action="append", default=None, metavar="KEY",
+                        help="a key held throughout one stability run; repeat for more (default: left)")
     parser.add_argument("--long-horizon", type=int, default=0, metavar="N", help="also run an N-frame stability rollout (e.g. 10000)")
     parser.add_argument("--chunk", type=int, default=250, help="frames per scanned chunk of the long rollout (default 250)")
     parser.add_argument("--quantize", choices=["int8"], default=None, help="evaluate the model with weight-only int8 weights")
@@ -100,8 +110,11 @@ def run(args) -> int:
         raise ValueError("--controllability needs --data DIR (real recorded episodes)")
     if args.idm_data and not args.controllability:
         raise ValueError("--idm-data only applies with --controllability")
-    if not (args.data or args.camera or args.long_horizon):
-        raise ValueError("nothing to do: give --data DIR (held-out clips), --camera DIR and/or --long-horizon N")
+    if not (args.data or args.camera or args.long_horizon or args.stability):
+        raise ValueError("nothing to do: give --data DIR (held-out clips), --camera DIR, --stability DIR and/or --long-horizon N")
+    if args.stability and not args.data:
+        args.data = args.stability[0]
+        args.clip_len = args.clip_len or 17
     config, params, source, world_ae, world_sampler = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise}
@@ -113,7 +126,7 @@ def run(args) -> int:
     rng = jax.random.key(args.seed)
     clip_len = args.clip_len or config.max_frames
 
-    if args.data or args.camera:
+    if args.data or args.camera or args.stability:
         from wm_jax import autoencoder as ae
 
         if args.autoencoder:
@@ -121,7 +134,7 @@ def run(args) -> int:
         elif world_ae:
             ae_config, variables, _ = world_ae
         else:
-            raise ValueError("--data and --camera need --autoencoder DIR (the model's latent space) or --world DIR")
+            raise ValueError("--data, --camera and --stability need --autoencoder DIR (the model's latent space) or --world DIR")
         codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
 
     if args.data:
@@ -156,6 +169,22 @@ def run(args) -> int:
 
         report["camera"] = controllability.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3), **codec)
         print("camera: " + json.dumps({k: v for k, v in report["camera"].items() if k != "revisit_examples"}))
+
+    if args.stability:
+        from wm_jax import stability
+
+        held_out = stability.read_held_out(args.stability, starts=args.starts, frames=args.stability_frames, seed=args.seed)
+        result = stability.run(config, params, sampler, held_out, rng=jax.random.fold_in(rng, 4), frames=args.stability_frames,
+                               hold_keys=args.hold or ["left"], **codec)
+        result["data"] = args.stability
+        result["plot"] = stability.plot(result, stem + "_stability.png")
+        del result["_last_frames"]
+        report["stability"] = result
+        print("stability targets: " + json.dumps({k: v["passed"] for k, v in result["targets"].items()}))
+        for name, rows in result["blocks"].items():
+            print(f"  {name:<12} " + " | ".join(
+                f"{r['end_frame']}: sharp {r['sharpness_ratio']:.2f} std {r['std_ratio']:.2f} FD {r['frechet']:.1f}"
+                + (f" psnr {r['psnr_vs_start_last']:.1f}" if "psnr_vs_start_last" in r else "") for r in rows))
 
     if args.long_horizon:
         decode = None

@@ -65,6 +65,30 @@ def test_loss_masks_padding_and_drops_actions():
     assert 0 < int(dropped.sum()) < 6
 
 
+def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
+    """An x0 prediction and the velocity it implies, v = (x_t - x0)/t, score the same per frame
+    wherever t is above the floor; below it the x0 loss is weighted by the floor instead."""
+    latents = jax.random.normal(jax.random.key(0), (4, 6, 4, 4, 2))
+    actions, null = jnp.zeros((4, 6, 3)), jnp.zeros((3,))
+    config = NoiseConfig(context_share=0.5, context_noise_max=0.1)
+    seen = {}
+    guess_v = lambda x_t: 0.3 * x_t + 0.1  # any function of the input
+
+    def predict_v(x_t, t, a):
+        seen["t"] = t
+        return guess_v(x_t)
+
+    predict_x0 = lambda x_t, t, a: x_t - t[..., None, None, None] * guess_v(x_t)
+    _, per_v = diffusion.forcing_loss(predict_v, latents, actions, jax.random.key(1), config, null)
+    _, per_x0 = diffusion.forcing_loss(predict_x0, latents, actions, jax.random.key(1), config, null, prediction="x0_residual")
+    above = np.asarray(seen["t"]) >= diffusion.X0_MIN_LEVEL
+    assert 0 < above.sum() < above.size  # both regimes drawn
+    np.testing.assert_allclose(np.asarray(per_x0)[above], np.asarray(per_v)[above], rtol=1e-4)
+    t_below = np.asarray(seen["t"])[~above]
+    scale = np.square(t_below / diffusion.X0_MIN_LEVEL)
+    np.testing.assert_allclose(np.asarray(per_x0)[~above], np.asarray(per_v)[~above] * scale, rtol=1e-3)
+
+
 def test_sampler_config_refuses_nonsense():
     with pytest.raises(ValueError, match="steps must be >= 1"):
         SamplerConfig(steps=0)

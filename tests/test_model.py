@@ -158,8 +158,9 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(temporal_every=2, temporal_mlp=False),
         dict(temporal_neighbourhood=1, window=3),
         dict(previous_frame_input=True, window=3),
+        dict(previous_frame_input=True, prediction="x0_residual", window=3),
     ],
-    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input"],
+    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input", "x0_residual"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
@@ -182,6 +183,13 @@ def test_previous_frame_input_feeds_exactly_the_frame_before(tiny_config):
     assert changed[0] == 0 and changed[1] > 1e-3 and changed[2] > 1e-3 and changed[3] == 0
     first_alone = _apply(config)(params, x[:, :1], t[:, :1], a[:, :1])
     np.testing.assert_allclose(apply(x)[:, 0], first_alone[:, 0], atol=1e-6)
+
+
+def test_x0_residual_needs_the_previous_frame_input(tiny_config):
+    with pytest.raises(ValueError, match="needs previous_frame_input"):
+        tiny_config.replace(prediction="x0_residual")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        tiny_config.replace(prediction="epsilon")
 
 
 def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_random_params):

@@ -103,8 +103,9 @@ def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_
     assert float(jnp.abs(a - b).max()) > 1e-4
 
 
-@pytest.mark.parametrize("variant", [{}, dict(temporal_neighbourhood=1), dict(previous_frame_input=True)],
-                         ids=["same_place", "neighbourhood_1", "previous_frame_input"])
+@pytest.mark.parametrize("variant", [{}, dict(temporal_neighbourhood=1), dict(previous_frame_input=True),
+                                     dict(previous_frame_input=True, prediction="x0_residual")],
+                         ids=["same_place", "neighbourhood_1", "previous_frame_input", "x0_residual"])
 def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, variant):
     """Guidance runs its conditional and null branches as one batch over the one cache; that
     equals mixing the full model's two velocities, null + g (cond - null), for every element of
@@ -123,7 +124,8 @@ def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_conf
     def velocity_fn(x, t):
         clip = jnp.concatenate([context, x[:, None]], axis=1)
         t_BT = jnp.concatenate([jnp.zeros((2, 3)), jnp.full((2, 1), t)], axis=1)
-        cond, null = full(clip, t_BT, acts)[:, -1], full(clip, t_BT, null_acts)[:, -1]
+        as_velocity = lambda out: diffusion.to_velocity(out, x, jnp.full((2,), t), config.prediction)
+        cond, null = as_velocity(full(clip, t_BT, acts)[:, -1]), as_velocity(full(clip, t_BT, null_acts)[:, -1])
         return null + sampler.guidance * (cond - null)
 
     rng_noise, _ = jax.random.split(rng)
@@ -165,3 +167,22 @@ def test_context_noise_reaches_the_cache(tiny_config, tiny_random_params):
     assert float(jnp.abs(clean.cache.k_LBWNHE - noisy.cache.k_LBWNHE).max()) > 1e-3
     _, latent = rollout.make_step(config, noisy_sampler)(params, noisy, _actions(config, 1, 1)[:, 0], jax.random.key(1))
     assert bool(jnp.isfinite(latent).all())
+
+
+@pytest.mark.parametrize("sampler", [SamplerConfig(steps=1), SamplerConfig(steps=3, guidance=3.0), SamplerConfig(steps=2, method="heun")],
+                         ids=["1_step", "3_steps_guided", "heun"])
+def test_x0_residual_model_with_a_silent_head_copies_the_last_frame(tiny_config, sampler):
+    """A freshly initialised head outputs zero (adaLN-Zero), so an x0_residual model's clean-frame
+    guess is the previous frame, and every sampler lands on it exactly: a still scene stays still
+    however long the rollout. A velocity model at init lands on noise instead."""
+    config = tiny_config.replace(previous_frame_input=True, prediction="x0_residual")
+    params = wm_model.init_params(config, jax.random.key(0))
+    context = _latents(config, 2, 2)
+    state = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=sampler)
+    _, latents = rollout.make_rollout(config, sampler)(params, state, _actions(config, 2, 5), jax.random.key(3))
+    np.testing.assert_allclose(np.asarray(latents), np.broadcast_to(np.asarray(context[:, -1:]), latents.shape), atol=1e-5)
+    velocity_config = tiny_config.replace(previous_frame_input=True)
+    velocity_params = wm_model.init_params(velocity_config, jax.random.key(0))
+    state = rollout.init_state(velocity_config, velocity_params, context, rng=jax.random.key(0), sampler=sampler)
+    _, drifting = rollout.make_rollout(velocity_config, sampler)(velocity_params, state, _actions(config, 2, 5), jax.random.key(3))
+    assert float(jnp.abs(drifting[:, -1] - context[:, -1]).max()) > 0.5

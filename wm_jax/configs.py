@@ -13,7 +13,7 @@ from typing import Literal
 
 import jax.numpy as jnp
 
-from wm_jax import actions
+from wm_jax import actions, diffusion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,12 @@ class ModelConfig:
     # in channels; zeros for a clip's first frame), so "the scene as it was" reaches every token
     # by a linear map instead of through temporal attention. Not in the reference design.
     previous_frame_input: bool = False
+    # What the output head predicts (`wm_jax.diffusion.PREDICTIONS`): the velocity ε - x_0 (the
+    # reference design, and every imported layout), or the clean frame x_0 as the previous frame
+    # plus a change ("x0_residual", needs previous_frame_input): a still scene is then the zero
+    # output, which a small network gets exactly right, where copying a frame through every
+    # block it only gets nearly right (issue 15, BUILD_NOTES "Worlds that hold together").
+    prediction: str = "velocity"
     # The action space, by key name (the player maps keys by name); embedded by one linear map.
     action_keys: tuple[str, ...] = actions.VOCAB
     # Frames the temporal attention may see besides the current one (the KV-cache length), and
@@ -72,6 +78,10 @@ class ModelConfig:
             raise ValueError(f"axial RoPE needs head_dim divisible by 4, got {self.head_dim}")
         if self.temporal_every < 0 or self.window < 1 or self.max_frames < 1:
             raise ValueError("temporal_every must be >= 0, window and max_frames >= 1")
+        if self.prediction not in diffusion.PREDICTIONS:
+            raise ValueError(f"prediction must be one of {diffusion.PREDICTIONS}, got {self.prediction!r}")
+        if self.prediction == "x0_residual" and not self.previous_frame_input:
+            raise ValueError("prediction 'x0_residual' adds the previous frame to the output: it needs previous_frame_input")
         if self.temporal_neighbourhood < 0:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
 

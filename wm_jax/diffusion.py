@@ -1,7 +1,10 @@
 """Rectified flow with diffusion forcing: the noise schedule, the training loss, the sampler.
 
-x_t = (1 - t)·x_0 + t·ε with t in [0, 1] (t = 1 is pure noise), one t per frame. The model
-predicts the velocity v = ε - x_0, so an Euler step from t to s is x_s = x_t + (s - t)·v.
+x_t = (1 - t)·x_0 + t·ε with t in [0, 1] (t = 1 is pure noise), one t per frame. The sampler
+integrates the velocity v = ε - x_0: an Euler step from t to s is x_s = x_t + (s - t)·v. A model
+predicts either v directly or x_0 (`PREDICTIONS`, read from `ModelConfig.prediction`), whose
+velocity is v = (x_t - x_0)/t; the loss is the same velocity loss for both, written for x_0 as
+|x̂_0 - x_0|² / t², with t floored at `X0_MIN_LEVEL` so nearly clean frames do not dominate.
 
 Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
 """
@@ -14,6 +17,21 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+PREDICTIONS = ("velocity", "x0_residual")
+# Below this level an x_0 error is weighted as at this level. The velocity loss weights it by
+# 1/t², 400x at t = 0.05 (JiT's floor): the nearly clean context frames diffusion forcing trains
+# on then outweigh the noisy frames that sampling reads (t >= 0.5 at 2 steps) by two orders of
+# magnitude, and the first proxy run spent its updates copying clean inputs through.
+X0_MIN_LEVEL = 0.25
+
+
+def to_velocity(output, x_t, t, prediction: str):
+    """The model's output (its first C channels) as a velocity; t: [...] broadcast over H, W, C."""
+    if prediction == "velocity":
+        return output
+    return (x_t - output) / jnp.asarray(t, output.dtype)[..., None, None, None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +100,13 @@ def drop_actions(rng, actions_BTK, null_K, rate: float):
     return jnp.where(keep_BT[..., None], actions_BTK, jnp.asarray(null_K, actions_BTK.dtype))
 
 
-def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: NoiseConfig, null_K, mask_BT=None):
+def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: NoiseConfig, null_K, mask_BT=None,
+                 prediction: str = "velocity"):
     """Diffusion-forcing loss; returns (scalar loss, per-frame loss [B, T]).
 
     predict(x_t, t, actions) -> model output [B, T, H, W, C_out]; the first C channels are
-    the velocity (C_out = 2C when a model also predicts sigma, which this loss does not train).
+    the velocity or x_0 (`prediction`) (C_out = 2C when a model also predicts sigma, which this
+    loss does not train).
     mask_BT: 1 for real frames, 0 for padding.
     """
     b, t = latents_BTHWC.shape[:2]
@@ -96,8 +116,12 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
     x_t = add_noise(latents_BTHWC, noise, t_BT)
     actions_BTK = drop_actions(rng_drop, actions_BTK, null_K, config.action_dropout)
     channels = latents_BTHWC.shape[-1]
-    prediction = predict(x_t, t_BT, actions_BTK)[..., :channels]
-    per_frame_BT = jnp.mean(jnp.square(prediction - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
+    output = predict(x_t, t_BT, actions_BTK)[..., :channels]
+    if prediction == "velocity":
+        per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
+    else:
+        error_BT = jnp.mean(jnp.square(output - latents_BTHWC), axis=(-3, -2, -1))
+        per_frame_BT = error_BT / jnp.square(jnp.maximum(t_BT, X0_MIN_LEVEL))
     mask_BT = jnp.ones_like(per_frame_BT) if mask_BT is None else mask_BT.astype(per_frame_BT.dtype)
     loss = jnp.sum(per_frame_BT * mask_BT) / jnp.maximum(jnp.sum(mask_BT), 1.0)
     return loss, per_frame_BT

@@ -100,6 +100,13 @@ class WorldModel(nn.Module):
             x = jnp.concatenate([x, previous], axis=-1)
         return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()
 
+    def _add_previous(self, out, previous):
+        """With prediction 'x0_residual' the head's output is the change from the previous frame."""
+        if self.config.prediction != "x0_residual":
+            return out
+        c = self.config.in_channels
+        return jnp.concatenate([out[..., :c] + previous.astype(out.dtype), out[..., c:]], axis=-1)
+
     def _unpatchify(self, out_GNF, lead):
         cfg = self.config
         (gh, gw), p, c = cfg.grid, cfg.patch_size, cfg.output_channels
@@ -122,7 +129,7 @@ class WorldModel(nn.Module):
             x_GND = block(x_GND, c_GD, rope_NE)
             if i in temporal:
                 x_GND = temporal[i](x_GND.reshape(b, t, *x_GND.shape[1:]), c_BTD).reshape(x_GND.shape)
-        return self._unpatchify(self.final(x_GND, c_GD), (b, t))
+        return self._add_previous(self._unpatchify(self.final(x_GND, c_GD), (b, t)), previous_BTHWC)
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
         """The cache as the next frame's temporal layers read it (`TemporalBlock.read_cache`)."""
@@ -146,7 +153,8 @@ class WorldModel(nn.Module):
         check_inputs(self.config, x_BHWC, t_B, actions_BK, frames_axis=False)
         c_BD = self.conditioning(t_B, actions_BK)
         copies = x_BHWC.shape[0] // view.previous_BHWC.shape[0]
-        x_BND = self._embed(x_BHWC, jnp.tile(view.previous_BHWC, (copies, 1, 1, 1)))
+        previous_BHWC = jnp.tile(view.previous_BHWC, (copies, 1, 1, 1))
+        x_BND = self._embed(x_BHWC, previous_BHWC)
         rope_NE = self._spatial_rope_NE()
         temporal = dict(zip(self.config.temporal_layers, range(len(self.temporal))))
         keys, values = [], []
@@ -159,7 +167,7 @@ class WorldModel(nn.Module):
                 )
                 keys.append(k)
                 values.append(v)
-        out = self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1])
+        out = self._add_previous(self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1]), previous_BHWC)
         cfg = self.config
         empty = jnp.zeros((0, x_BHWC.shape[0], cfg.tokens_per_frame, cfg.num_heads, cfg.head_dim))
         stack = lambda arrays: jnp.stack(arrays) if arrays else empty

@@ -81,13 +81,14 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
 
     def velocity_fn(x_BHWC, t):
         t_B = jnp.full(x_BHWC.shape[:1], t, jnp.float32)
+        as_velocity = lambda out: diffusion.to_velocity(out[..., :channels], x_BHWC, t_B, config.prediction)
         if sampler.guidance == 1.0:
-            return _stream(config, params, x_BHWC, t_B, action_BK, view)[0][..., :channels]
+            return as_velocity(_stream(config, params, x_BHWC, t_B, action_BK, view)[0])
         # The conditional and null branches as one batch over the one cache.
         both = lambda a: jnp.concatenate([a, a], axis=0)
         out = _stream(config, params, both(x_BHWC), both(t_B), jnp.concatenate([action_BK, null_BK]), view)[0]
-        cond, null = jnp.split(out[..., :channels], 2)
-        return null + sampler.guidance * (cond - null)
+        cond, null = jnp.split(out, 2)
+        return as_velocity(null) + sampler.guidance * (as_velocity(cond) - as_velocity(null))
 
     return diffusion.sample(velocity_fn, noise_BHWC, sampler)
 
@@ -157,7 +158,8 @@ def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelC
     def velocity_fn(x_BHWC, t):
         clip = jnp.concatenate([state.latents_BTHWC, x_BHWC[:, None]], axis=1)
         t_BT = jnp.concatenate([t_ctx, jnp.full((b, 1), t, jnp.float32)], axis=1)
-        return model.apply({"params": params}, clip, t_BT, actions)[:, -1, ..., :channels]
+        out = model.apply({"params": params}, clip, t_BT, actions)[:, -1, ..., :channels]
+        return diffusion.to_velocity(out, x_BHWC, t_BT[:, -1], config.prediction)
 
     shape = (b,) + state.latents_BTHWC.shape[2:]
     latent = diffusion.sample(velocity_fn, jax.random.normal(rng, shape), sampler)

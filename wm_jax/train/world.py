@@ -82,7 +82,8 @@ class WorldTask:
             actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
         model = WorldModel(self.model)
         predict = lambda x, t, a: model.apply({"params": params}, x, t, a)
-        loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K)
+        loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K,
+                                                    prediction=self.model.prediction)
         return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
 
 

