@@ -57,6 +57,7 @@ def register(subparsers) -> None:
                              "features, PSNR of the still run against its start; plus the --data metrics on the first DIR "
                              "when --data is not given. Writes OUT, OUT_stability.png and OUT_stability_frames.png")
     parser.add_argument("--stability-frames", type=int, default=600, metavar="N", help="frames per stability run (default 600)")
+    parser.add_argument("--stability-block", type=int, default=100, metavar="N", help="frames per reported block (default 100)")
     parser.add_argument("--starts", type=int, default=4, help="held-out start frames for --stability (default 4)")
     parser.add_argument("--hold", action="append", default=None, metavar="KEY",
                         help="a key held throughout one stability run; repeat for more (default: left)")
@@ -175,7 +176,7 @@ def run(args) -> int:
 
         held_out = stability.read_held_out(args.stability, starts=args.starts, frames=args.stability_frames, seed=args.seed)
         result = stability.run(config, params, sampler, held_out, rng=jax.random.fold_in(rng, 4), frames=args.stability_frames,
-                               hold_keys=args.hold or ["left"], **codec)
+                               block=args.stability_block, hold_keys=args.hold or ["left"], **codec)
         result["data"] = args.stability
         result["plot"] = stability.plot(result, stem + "_stability.png")
         del result["_last_frames"]
