@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the world's, else 4)")
     parser.add_argument("--guidance", type=float, default=None, help="action guidance (default: the world's, else 1)")
+    parser.add_argument("--guidance-min-level", type=float, default=None, metavar="T",
+                        help="guidance only at denoising steps starting at noise level >= T (default: the world's, else 0)")
     parser.add_argument("--context-noise", type=float, default=None,
                         help="noise level of frames entering the cache (default: the world's, else 0)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (it needs frames of at least 32x32)")
@@ -118,7 +120,8 @@ def run(args) -> int:
         args.clip_len = args.clip_len or 17
     config, params, source, world_ae, world_sampler = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
-    overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise}
+    overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
+                 "guidance_min_level": args.guidance_min_level}
     sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}

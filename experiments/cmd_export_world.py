@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--guidance", type=float, default=1.0,
                         help="action guidance: 1 plain conditional sampling, >1 pushes away from the null action "
                              "(twice the model work per step; default 1)")
+    parser.add_argument("--guidance-min-level", type=float, default=0.0, metavar="T",
+                        help="guidance only at denoising steps starting at noise level >= T (default 0: every step)")
     parser.add_argument("--context-noise", type=float, default=0.0,
                         help="noise level at which finished frames enter the cache (default 0: clean)")
     parser.add_argument("--start-image", help="default start image (any size; center-cropped and resized)")
@@ -50,7 +52,8 @@ def run(args) -> int:
     start = images.read(args.start_image) if args.start_image else None
     out = export_world(
         args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
-        sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise), start_image=start, description=args.description,
+        sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise,
+                              guidance_min_level=args.guidance_min_level), start_image=start, description=args.description,
     )
     print(f"wrote world {args.name!r} to {out}")
     return 0

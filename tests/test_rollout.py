@@ -103,16 +103,19 @@ def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_
     assert float(jnp.abs(a - b).max()) > 1e-4
 
 
-@pytest.mark.parametrize("variant", [{}, dict(temporal_neighbourhood=1), dict(previous_frame_input=True),
-                                     dict(previous_frame_input=True, prediction="x0_residual")],
-                         ids=["same_place", "neighbourhood_1", "previous_frame_input", "x0_residual"])
-def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, variant):
+@pytest.mark.parametrize("variant, min_level", [({}, 0.0), (dict(temporal_neighbourhood=1), 0.0),
+                                                (dict(previous_frame_input=True), 0.0),
+                                                (dict(previous_frame_input=True, prediction="x0_residual"), 0.0),
+                                                ({}, 0.75)],
+                         ids=["same_place", "neighbourhood_1", "previous_frame_input", "x0_residual", "guided_at_t1_only"])
+def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, variant, min_level):
     """Guidance runs its conditional and null branches as one batch over the one cache; that
     equals mixing the full model's two velocities, null + g (cond - null), for every element of
-    a batch of two (each element must read its own cache, whichever branch it is in)."""
+    a batch of two (each element must read its own cache, whichever branch it is in). With a
+    guidance_min_level only the steps starting at or above it mix; the others are conditional."""
     config = tiny_config.replace(**variant)
     params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(1))
-    sampler = SamplerConfig(steps=2, guidance=2.5)
+    sampler = SamplerConfig(steps=2, guidance=2.5, guidance_min_level=min_level)
     context, acts = _latents(config, 2, 3), _actions(config, 2, 4)
     state = rollout.init_state(config, params, context, acts[:, :3], rng=jax.random.key(0), sampler=sampler)
     rng = jax.random.key(5)
@@ -126,7 +129,7 @@ def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_conf
         t_BT = jnp.concatenate([jnp.zeros((2, 3)), jnp.full((2, 1), t)], axis=1)
         as_velocity = lambda out: diffusion.to_velocity(out, x, jnp.full((2,), t), config.prediction)
         cond, null = as_velocity(full(clip, t_BT, acts)[:, -1]), as_velocity(full(clip, t_BT, null_acts)[:, -1])
-        return null + sampler.guidance * (cond - null)
+        return null + (sampler.guidance if t >= min_level else 1.0) * (cond - null)
 
     rng_noise, _ = jax.random.split(rng)
     expected = diffusion.sample(velocity_fn, jax.random.normal(rng_noise, latent.shape), sampler)

@@ -59,12 +59,18 @@ class SamplerConfig:
     context_noise: float = 0.0
     # Action guidance: 1.0 is plain conditional sampling; >1 extrapolates away from the null action.
     guidance: float = 1.0
+    # Guidance only at denoising steps that start at a noise level >= this (0: every step). The
+    # keys decide the coarse picture at high noise; extrapolating at low noise too sharpens and
+    # saturates, and frame after frame that compounds (issue 15).
+    guidance_min_level: float = 0.0
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
         if self.method not in ("euler", "heun"):
             raise ValueError(f"sampler method must be 'euler' or 'heun', got {self.method!r}")
+        if not 0.0 <= self.guidance_min_level <= 1.0:
+            raise ValueError(f"guidance_min_level must be in [0, 1], got {self.guidance_min_level}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
 

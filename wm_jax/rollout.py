@@ -67,9 +67,13 @@ def _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng):
     b, t = context_BTHWC.shape[:2]
     if actions_BTK is None:
         actions_BTK = jnp.zeros((b, t, config.action_dim), jnp.float32)
-    cache = empty_cache(config, b)
-    for i, rng_i in enumerate(jax.random.split(rng, t)):
-        cache = append_frame(config, params, cache, context_BTHWC[:, i], actions_BTK[:, i], rng_i, sampler.context_noise)
+    # One frame pass scanned over the context: the compiled graph does not grow with its length.
+    def body(cache, inputs):
+        latent_BHWC, action_BK, rng_i = inputs
+        return append_frame(config, params, cache, latent_BHWC, action_BK, rng_i, sampler.context_noise), None
+
+    frames = (jnp.swapaxes(context_BTHWC, 0, 1), jnp.swapaxes(actions_BTK, 0, 1), jax.random.split(rng, t))
+    cache, _ = jax.lax.scan(body, empty_cache(config, b), frames)
     return RolloutState(cache=cache)
 
 
@@ -82,7 +86,7 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
     def velocity_fn(x_BHWC, t):
         t_B = jnp.full(x_BHWC.shape[:1], t, jnp.float32)
         as_velocity = lambda out: diffusion.to_velocity(out[..., :channels], x_BHWC, t_B, config.prediction)
-        if sampler.guidance == 1.0:
+        if sampler.guidance == 1.0 or t < sampler.guidance_min_level:  # t is a Python float: static
             return as_velocity(_stream(config, params, x_BHWC, t_B, action_BK, view)[0])
         # The conditional and null branches as one batch over the one cache.
         both = lambda a: jnp.concatenate([a, a], axis=0)
