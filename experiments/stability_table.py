@@ -2,7 +2,8 @@
 
     python -m experiments.stability_table runs/proxy/eval/*.json
 
-Columns: the sampler; per script the worst block's sharpness and colour-std ratios; the
+Columns: the sampler (steps / guidance, with the lowest noise level it applies at / context
+noise); per script the worst block's sharpness and colour-std ratios; the
 Fréchet growth (last block over first) of the worst script; the still run's PSNR against its
 start at the last frame; teacher-forced PSNR against copy-last; autoregressive LPIPS at h = 1
 and 16 against copy-first.
@@ -19,7 +20,9 @@ def row(path: str) -> str:
     with open(path) as f:
         report = json.load(f)
     s, st = report["sampler"], report["stability"]
-    cells = [os.path.splitext(os.path.basename(path))[0], f"{s['steps']} / {s['guidance']:g} / {s['context_noise']:g}"]
+    guided_from = s.get("guidance_min_level", 0.0)
+    guidance = f"{s['guidance']:g}" + (f" (t >= {guided_from:g})" if guided_from and s["guidance"] != 1 else "")
+    cells = [os.path.splitext(os.path.basename(path))[0], f"{s['steps']} / {guidance} / {s['context_noise']:g}"]
     for name, rows in st["blocks"].items():
         sharp = [r["sharpness_ratio"] for r in rows]
         std = [r["std_ratio"] for r in rows]

@@ -16,6 +16,7 @@ const play = {
   inputTimes: new Map(), // seq -> performance.now() of the key change, until a frame answers it
   frameTimes: [], frames: 0, fps: 0, latency: null, lastHeader: null, paused: false,
   errors: [], maxUpload: 16 * 1024 * 1024, recorder: null, chunks: [], recordedBytes: 0,
+  firstGenerated: null, // the first generated frame (ImageData) since the world last (re)started
 };
 
 function log(text, isError = false) {
@@ -131,6 +132,7 @@ function loadingText() {
 function showWorld(world, start) {
   play.world = world;
   play.loading = null;
+  play.firstGenerated = null;
   play.bindings = new Map(world.keys.map((k) => [k.press || k.key, k.key]));
   resetLatency();
   offscreen.width = world.width;
@@ -170,6 +172,7 @@ function onFrame(buffer) {
     image.data[j] = rgb[i]; image.data[j + 1] = rgb[i + 1]; image.data[j + 2] = rgb[i + 2]; image.data[j + 3] = 255;
   }
   offCtx.putImageData(image, 0, 0);
+  if (header.n > 0 && !play.firstGenerated) play.firstGenerated = image;
   screenCtx.imageSmoothingEnabled = true;
   screenCtx.imageSmoothingQuality = "high";
   screenCtx.drawImage(offscreen, 0, 0, screen.width, screen.height);
@@ -282,6 +285,8 @@ window.wmPlay = {
     loading: play.loading && play.loading.world, bindings: Object.fromEntries(play.bindings),
   }),
   pixels: () => Array.from(offCtx.getImageData(0, 0, offscreen.width, offscreen.height).data),
+  // The first generated frame since the world last (re)started, as pixels() (null until it came).
+  firstPixels: () => play.firstGenerated && Array.from(play.firstGenerated.data),
 };
 
 loadWorlds().then(connect, (error) => overlay(`Cannot reach the server: ${error}`));
