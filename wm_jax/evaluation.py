@@ -222,6 +222,16 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     return result
 
 
+def save_figure(fig, path: str) -> None:
+    """Lay out, write (making the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_drift(result: dict, path: str) -> str:
     """PNG of each metric against horizon, one line per prediction (the drift plot)."""
     import matplotlib
@@ -241,10 +251,7 @@ def plot_drift(result: dict, path: str) -> str:
         ax.set_title(f"{metric} vs horizon" + (" (lower is better)" if metric == "lpips" else ""))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -337,8 +344,5 @@ def plot_long_horizon(result: dict, path: str) -> str:
         ax.set_title("resident memory (MiB)" if key == "rss_bytes" else f"{key} per chunk ({result.get('statistics_of', 'latents')})")
         ax.set_xlabel("frame")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -238,10 +238,7 @@ def plot(report: dict, path: str) -> str:
         ax.set_xlabel("frame (end of block)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    evaluation.save_figure(fig, path)
     frames = report.get("_last_frames")
     if frames:
         # Rows: script x start; columns: blocks.
