@@ -147,8 +147,11 @@ def test_world_stage_starts_from_an_image_stage_workdir(dataset, tmp_path, capsy
     assert "does not fit" in capsys.readouterr().err
 
 
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
 @pytest.mark.parametrize("name", ["smoke", "image_tiny"] + sorted(
-    p.stem for p in (pathlib.Path(__file__).resolve().parent.parent / "experiments" / "configs").glob("world_*.gin")))
+    str(p.relative_to(CONFIGS).with_suffix("")) for p in [*CONFIGS.glob("world_*.gin"), *CONFIGS.glob("proxy/*.gin")]))
 def test_every_config_parses_and_says_how_to_run_it(name):
     import os
 
