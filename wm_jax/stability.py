@@ -31,6 +31,7 @@ import numpy as np
 from wm_jax import evaluation, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
+from wm_jax.world import to_uint8
 
 # The bars of issue 15 ("Worlds that hold together"), checked per block.
 SHARPNESS_RATIO = (0.6, 1.5)
@@ -146,6 +147,11 @@ def colour_statistics(frames_NHW3) -> dict[str, np.ndarray]:
             "std": np.asarray(jnp.std(unit, axis=(-3, -2, -1)))}
 
 
+def _mean_psnr(a, b) -> float:
+    # Capped at 100 dB as `evaluation.frame_metrics`: an exact copy would be +inf.
+    return float(np.mean(np.minimum(evaluation.psnr(a, b), 100.0)))
+
+
 def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, *, encode, decode, rng,
         frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True) -> dict:
     """Roll every key script out from every start, block by block, and score each block."""
@@ -180,13 +186,10 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
                    "frechet": frechet_distance(alexnet_features(flat), real_features)}
             row.update({f"{k}_ratio": float(np.mean(v)) / real_means[k] for k, v in stats.items()})
             if name == "none":
-                start = held_out.starts
-                # Capped at 100 dB as `evaluation.frame_metrics`: an exact copy would be +inf.
-                psnr = lambda a, b: float(np.mean(np.minimum(evaluation.psnr(a, b), 100.0)))
-                row["psnr_vs_start_last"] = psnr(mine[:, -1], start)
-                row["psnr_vs_start_mean"] = psnr(mine, start[:, None])
+                row["psnr_vs_start_last"] = _mean_psnr(mine[:, -1], held_out.starts)
+                row["psnr_vs_start_mean"] = _mean_psnr(mine, held_out.starts[:, None])
             rows[name].append(row)
-            last_frames[name].append(((mine[:, -1] + 1) * 127.5).round().astype(np.uint8))
+            last_frames[name].append(np.asarray(to_uint8(mine[:, -1])))
     report = {
         "frames": frames, "block": block, "starts": starts, "scripts": names, "hold_keys": list(hold_keys),
         "reference_frames": int(held_out.reference.shape[0]), "real": real_means,
