@@ -117,10 +117,29 @@ class WorldModel(nn.Module):
     def __call__(self, x_BTHWC, t_BT, actions_BTK):
         """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32)."""
         check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
+        t = x_BTHWC.shape[1]
+        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC), np.arange(t), np.ones(t, bool))
+
+    def teacher_forced(self, context_BTHWC, context_t_BT, x_BTHWC, t_BT, actions_BTK):
+        """Every frame of x as `stream` generates it: frame i (at level t[i]) reads the context
+        frames before it (at their own, low, levels), as a cache written with them holds them.
+        Runs the clip twice over (context, then x, at the same times) -> output for x
+        [B, T, H, W, C_out] (fp32). Training on it puts every frame in the generation case, where
+        diffusion forcing's noisy context or a clip's last frame alone put one frame in T."""
+        check_inputs(self.config, context_BTHWC, context_t_BT, actions_BTK, frames_axis=True)
+        check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
+        t = x_BTHWC.shape[1]
+        both = lambda a, b: jnp.concatenate([a, b], axis=1)
+        previous_BTHWC = _previous(context_BTHWC)
+        out = self._clip(both(context_BTHWC, x_BTHWC), both(context_t_BT, t_BT), both(actions_BTK, actions_BTK),
+                         both(previous_BTHWC, previous_BTHWC), np.tile(np.arange(t), 2),
+                         np.arange(2 * t) < t)
+        return out[:, t:]
+
+    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC, positions_T, attendable_T):
         b, t = x_BTHWC.shape[:2]
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
-        previous_BTHWC = jnp.concatenate([jnp.zeros_like(x_BTHWC[:, :1]), x_BTHWC[:, :-1]], axis=1)
         frames = lambda a: a.reshape(b * t, *a.shape[2:])
         x_GND = self._embed(frames(x_BTHWC), frames(previous_BTHWC))
         rope_NE = self._spatial_rope_NE()
@@ -128,7 +147,8 @@ class WorldModel(nn.Module):
         for i, block in enumerate(self.spatial):
             x_GND = block(x_GND, c_GD, rope_NE)
             if i in temporal:
-                x_GND = temporal[i](x_GND.reshape(b, t, *x_GND.shape[1:]), c_BTD).reshape(x_GND.shape)
+                x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
+                x_GND = temporal[i](x_BTND, c_BTD, positions_T, attendable_T).reshape(x_GND.shape)
         return self._add_previous(self._unpatchify(self.final(x_GND, c_GD), (b, t)), previous_BTHWC)
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
@@ -172,6 +192,11 @@ class WorldModel(nn.Module):
         empty = jnp.zeros((0, x_BHWC.shape[0], cfg.tokens_per_frame, cfg.num_heads, cfg.head_dim))
         stack = lambda arrays: jnp.stack(arrays) if arrays else empty
         return out, (stack(keys), stack(values))
+
+
+def _previous(x_BTHWC):
+    """The frame before each frame: [B, T, ...], zeros for the first."""
+    return jnp.concatenate([jnp.zeros_like(x_BTHWC[:, :1]), x_BTHWC[:, :-1]], axis=1)
 
 
 @struct.dataclass

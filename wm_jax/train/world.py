@@ -81,7 +81,11 @@ class WorldTask:
         if self.stage == "image":
             actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
         model = WorldModel(self.model)
-        predict = lambda x, t, a: model.apply({"params": params}, x, t, a)
+        def predict(x, t, a, context=None):
+            if context is None:
+                return model.apply({"params": params}, x, t, a)
+            return model.apply({"params": params}, *context, x, t, a, method=WorldModel.teacher_forced)
+
         loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K,
                                                     prediction=self.model.prediction)
         return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
