@@ -115,4 +115,4 @@ def test_sampler_config_refuses_nonsense():
     with pytest.raises(ValueError, match="steps must be >= 1"):
         SamplerConfig(steps=0)
     with pytest.raises(ValueError, match="method"):
-        SamplerConfig(method="ddim")
+        SamplerConfig(method="rk4")

@@ -56,6 +56,13 @@ class ModelConfig:
     # output, which a small network gets exactly right, where copying a frame through every
     # block it only gets nearly right (issue 15, BUILD_NOTES "Worlds that hold together").
     prediction: str = "velocity"
+    # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
+    # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
+    # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
+    # out_channels = 2·in_channels) or "v_prediction" (Oasis). Written by `wm convert`; a
+    # config.json without these fields is a rectified-flow model, as every model was before.
+    noise_schedule: str = "flow"
+    diffusion_steps: int = 1000
     # The action space, by key name (the player maps keys by name); embedded by one linear map.
     action_keys: tuple[str, ...] = actions.VOCAB
     # Frames the temporal attention may see besides the current one (the KV-cache length), and
@@ -78,12 +85,20 @@ class ModelConfig:
             raise ValueError(f"axial RoPE needs head_dim divisible by 4, got {self.head_dim}")
         if self.temporal_every < 0 or self.window < 1 or self.max_frames < 1:
             raise ValueError("temporal_every must be >= 0, window and max_frames >= 1")
-        if self.prediction not in diffusion.PREDICTIONS:
-            raise ValueError(f"prediction must be one of {diffusion.PREDICTIONS}, got {self.prediction!r}")
+        if self.prediction == "epsilon" and self.output_channels not in (self.in_channels, 2 * self.in_channels):
+            raise ValueError(f"prediction 'epsilon' reads ε (and a learned sigma) from {self.in_channels} (or "
+                             f"{2 * self.in_channels}) output channels, got out_channels {self.output_channels}")
+        _ = self.objective  # validates prediction, noise_schedule and diffusion_steps together
         if self.prediction == "x0_residual" and not self.previous_frame_input:
             raise ValueError("prediction 'x0_residual' adds the previous frame to the output: it needs previous_frame_input")
         if self.temporal_neighbourhood < 0:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
+
+    @property
+    def objective(self) -> diffusion.Objective:
+        """What the sampler reads: prediction and noise path (learned sigma from the channels)."""
+        learned_sigma = self.prediction == "epsilon" and self.output_channels == 2 * self.in_channels
+        return diffusion.Objective(self.prediction, self.noise_schedule, self.diffusion_steps, learned_sigma)
 
     @property
     def action_space(self) -> actions.ActionSpace:

@@ -166,7 +166,7 @@ def teacher_forced_latents(params, latents_BTHWC, actions_BTK, rng, *, config: M
         truth_BHWC, action_BK, rng_t = inputs
         rng_noise, rng_ctx = jax.random.split(rng_t)
         noise = jax.random.normal(rng_noise, truth_BHWC.shape)
-        pred = rollout.generate_frame(config, params, cache, action_BK, noise, sampler)
+        pred = rollout.generate_frame(config, params, cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
         cache = rollout.append_frame(config, params, cache, truth_BHWC, action_BK, rng_ctx, sampler.context_noise)
         return cache, pred
 

@@ -4,9 +4,11 @@
     state, latent = step(params, state, action, rng)   # jit-compiled once, state donated
     state, latents = rollout(params, state, actions_BTK, rng)   # lax.scan over frames
 
-`step` denoises one new frame in `sampler.steps` Euler steps, its temporal attention reading the
-cache; then it runs the finished frame once more at the context-noise level and writes that
-pass's keys and values into the cache, evicting the oldest frame.
+`step` denoises one new frame in `sampler.steps` steps of the sampler that fits the model's
+objective (`config.objective`: Euler/Heun for rectified flow, DDIM/DDPM for imported DDPM-family
+models), its temporal attention reading the cache; then it runs the finished frame once more at
+the context-noise level and writes that pass's keys and values into the cache, evicting the
+oldest frame.
 
 Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
 """
@@ -47,7 +49,7 @@ def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noi
     t_B = jnp.full(latent_BHWC.shape[:1], context_noise, jnp.float32)
     noisy = latent_BHWC
     if context_noise > 0:  # a static float: clean context costs no random draw (~12% of a tiny step)
-        noisy = diffusion.add_noise(latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
+        noisy = diffusion.noised(config.objective, latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
     _, (k, v) = _stream(config, params, noisy, t_B, action_BK, _read_cache(config, params, cache))
     return cache.write(k, v, noisy)
 
@@ -77,24 +79,25 @@ def _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng):
     return RolloutState(cache=cache)
 
 
-def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: SamplerConfig):
-    """Denoise one frame from noise while attending to the cache (the cache is not changed)."""
-    channels = config.in_channels
+def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: SamplerConfig, rng=None):
+    """Denoise one frame from noise while attending to the cache (the cache is not changed).
+    rng: the noise a stochastic sampler draws while denoising (DDPM, DDIM with eta > 0)."""
+    objective = config.objective
     null_BK = jnp.broadcast_to(jnp.asarray(config.action_space.null()), action_BK.shape)
     view = _read_cache(config, params, cache)  # once per frame: it does not change while denoising
 
-    def velocity_fn(x_BHWC, t):
+    def model_fn(x_BHWC, t):
         t_B = jnp.full(x_BHWC.shape[:1], t, jnp.float32)
-        as_velocity = lambda out: diffusion.to_velocity(out[..., :channels], x_BHWC, t_B, config.prediction)
+        read = lambda out: diffusion.readout(objective, out, x_BHWC, t_B)
         if sampler.guidance == 1.0 or t < sampler.guidance_min_level:  # t is a Python float: static
-            return as_velocity(_stream(config, params, x_BHWC, t_B, action_BK, view)[0])
+            return read(_stream(config, params, x_BHWC, t_B, action_BK, view)[0])
         # The conditional and null branches as one batch over the one cache.
         both = lambda a: jnp.concatenate([a, a], axis=0)
         out = _stream(config, params, both(x_BHWC), both(t_B), jnp.concatenate([action_BK, null_BK]), view)[0]
         cond, null = jnp.split(out, 2)
-        return as_velocity(null) + sampler.guidance * (as_velocity(cond) - as_velocity(null))
+        return diffusion.guide(objective, read(cond), read(null), sampler.guidance)
 
-    return diffusion.sample(velocity_fn, noise_BHWC, sampler)
+    return diffusion.sample(model_fn, noise_BHWC, sampler, objective, rng)
 
 
 def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
@@ -103,7 +106,8 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     h, w = config.latent_size
     noise = jax.random.normal(rng_noise, (action_BK.shape[0], h, w, config.in_channels))
     check_inputs(config, noise, noise[:, 0, 0, 0], action_BK, frames_axis=False)
-    latent = generate_frame(config, params, state.cache, action_BK, noise, sampler)
+    # Derived from rng_noise, not a third split: flow sampling draws exactly what it always drew.
+    latent = generate_frame(config, params, state.cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
     cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler.context_noise)
     return RolloutState(cache=cache), latent
 
@@ -122,10 +126,12 @@ def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfi
 
 def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
     """`step` jit-compiled once for this configuration, with the state's buffers donated."""
+    diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
     return jax.jit(functools.partial(step, config=config, sampler=sampler), donate_argnums=(1,))
 
 
 def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+    diffusion.sampler_method(config.objective, sampler)
     return jax.jit(functools.partial(rollout, config=config, sampler=sampler), donate_argnums=(1,))
 
 
@@ -153,19 +159,18 @@ def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelC
     compute is the point of the baseline) but their influence is not masked out, so outputs
     match `step` only once the window is full (with `previous_frame_input`, only nearly: the
     oldest frame in the window sees no frame before it)."""
-    channels = config.in_channels
     b = action_BK.shape[0]
     model = WorldModel(config)
     actions = jnp.concatenate([state.actions_BTK, action_BK[:, None]], axis=1)
     t_ctx = jnp.full((b, config.window), sampler.context_noise, jnp.float32)
 
-    def velocity_fn(x_BHWC, t):
+    def model_fn(x_BHWC, t):
         clip = jnp.concatenate([state.latents_BTHWC, x_BHWC[:, None]], axis=1)
         t_BT = jnp.concatenate([t_ctx, jnp.full((b, 1), t, jnp.float32)], axis=1)
-        out = model.apply({"params": params}, clip, t_BT, actions)[:, -1, ..., :channels]
-        return diffusion.to_velocity(out, x_BHWC, t_BT[:, -1], config.prediction)
+        out = model.apply({"params": params}, clip, t_BT, actions)[:, -1]
+        return diffusion.readout(config.objective, out, x_BHWC, t_BT[:, -1])
 
     shape = (b,) + state.latents_BTHWC.shape[2:]
-    latent = diffusion.sample(velocity_fn, jax.random.normal(rng, shape), sampler)
+    latent = diffusion.sample(model_fn, jax.random.normal(rng, shape), sampler, config.objective, jax.random.fold_in(rng, 1))
     latents = jnp.concatenate([state.latents_BTHWC[:, 1:], latent[:, None]], axis=1)
     return WindowState(latents, actions[:, 1:], jnp.minimum(state.filled + 1, config.window)), latent

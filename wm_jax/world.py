@@ -4,7 +4,7 @@ A world bundle is a directory:
 
     WORLD/
       world.json      {"format": FORMAT, "name", "description", "fps", "keys": {key: meaning},
-                       "sampler": {steps, method, context_noise, guidance},
+                       "sampler": {steps, method, eta, context_noise, guidance, ...},
                        "model": "model", "autoencoder": "autoencoder", "start_image": "start.png",
                        "provenance": {...}}
       model/          written by wm_jax.model.save(path, config, params)
@@ -12,10 +12,12 @@ A world bundle is a directory:
       start.png       the default start image, already at the world's resolution
 
 "model" and "autoencoder" are paths relative to the bundle, so worlds may share one autoencoder
-directory. `keys` lists the keys the world answers to, in the order a player shows them, with
-what they do; each must be in the model's action space (the model maps keys by name). A bare
-model directory (config.json + params) also loads, given an autoencoder (a directory or a pixel
-configuration name such as "pixel_p4").
+directory. The model's objective (what it predicts, on which noise path) is in its config.json
+(`ModelConfig.prediction`, `noise_schedule`, `diffusion_steps`); the sampler's method "auto"
+samples it the way it was trained. `keys` lists the keys the world answers to, in the order a
+player shows them, with what they do; each must be in the model's action space (the model maps
+keys by name). A bare model directory (config.json + params) also loads, given an autoencoder (a
+directory or a pixel configuration name such as "pixel_p4").
 
 Playing is a pure function of the state:
 
@@ -254,6 +256,26 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
     return directory
 
 
+def check_objective_recorded(model_dir) -> None:
+    """Refuse a converted model directory whose config.json predates recorded objectives.
+
+    A config.json without `noise_schedule` reads as rectified flow: right for every model
+    trained here before objectives were recorded, wrong for a converted one (DiT predicts ε,
+    Oasis v), which would then generate noise; conversion.json beside it says it was converted.
+    """
+    model_dir = pathlib.Path(model_dir)
+    conversion, config_file = model_dir / "conversion.json", model_dir / "config.json"
+    if not conversion.is_file() or not config_file.is_file() or "noise_schedule" in json.loads(config_file.read_text()):
+        return
+    layout = json.loads(conversion.read_text()).get("layout", "unknown")
+    raise ValueError(
+        f"{model_dir} was converted (wm convert --layout {layout}) before converted models recorded their objective: "
+        "its config.json has no noise_schedule, so how it was trained cannot be told (sampled as rectified flow it "
+        "would generate noise). Convert the checkpoint again (dit: DDPM epsilon, linear betas; oasis: v_prediction, "
+        'sigmoid betas), or add "prediction", "noise_schedule" and "diffusion_steps" to its config.json'
+    )
+
+
 def _load_autoencoder(spec) -> tuple[autoencoder.AutoencoderConfig, dict]:
     """A directory written by autoencoder.save, or the name of a pixel-space configuration."""
     if isinstance(spec, str) and spec in autoencoder.CONFIGS:
@@ -302,10 +324,12 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
         raise FileNotFoundError(f"world {str(path)!r} is not a directory")
     if (path / INFO_FILE).exists():
         info, model_dir, bundled_ae, start_file = read_bundle(path)
+        check_objective_recorded(model_dir)
         ae_spec = autoencoder_spec or bundled_ae
         start = images.read(start_file) if start_file else None
     elif (path / "config.json").exists():
         model_dir, start = path, None
+        check_objective_recorded(model_dir)
         config = wm_model.config_from_dict(json.loads((path / "config.json").read_text()))
         ae_spec = autoencoder_spec or _pixel_for(config.in_channels)
         if ae_spec is None:
