@@ -3,7 +3,7 @@
   wm convert --layout taesd --encoder taef2_encoder.pth --decoder taef2_decoder.pth --out ae_taef2
   wm convert taef2_encoder.pth ae_taef2 --layout taesd --decoder taef2_decoder.pth --verify ref.npz
   wm convert DiT-XL-2-256x256.pt dit_xl --layout dit --heads 16 [--class-label 207]
-  wm convert sit.pt wm_from_sit --layout dit --to-world-model wm_516m   # image prior -> world model
+  wm convert repa.pt wm_from_repa --layout dit --timestep-scale 1 --prediction velocity --to-world-model wm_516m
   wm convert oasis500m.safetensors oasis --layout oasis --latent-size 18x32
 
 dit: DiT/SiT/REPA naming; shapes give everything but the head count (--heads). The class
@@ -13,6 +13,12 @@ spatial blocks of that named configuration (its spatial fields are overridden by
 checkpoint's shapes, and the summary lists them); temporal blocks and the action kernel start at
 their identity initialisation. oasis: the open Oasis spatio-temporal DiT.
 Both write a wm_jax model directory (wm_jax.model.save) plus conversion.json (provenance).
+
+The objective each model was trained with is recorded in its config, so every sampler samples
+it that way: dit, DDPM epsilon-prediction with linear betas over 1000 steps (learned sigma when
+the head has 2C channels); oasis, v-prediction with sigmoid betas over 1000 steps. A DiT-layout
+checkpoint with --timestep-scale other than 1000 (SiT, REPA) does not say its objective: pass
+--prediction (REPA: velocity; SiT runs time the other way, which no objective here samples).
 
 Each layout is one entry of LAYOUTS: a function (args) -> summary dict that reads the sources,
 converts through its table in conversion/layouts/, writes args.out, and, given --verify,
@@ -114,6 +120,33 @@ def _config_line(config) -> str:
     )
 
 
+FLOW_PREDICTIONS = ("velocity",)  # the flow choices of --prediction (x0_residual is the project's own)
+
+
+def _objective(args: argparse.Namespace, layout_default: dict | None, unknown: str = "") -> dict:
+    """The objective fields (ModelConfig) to record: the layout's, with what --prediction,
+    --noise-schedule and --diffusion-steps say instead; `unknown` is the error when the layout
+    cannot tell and no --prediction is given."""
+    fields = dict(layout_default or {})
+    if args.prediction:
+        fields["prediction"] = args.prediction
+        if args.prediction in FLOW_PREDICTIONS:
+            fields["noise_schedule"] = "flow"
+        elif fields.get("noise_schedule") == "flow":
+            del fields["noise_schedule"]
+    if args.noise_schedule:
+        fields["noise_schedule"] = args.noise_schedule
+    if args.diffusion_steps:
+        fields["diffusion_steps"] = args.diffusion_steps
+    if "prediction" not in fields:
+        raise ValueError(unknown)
+    if "noise_schedule" not in fields:
+        raise ValueError(f"--prediction {fields['prediction']} needs --noise-schedule (linear, cosine or sigmoid): "
+                         "the checkpoint does not say which betas it was trained with")
+    fields.setdefault("diffusion_steps", 1000)
+    return fields
+
+
 def _dit(args: argparse.Namespace) -> dict:
     from conversion import torch_reader
     from conversion.layouts import dit
@@ -121,12 +154,18 @@ def _dit(args: argparse.Namespace) -> dict:
 
     if not args.src:
         raise ValueError("--layout dit needs the checkpoint SRC")
+    # Shapes cannot tell how the source scaled time before its timestep embedding, nor, for a
+    # SiT or REPA checkpoint (same naming, time unscaled), what it was trained to predict.
+    objective = _objective(args, dit.OBJECTIVE if args.timestep_scale == 1000.0 else None, unknown=(
+        f"a DiT-layout checkpoint fed t unscaled (--timestep-scale {args.timestep_scale:g}: SiT, REPA) does not say "
+        "its objective, and it is not DiT's (DDPM epsilon): pass --prediction velocity for REPA (rectified flow on "
+        "wm_jax's path), or --prediction and --noise-schedule for another; SiT runs time the other way (t = 1 is "
+        "data), which no objective here samples"))
     loaded = torch_reader.load_state_dict(args.src, key=args.key)
     world = configs.get_config(args.to_world_model) if args.to_world_model else None
     dtypes = _file_dtypes(loaded.tensors)
     converted = dit.convert(loaded.tensors, heads=args.heads, class_label=args.class_label, world=world)
-    # Shapes cannot tell how the source scaled time before its timestep embedding.
-    converted.config = converted.config.replace(timestep_scale=args.timestep_scale)
+    converted.config = converted.config.replace(timestep_scale=args.timestep_scale, **objective)
     del loaded  # the source tensors: only the storages the params view stay alive
     _to_jax_in_place(converted.params)
     label, rows = converted.class_label, converted.shape.class_rows
@@ -142,6 +181,7 @@ def _dit(args: argparse.Namespace) -> dict:
         "inferred": converted.shape.describe(),
         "heads": args.heads,
         "class_row": class_row,
+        "objective": converted.config.objective.describe(),
         "pos_embed_diff": converted.pos_embed_error,
         "to_world_model": args.to_world_model,
         "overridden": {k: f"{a} -> {b}" for k, (a, b) in converted.overridden.items()},
@@ -168,10 +208,12 @@ def _oasis(args: argparse.Namespace) -> dict:
         raise ValueError("--layout oasis needs the checkpoint SRC")
     if args.to_world_model or args.class_label is not None:
         raise ValueError("--to-world-model and --class-label apply to --layout dit only (Oasis already is a world model)")
+    objective = _objective(args, oasis.OBJECTIVE)
     loaded = torch_reader.load_state_dict(args.src, key=args.key)
     dtypes = _file_dtypes(loaded.tensors)
     latent = _parse_size(args.latent_size) if args.latent_size else oasis.DEFAULT_LATENT_SIZE
     config, params, checked = oasis.convert(loaded.tensors, heads=args.heads, latent_size=latent, max_frames=args.max_frames)
+    config = config.replace(**objective)
     del loaded
     _to_jax_in_place(params)
     info = {
@@ -181,6 +223,7 @@ def _oasis(args: argparse.Namespace) -> dict:
         "file_dtypes": dtypes,
         "heads": args.heads,
         "rotary_tables_checked": len(checked),
+        "objective": config.objective.describe(),
         "action_keys": ", ".join(config.action_keys),
     }
     summary = {
@@ -253,6 +296,14 @@ def register(subparsers) -> None:
     p.add_argument("--heads", type=int, default=16, help="dit/oasis: attention heads (shapes cannot tell; default 16)")
     p.add_argument("--timestep-scale", type=float, default=1000.0,
                    help="dit: the source's timestep embedding sees scale*t for t in [0,1]: 1000 for DiT (default), 1 for SiT/REPA")
+    # Choices as in wm_jax.diffusion (not imported here: `wm --help` starts without jax).
+    p.add_argument("--prediction", choices=["velocity", "epsilon", "v_prediction"], default=None,
+                   help="dit/oasis: what the model predicts, when not the layout's own (dit: epsilon, oasis: "
+                        "v_prediction); required for dit with --timestep-scale other than 1000 (SiT/REPA)")
+    p.add_argument("--noise-schedule", choices=["flow", "linear", "cosine", "sigmoid"], default=None,
+                   help="dit/oasis: the noise path it was trained on (default: the layout's; flow for --prediction velocity)")
+    p.add_argument("--diffusion-steps", type=int, default=None,
+                   help="dit/oasis: the DDPM-family schedule's training steps (default 1000, both layouts')")
     p.add_argument("--class-label", type=int, default=None,
                    help="dit: class-table row to bake in as the constant conditioning (default: the null row, the last)")
     p.add_argument("--to-world-model", metavar="CONFIG",

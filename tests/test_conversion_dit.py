@@ -147,6 +147,9 @@ def test_cli_converts_and_matches_pytorch(tmp_path, fmt, capsys):
     np.testing.assert_array_equal(np.asarray(params["action_embed"]["kernel"]), 0)
     provenance = json.loads((out_dir / "conversion.json").read_text())
     assert provenance["layout"] == "dit" and provenance["pos_embed_diff"] < 1e-6
+    # DiT's objective is recorded (issue 16): DDPM ε, linear betas, 1000 steps, sigma learned iff C_out = 2C.
+    assert (config.prediction, config.noise_schedule, config.diffusion_steps) == ("epsilon", "linear", 1000)
+    assert config.objective.learned_sigma == learn_sigma and provenance["objective"] == config.objective.describe()
 
 
 def test_verify_fails_above_tolerance(tmp_path, capsys):
@@ -248,8 +251,9 @@ def test_unconditional_checkpoint_gets_zero_constant_conditioning():
     jax.tree_util.tree_map(lambda a, b: None, converted.params, wm_model.abstract_params(converted.config))  # same tree
 
 
-def test_timestep_scale_flag_reaches_the_model(tmp_path):
-    """SiT/REPA checkpoints feed t unscaled; --timestep-scale 1 records that in the config."""
+def test_timestep_scale_flag_reaches_the_model(tmp_path, capsys):
+    """SiT/REPA checkpoints feed t unscaled; --timestep-scale 1 records that in the config. Their
+    objective is not DiT's and not in the weights: without --prediction the conversion refuses."""
     import torch
     from torch_dit_reference import DiT
 
@@ -258,7 +262,11 @@ def test_timestep_scale_flag_reaches_the_model(tmp_path):
 
     torch.manual_seed(0)
     torch.save(DiT(8, 2, 4, 64, 1, 4, 3, False).state_dict(), tmp_path / "sit.pt")
-    assert cli.main(["convert", str(tmp_path / "sit.pt"), str(tmp_path / "out"), "--layout", "dit", "--heads", "4",
-                     "--timestep-scale", "1"]) == 0
+    argv = ["convert", str(tmp_path / "sit.pt"), str(tmp_path / "out"), "--layout", "dit", "--heads", "4",
+            "--timestep-scale", "1"]
+    assert cli.main(argv) == 2
+    assert "does not say its objective" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert cli.main(argv + ["--prediction", "velocity"]) == 0
     config, _ = wm_model.load(str(tmp_path / "out"))
     assert config.timestep_scale == 1.0
+    assert (config.prediction, config.noise_schedule) == ("velocity", "flow")

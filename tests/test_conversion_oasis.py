@@ -106,6 +106,9 @@ def test_cli_converts_and_matches_pytorch_on_a_clip(tmp_path, fmt, capsys):
     np.testing.assert_allclose(run_model(config, params, x, t, cond), expected, atol=TOL, rtol=0)
     info = json.loads((tmp_path / "m" / "conversion.json").read_text())
     assert info["rotary_tables_checked"] == (0 if fmt.startswith("safetensors") else 2 + 2 * DEPTH)
+    # Oasis' objective is recorded, so every sampler samples it as Oasis does (issue 16).
+    assert (config.prediction, config.noise_schedule, config.diffusion_steps) == ("v_prediction", "sigmoid", 1000)
+    assert info["objective"] == config.objective.describe() and not config.objective.learned_sigma
 
 
 def test_causal_and_action_paths_are_live():

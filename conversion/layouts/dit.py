@@ -35,6 +35,12 @@ would feed them 1000x their time input until the model gets a configurable times
 (see BUILD_NOTES, Conversion). SiT also runs time the other way (t = 1 is data) and predicts
 data - noise; REPA's path is wm_jax's (x_t = (1-t)x_0 + t·ε, v = ε - x_0).
 
+Objective: DiT is trained for DDPM ε-prediction with the linear beta schedule over 1000 steps
+(the public DiT `diffusion/__init__.py` defaults), with a learned variance (guided-diffusion's
+learned range) when C_out = 2C: `OBJECTIVE`, recorded in the config (learned sigma follows from
+the channels). SiT and REPA are flow models: their objective is not in the weights, and
+`wm convert` asks for it (--prediction) when --timestep-scale says the checkpoint is not DiT's.
+
 `to_world_model`: the same weights into the spatial blocks of a world-model configuration; its
 temporal blocks start at their adaLN-Zero initialisation, which is exactly the identity, so the
 world model generates every frame as the image model would.
@@ -57,6 +63,8 @@ from wm_jax.blocks import TemporalBlock
 from wm_jax.configs import ModelConfig
 
 NAME = "dit"
+# DiT's objective as ModelConfig fields (see the module docstring).
+OBJECTIVE = dict(prediction="epsilon", noise_schedule="linear", diffusion_steps=1000)
 DEFAULT_HEADS = 16
 POS_EMBED_TOLERANCE = 1e-5
 
@@ -153,7 +161,8 @@ def infer_shape(sd: Mapping[str, np.ndarray]) -> DiTShape:
 
 
 def image_fields(shape: DiTShape, heads: int) -> dict:
-    """The ModelConfig fields an image DiT fixes (everything about the spatial path)."""
+    """The ModelConfig fields an image DiT fixes (everything about the spatial path, and DiT's
+    objective)."""
     if shape.width % heads:
         raise ValueError(f"width {shape.width} is not divisible by --heads {heads}; pass the checkpoint's head count")
     mlp_ratio = shape.mlp_hidden / shape.width
@@ -171,6 +180,7 @@ def image_fields(shape: DiTShape, heads: int) -> dict:
         qkv_bias=shape.qkv_bias,
         pos_embed=True,
         spatial_rope=False,
+        **OBJECTIVE,
     )
 
 

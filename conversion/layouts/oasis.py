@@ -26,6 +26,10 @@ Facts read from the public open-oasis `dit.py`, `attention.py` and its vendored
   and may lack them. They are ignorable-with-check: wm_jax recomputes the tables, and
   `check_rotary` refuses the checkpoint if a stored table differs from what wm_jax computes.
 
+* Objective (generate.py, utils.py): v-prediction (x_0 = √ᾱ·x_t - √(1-ᾱ)·v) under the sigmoid
+  beta schedule (`sigmoid_beta_schedule(1000)`: start -3, end 3, tau 1, betas clipped to
+  [0, 0.999]) over max_noise_level = 1000 steps, sampled with DDIM -> `OBJECTIVE`.
+
 Not in the shapes: the latent size (no position table; Oasis 500M sees 18x32 latents, a 9x16
 token grid) and the head count (16) -> `latent_size`, `heads` arguments; the frame window: Oasis
 attends to every earlier frame of its 32-frame context -> `max_frames=32, window=31`, identical
@@ -51,6 +55,7 @@ DEFAULT_LATENT_SIZE = (18, 32)
 DEFAULT_MAX_FRAMES = 32
 SPATIAL_MAX_FREQ = 256.0  # what wm_jax.rope.axial_angles uses; Oasis' spatial RotaryEmbedding(max_freq=256)
 TEMPORAL_THETA = 10000.0
+OBJECTIVE = dict(prediction="v_prediction", noise_schedule="sigmoid", diffusion_steps=1000)
 
 # Oasis' action vector (open-oasis utils.ACTION_KEYS, the VPT/MineRL action names), in order,
 # and the wm_jax key name each is given: the key Minecraft binds it to by default, so the player
@@ -113,6 +118,7 @@ def infer_config(
         action_keys=keys,
         window=max_frames - 1,
         max_frames=max_frames,
+        **OBJECTIVE,
     )
 
 
