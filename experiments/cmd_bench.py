@@ -32,6 +32,10 @@ def register(subparsers) -> None:
                         help="time a world bundle (a shipped name or a directory) as it plays: its model, autoencoder "
                              "and sampler (steps, guidance, context noise); --steps / --guidance override")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default 4, or the world's)")
+    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
+                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--guidance", type=float, default=None,
                         help="action guidance (default 1, or the world's); > 1 runs a null-action branch beside every step")
     parser.add_argument("--frames", type=int, default=50, help="frames timed per measurement (default 50)")
@@ -66,6 +70,8 @@ def run(args) -> int:
         sampler = dataclasses.replace(sampler, steps=args.steps)
     if args.guidance is not None:
         sampler = dataclasses.replace(sampler, guidance=args.guidance)
+    if args.sampler is not None or args.eta is not None:
+        sampler = dataclasses.replace(sampler, **{k: v for k, v in (("method", args.sampler), ("eta", args.eta)) if v is not None})
     if not checkpoint:
         configs.get_config(args.config)  # fail early on a bad name
     roofline = () if args.roofline is None else (tuple(args.roofline) or ("wm_516m", "wm_800m"))

@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the world's, else 4)")
     parser.add_argument("--guidance", type=float, default=None, help="action guidance (default: the world's, else 1)")
+    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
+                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--guidance-min-level", type=float, default=None, metavar="T",
                         help="guidance only at denoising steps starting at noise level >= T (default: the world's, else 0)")
     parser.add_argument("--context-noise", type=float, default=None,
@@ -124,7 +128,7 @@ def run(args) -> int:
     config, params, source, world_ae, world_sampler = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
-                 "guidance_min_level": args.guidance_min_level}
+                 "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta}
     sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}

@@ -44,6 +44,10 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--fps", type=float, help="target frames per second (default: each world's own)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: each world's own)")
+    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
+                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of every (re)start (default 0)")
     parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get a 'busy' answer (default 4)")
@@ -111,6 +115,7 @@ def run(args) -> int:
         print(NO_WORLD.format(where=where), file=sys.stderr, end="")
         return 2
     registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
+                                    sampler_method=args.sampler, eta=args.eta,
                                        quantization=args.quantize)
     print(f"loading world {registry.default!r} (compiling its step)…", flush=True)
     registry.load(registry.default)  # fail now, not in the browser, and make the first frame fast

@@ -40,6 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output file: .mp4, .gif, or .png (image strip)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the world's own)")
+    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
+                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--fps", type=float, help="frame rate of the video (default: the world's)")
     parser.add_argument("--scale", type=int, default=0,
@@ -70,7 +74,7 @@ def run(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from wm_jax import images
+    from wm_jax import diffusion, images
     from wm_jax import world as wm_world
 
     out = pathlib.Path(args.out)
@@ -84,9 +88,12 @@ def run(args) -> int:
         raise ValueError(f"--image {error}") from None
     path = wm_world.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
+                                 sampler_method=args.sampler, eta=args.eta,
                                  quantization=args.quantize)
     _check_keys(frames_script, world)
-    print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {world.info.sampler.steps} denoising steps")
+    method = diffusion.sampler_method(world.config.objective, world.info.sampler)
+    print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {world.info.sampler.steps} denoising steps "
+          f"({method}; the model's objective: {world.config.objective.describe()})")
 
     marks: list[float] = []  # time after each chunk
     started = time.perf_counter()

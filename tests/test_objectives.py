@@ -282,7 +282,7 @@ def test_a_sampler_that_does_not_fit_the_objective_is_refused_naming_both():
     assert diffusion.sampler_method(eps, SamplerConfig()) == "ddim"  # "auto": the objective's own
     assert diffusion.sampler_method(diffusion.RECTIFIED_FLOW, SamplerConfig()) == "euler"
     oasis_like = configs.get_config("tiny", prediction="v_prediction", noise_schedule="sigmoid")
-    with pytest.raises(ValueError, match="sampler 'heun' does not fit the model's objective, DDPM v_prediction"):
+    with pytest.raises(ValueError, match="sampler 'heun' does not fit the model's objective, DDPM v-prediction"):
         rollout.make_step(oasis_like, SamplerConfig(method="heun"))  # refused before anything compiles
 
 
@@ -341,3 +341,12 @@ def test_generate_frame_samples_a_model_with_its_objectives_sampler(monkeypatch)
     expected = diffusion.sample(model_fn, x_T, sampler, objective, rng)
     assert float(jnp.abs(toy(x_T, jnp.ones(2), action) - toy(x_T, jnp.ones(2), null)).max()) > 0.05  # keys matter
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-6, rtol=1e-6)
+
+
+def test_wm_rollout_refuses_a_sampler_that_does_not_fit_before_generating(demo_world_dir, tmp_path, capsys):
+    from experiments import cli
+
+    argv = ["rollout", "--checkpoint", str(demo_world_dir), "--out", str(tmp_path / "x.png"), "--keys", "w"]
+    assert cli.main(argv + ["--sampler", "ddpm"]) == 2
+    assert "sampler 'ddpm' does not fit the model's objective, rectified flow (velocity prediction)" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

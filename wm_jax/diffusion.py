@@ -138,7 +138,8 @@ class Objective:
         if self.is_flow:
             return f"rectified flow ({self.prediction} prediction)"
         sigma = " with learned sigma" if self.learned_sigma else ""
-        return f"DDPM {self.prediction} prediction{sigma}, {self.schedule} betas over {self.diffusion_steps} steps"
+        kind = {"epsilon": "epsilon prediction", "v_prediction": "v-prediction"}[self.prediction]
+        return f"DDPM {kind}{sigma}, {self.schedule} betas over {self.diffusion_steps} steps"
 
 
 RECTIFIED_FLOW = Objective()

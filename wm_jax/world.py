@@ -311,12 +311,14 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
 
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
-               quantization: str | None = None) -> World:
+               quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
+    sampler_method, eta: override the bundle's sampler (`diffusion.METHODS`; one that does not fit
+      the model's objective is refused) and DDIM's eta.
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
     """
     path = pathlib.Path(path)
@@ -342,8 +344,10 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
                          keys=tuple((k, "") for k in config.action_keys if k != actions.UNKNOWN))
     else:
         raise FileNotFoundError(f"{path} holds neither {INFO_FILE} (a world bundle) nor config.json (a model directory)")
-    if sampler_steps is not None:
-        info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, steps=int(sampler_steps)))
+    overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, **overrides))
     if fps is not None:
         info = dataclasses.replace(info, fps=float(fps))
     config, params = wm_model.load(str(model_dir))

@@ -47,10 +47,12 @@ class WorldRegistry:
     """World ids -> directories; loads (and compiles) each world once, on first use."""
 
     def __init__(self, entries: Mapping[str, pathlib.Path], default: str | None = None, *,
-                 autoencoder_spec=None, sampler_steps: int | None = None, quantization: str | None = None):
+                 autoencoder_spec=None, sampler_steps: int | None = None, quantization: str | None = None,
+                 sampler_method: str | None = None, eta: float | None = None):
         self.entries = dict(entries)
         self.default = default if default is not None else wm_world.default_world(self.entries)
-        self.load_kwargs = dict(autoencoder_spec=autoencoder_spec, sampler_steps=sampler_steps, quantization=quantization)
+        self.load_kwargs = dict(autoencoder_spec=autoencoder_spec, sampler_steps=sampler_steps, quantization=quantization,
+                                sampler_method=sampler_method, eta=eta)
         self._loaded: dict[str, wm_world.World] = {}
         self._locks = {name: threading.Lock() for name in self.entries}
 
