@@ -166,6 +166,10 @@ def _dit(args: argparse.Namespace) -> dict:
     dtypes = _file_dtypes(loaded.tensors)
     converted = dit.convert(loaded.tensors, heads=args.heads, class_label=args.class_label, world=world)
     converted.config = converted.config.replace(timestep_scale=args.timestep_scale, **objective)
+    if world is not None:  # the overrides as finally written (the objective may differ from DiT's)
+        changed = set(converted.overridden) | set(objective)
+        converted.overridden = {k: (getattr(world, k), getattr(converted.config, k)) for k in sorted(changed)
+                                if getattr(world, k) != getattr(converted.config, k)}
     del loaded  # the source tensors: only the storages the params view stay alive
     _to_jax_in_place(converted.params)
     label, rows = converted.class_label, converted.shape.class_rows

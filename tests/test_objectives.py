@@ -154,9 +154,9 @@ def _against_torch(got, reference, tol=ATOL):
     return float(np.abs(got - fp32).max()), torch_error
 
 
-# ε-prediction on the cosine schedule starts at ᾱ_999 ≈ 1e-8 (its last beta clipped at 0.999):
-# x̂_0 = (x - √(1-ᾱ)·ε̂)/√ᾱ amplifies fp32 rounding 1e4 times, and both fp32 loops land ~5e-4
-# from the exact one there. Those cases get COSINE_EPS_TOL; the fp64 check above still holds.
+# ε-prediction on the cosine schedule starts at ᾱ_999 ≈ 2.4e-9 (its last beta clipped at 0.999):
+# x̂_0 = (x - √(1-ᾱ)·ε̂)/√ᾱ amplifies fp32 rounding 2e4 times, and both fp32 loops land 1e-4 to
+# 5e-4 from the exact one there. Those cases get COSINE_EPS_TOL; the fp64 check above still holds.
 COSINE_EPS_TOL = 1e-3
 DDIM_CASES = {
     # objective, steps, eta, tolerance against the torch fp32 loop
