@@ -159,8 +159,10 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(temporal_neighbourhood=1, window=3),
         dict(previous_frame_input=True, window=3),
         dict(previous_frame_input=True, prediction="x0_residual", window=3),
+        dict(temporal_neighbourhood=1, keys_steer_offsets=True, window=3),
     ],
-    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input", "x0_residual"],
+    ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input", "x0_residual",
+         "keys_steer_offsets"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
@@ -213,7 +215,7 @@ def test_x0_residual_needs_the_previous_frame_input(tiny_config):
     with pytest.raises(ValueError, match="needs previous_frame_input"):
         tiny_config.replace(prediction="x0_residual")
     with pytest.raises(ValueError, match="prediction must be one of"):
-        tiny_config.replace(prediction="epsilon")
+        tiny_config.replace(prediction="sample")
 
 
 def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_random_params):
@@ -304,3 +306,23 @@ def _lookup(tree, path):
     for key in _keys(path):
         node = node[key]
     return node
+
+
+def test_keys_steer_the_neighbourhood_offsets(tiny_config):
+    """A key's offset scores move the output only when that key is held; fresh, they are zero."""
+    config = tiny_config.replace(max_frames=4, window=3, temporal_neighbourhood=1, keys_steer_offsets=True)
+    params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
+    fresh = wm_model.init_params(config, jax.random.key(0))
+    assert not np.any(np.asarray(fresh["temporal_0"]["offset_action"]))
+    x, t, _ = _inputs(config, 1, 4)
+    left = config.action_space.encode(["left"])
+    held = jnp.broadcast_to(jnp.asarray(left, jnp.float32), (1, 4, config.action_dim))
+    none = jnp.zeros_like(held)
+    k = config.action_keys.index("left")
+    steered = jax.tree_util.tree_map(lambda p: p, params)
+    steered["temporal_0"]["offset_action"] = params["temporal_0"]["offset_action"].at[k, :, 0].add(1.0)  # one offset: a uniform shift is no preference
+    apply = lambda p, a: _apply(config)(p, x, t, a)
+    assert float(jnp.abs(apply(steered, held) - apply(params, held)).max()) > 1e-3
+    np.testing.assert_array_equal(np.asarray(apply(steered, none)), np.asarray(apply(params, none)))
+    with pytest.raises(ValueError, match="needs temporal_neighbourhood"):
+        tiny_config.replace(keys_steer_offsets=True)

@@ -177,6 +177,7 @@ class TemporalBlock(nn.Module):
     dtype: jnp.dtype = jnp.float32
     neighbourhood: int = 0
     grid: tuple[int, int] = (0, 0)
+    action_dim: int = 0  # > 0: the keys held add a score per (head, offset) (keys_steer_offsets)
 
     def setup(self):
         self.adaLN = Modulation(self.width, 6 if self.mlp_hidden else 3, self.dtype)
@@ -194,6 +195,9 @@ class TemporalBlock(nn.Module):
             self.offset_query = self.param(
                 "offset_query", nn.initializers.zeros, (count, self.num_heads, self.width // self.num_heads)
             )
+            if self.action_dim:
+                self.offset_action = self.param("offset_action", nn.initializers.zeros,
+                                                (self.action_dim, self.num_heads, count))
 
     def _offsets(self) -> tuple[int, int]:
         """(S, index of the centre offset) of the neighbourhood."""
@@ -211,13 +215,16 @@ class TemporalBlock(nn.Module):
             x = x + gate_m * self.mlp(modulate(layer_norm(x), shift_m, scale_m).astype(self.dtype))
         return x
 
-    def _offset_scores(self, q_HE):
-        """[..., H, S] the per-offset score of each (unrotated) query q [..., H, E]."""
+    def _offset_scores(self, q_HE, actions_K):
+        """[..., H, S] the per-offset score of each (unrotated) query q [..., H, E] and the keys
+        held, actions [..., K] (broadcast against q's leading axes)."""
         scale = 1.0 / np.sqrt(q_HE.shape[-1])
         steer = jnp.einsum("...he,she->...hs", q_HE.astype(jnp.float32), self.offset_query.astype(jnp.float32)) * scale
+        if self.action_dim:
+            steer = steer + jnp.einsum("...k,khs->...hs", actions_K.astype(jnp.float32), self.offset_action)
         return self.OFFSET_GAIN * (steer + self.offset_bias)
 
-    def __call__(self, x_BTND, c_BTD, positions_T=None, attendable_T=None):
+    def __call__(self, x_BTND, c_BTD, actions_BTK, positions_T=None, attendable_T=None):
         """A whole clip. positions_T: each frame's time (default 0..T-1); attendable_T: which
         frames later ones may read (default all). A frame reads the attendable frames at earlier
         times within the window, and itself: with a second, non-attendable copy of a clip at the
@@ -246,7 +253,8 @@ class TemporalBlock(nn.Module):
                 same_TT[None, :, :, None] & (s == centre)[None, None, None, :]
             )
             mask = jnp.tile(mask_NTTS.reshape(n, t, t * count), (b, 1, 1))[:, None]
-            scores_GHTS = jnp.swapaxes(self._offset_scores(columns(q)), 1, 2)
+            actions_GTK = jnp.broadcast_to(actions_BTK[:, None], (b, n, *actions_BTK.shape[1:])).reshape(b * n, t, -1)
+            scores_GHTS = jnp.swapaxes(self._offset_scores(columns(q), actions_GTK), 1, 2)
             bias = jnp.broadcast_to(scores_GHTS[:, :, :, None, :], (b * n, self.num_heads, t, t, count)).reshape(
                 b * n, self.num_heads, t, t * count
             )
@@ -275,7 +283,7 @@ class TemporalBlock(nn.Module):
         near_NN = jnp.asarray(offset_index_NM(self.grid, self.neighbourhood) >= 0)
         return flat(rotated_k), flat(v_BWNHE), (slot_ok_W[None, :, None] & near_NN[:, None, :]).reshape(n, w * n)
 
-    def stream(self, x_BND, c_BD, cached_k_BMKHE, cached_v_BMKHE, cached_mask_NK):
+    def stream(self, x_BND, c_BD, actions_BK, cached_k_BMKHE, cached_v_BMKHE, cached_mask_NK):
         """One frame against the cache as `read_cache` returned it; the current frame sits at
         position 0 and each token sees only itself in it. Returns the new frame's output and
         its (unrotated) keys and values [B, N, H, E].
@@ -298,7 +306,8 @@ class TemporalBlock(nn.Module):
         own = jnp.einsum("rbnhe,rbnhe->rbhn", q_RBNHE, k_RBNHE)[..., None] * scale
         if self.neighbourhood:
             count, centre = self._offsets()
-            offsets_RBHNS = jnp.moveaxis(self._offset_scores(q_RBNHE), 2, 3)
+            actions_RBNK = actions_BK.reshape(rb // b, b, 1, -1)
+            offsets_RBHNS = jnp.moveaxis(self._offset_scores(q_RBNHE, actions_RBNK), 2, 3)
             index_NM = offset_index_NM(self.grid, self.neighbourhood)
             one_hot_NMS = jnp.asarray(index_NM[..., None] == np.arange(count), jnp.float32)
             by_token = jnp.einsum("rbhns,nms->rbhnm", offsets_RBHNS, one_hot_NMS)

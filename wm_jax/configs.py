@@ -46,6 +46,10 @@ class ModelConfig:
     # the (2r+1)² places around it, with a learned preference per offset that the query (hence
     # the keys held) can steer, so "the picture moved one token left" is one attention step.
     temporal_neighbourhood: int = 0
+    # With a neighbourhood: the keys held also add a learned score per (head, offset) directly,
+    # so "left is held: read the picture one token aside" is one linear map from the keys instead
+    # of a path the query has to grow through adaLN first (issue 15, BUILD_NOTES "Worlds that hold").
+    keys_steer_offsets: bool = False
     # Each frame's patch embedding also sees the frame before it (its input latent, concatenated
     # in channels; zeros for a clip's first frame), so "the scene as it was" reaches every token
     # by a linear map instead of through temporal attention. Not in the reference design.
@@ -93,6 +97,8 @@ class ModelConfig:
             raise ValueError("prediction 'x0_residual' adds the previous frame to the output: it needs previous_frame_input")
         if self.temporal_neighbourhood < 0:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
+        if self.keys_steer_offsets and not self.temporal_neighbourhood:
+            raise ValueError("keys_steer_offsets steers the temporal neighbourhood's offsets: it needs temporal_neighbourhood >= 1")
 
     @property
     def objective(self) -> diffusion.Objective:

@@ -74,6 +74,7 @@ class WorldModel(nn.Module):
             temporal_cls(
                 cfg.width, cfg.num_heads, mlp_hidden if cfg.temporal_mlp else None, cfg.window,
                 cfg.qkv_bias, cfg.temporal_rope_theta, dtype, cfg.temporal_neighbourhood, cfg.grid,
+                cfg.action_dim if cfg.keys_steer_offsets else 0,
             )
             for _ in cfg.temporal_layers
         ]
@@ -148,7 +149,7 @@ class WorldModel(nn.Module):
             x_GND = block(x_GND, c_GD, rope_NE)
             if i in temporal:
                 x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
-                x_GND = temporal[i](x_BTND, c_BTD, positions_T, attendable_T).reshape(x_GND.shape)
+                x_GND = temporal[i](x_BTND, c_BTD, actions_BTK, positions_T, attendable_T).reshape(x_GND.shape)
         return self._add_previous(self._unpatchify(self.final(x_GND, c_GD), (b, t)), previous_BTHWC)
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
@@ -183,7 +184,7 @@ class WorldModel(nn.Module):
             if i in temporal:
                 layer = temporal[i]
                 x_BND, (k, v) = self.temporal[layer].stream(
-                    x_BND, c_BD, view.k_LBMKHE[layer], view.v_LBMKHE[layer], view.mask_NK
+                    x_BND, c_BD, actions_BK, view.k_LBMKHE[layer], view.v_LBMKHE[layer], view.mask_NK
                 )
                 keys.append(k)
                 values.append(v)

@@ -279,7 +279,8 @@ def identity_leaves(config: ModelConfig, wanted: Mapping[tuple[str, ...], object
         x = jnp.zeros((1, 1, 1, config.width), jnp.float32)
         c = jnp.zeros((1, 1, config.width), jnp.float32)
         for i, name in enumerate(temporal):
-            params = jax.device_get(init(jax.random.fold_in(jax.random.key(seed), i), x, c)["params"])
+            no_keys = jnp.zeros((1, 1, 0), jnp.float32)  # read only by a neighbourhood, which imports lack
+            params = jax.device_get(init(jax.random.fold_in(jax.random.key(seed), i), x, c, no_keys)["params"])
             for path, value in flatten_target(params).items():
                 out[(name,) + path] = np.asarray(value)
     for path, leaf in wanted.items():
