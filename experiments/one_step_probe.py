@@ -8,7 +8,9 @@ there (x0 = x1 - v, one Euler step: the mean of what it expects next) is decoded
 PSNR against the real frame, per held key set, beside copying the last frame and the
 autoencoder's reconstruction (the ceiling). On the stillest transitions (latent change below
 `--still`) it also reports the latent error of the guess and of copying: a model that can see the
-last frame yet scores far below copying there hedges between "still" and "moving".
+last frame yet scores far below copying there hedges between "still" and "moving". On the
+transitions made with one key of `--swap` (left/right) held it reports the guess's latent error
+with the keys as recorded and with the pair exchanged: equal errors mean the keys are ignored.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.shift_probe import recorded_episodes
+from experiments.shift_probe import guess_last_latent, recorded_episodes
 from wm_jax import autoencoder, evaluation
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
-from wm_jax.model import WorldModel
 
 
 def recorded_clips(store: EpisodeStore, frames: int, stride: int):
@@ -49,22 +50,34 @@ def decode_uint8(world, latents_BHWC) -> np.ndarray:
 
 def one_step_guess(world, frames_BTHWC, actions_BTK, rng):
     """(the model's x0 guess of the last frame's latent [B, h, w, c], the clip's latents)."""
-    config = world.config
     latents = autoencoder.encode(world.ae_variables, jnp.asarray(frames_BTHWC, jnp.float32) / 127.5 - 1, world.ae_config)
-    b, t = latents.shape[:2]
-    noise = jax.random.normal(rng, (b, *latents.shape[2:]))
-    levels = jnp.zeros((b, t)).at[:, -1].set(1.0)
-    velocity = WorldModel(config).apply({"params": world.params}, latents.at[:, -1].set(noise), levels,
-                                        jnp.asarray(actions_BTK, jnp.float32))[:, -1, ..., : config.in_channels]
-    return noise - velocity, latents
+    noise = jax.random.normal(rng, (latents.shape[0], *latents.shape[2:]))
+    return guess_last_latent(world, latents, jnp.asarray(actions_BTK, jnp.float32), noise), latents
 
 
-def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int = 16, seed: int = 0) -> dict:
+def swap_keys(actions_BTK, key_names, pair) -> np.ndarray:
+    """The last frame's keys with the two keys of `pair` exchanged."""
+    a, b = (key_names.index(k) for k in pair)
+    swapped = np.array(actions_BTK, np.float32)
+    swapped[:, -1, [a, b]] = swapped[:, -1, [b, a]]
+    return swapped
+
+
+def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int = 16, seed: int = 0,
+          swap: tuple[str, str] = ("left", "right")) -> dict:
     per_keys = collections.defaultdict(lambda: {"model": [], "copy_last": [], "autoencoder": []})
     still_errors = {"model": [], "copy_last": []}
+    swapped_errors = {"recorded_keys": [], "swapped_keys": []}
+    names = list(world.config.action_space.names)
     for i in range(0, len(frames_BTHWC), batch):
         frames, actions = frames_BTHWC[i : i + batch], actions_BTK[i : i + batch]
         guess, latents = one_step_guess(world, frames, actions, jax.random.key(seed + i))
+        one_of_pair = [set(world.config.action_space.decode(a[-1])) in ({swap[0]}, {swap[1]}) for a in actions]
+        if any(one_of_pair) and set(swap) <= set(names):
+            swapped, _ = one_step_guess(world, frames, swap_keys(actions, names, swap), jax.random.key(seed + i))
+            for name, g in (("recorded_keys", guess), ("swapped_keys", swapped)):
+                error = np.asarray(jnp.mean((g - latents[:, -1]) ** 2, axis=(1, 2, 3)))
+                swapped_errors[name] += [float(e) for e, chosen in zip(error, one_of_pair) if chosen]
         truth = frames[:, -1]
         scores = {"model": psnr_uint8(decode_uint8(world, guess), truth), "copy_last": psnr_uint8(frames[:, -2], truth),
                   "autoencoder": psnr_uint8(decode_uint8(world, latents[:, -1]), truth)}
@@ -83,6 +96,10 @@ def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int =
                          for k, v in sorted(per_keys.items(), key=lambda kv: -len(kv[1]["model"]))},
         "still_latent_mse": {"transitions": len(still_errors["model"]),
                              **{n: round(mean(x), 4) for n, x in still_errors.items()}},
+        # Does the guess depend on the keys? Held one key of the pair: its error with the keys as
+        # recorded against with the pair exchanged (equal: the model ignores the keys).
+        "swap_latent_mse": {"pair": "/".join(swap), "transitions": len(swapped_errors["recorded_keys"]),
+                            **{n: round(mean(x), 4) for n, x in swapped_errors.items()}},
     }
 
 
@@ -93,10 +110,11 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames per clip, the last one guessed (default 8)")
     parser.add_argument("--stride", type=int, default=3, help="recorded frames between clip starts (default 3)")
     parser.add_argument("--still", type=float, default=0.05, help="latent MSE below which a transition is still")
+    parser.add_argument("--swap", default="left,right", help="two keys exchanged in the key test (default left,right)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(world_lib.locate(args.world))
     frames, actions = recorded_clips(EpisodeStore(args.data), args.frames, args.stride)
-    print(json.dumps(probe(world, frames, actions, still=args.still)))
+    print(json.dumps(probe(world, frames, actions, still=args.still, swap=tuple(args.swap.split(",")))))
     return 0
 
 

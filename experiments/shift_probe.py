@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import autoencoder
+from wm_jax import autoencoder, diffusion
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 from wm_jax.model import WorldModel
@@ -69,18 +69,26 @@ def nearest_moves(reference_BHWC, candidate_BHWC, step: int) -> list[str]:
     return [list(errors)[i] for i in table.argmin(axis=1)]
 
 
+def guess_last_latent(world, latents_BThwc, actions_BTK, noise_Bhwc):
+    """The model's one-step x0 guess of each clip's last latent from pure noise (t = 1), the
+    earlier ones clean: x0 = x_1 - v, whatever the head predicts (velocity or x0)."""
+    config = world.config
+    b, t = latents_BThwc.shape[:2]
+    levels = jnp.zeros((b, t)).at[:, -1].set(1.0)
+    out = WorldModel(config).apply({"params": world.params}, latents_BThwc.at[:, -1].set(noise_Bhwc), levels,
+                                   actions_BTK)[:, -1, ..., : config.in_channels]
+    return noise_Bhwc - diffusion.to_velocity(out, noise_Bhwc, jnp.ones((b,)), config.prediction)
+
+
 def probe(world, episodes, pan_step: int, clips: int = 48, seed: int = 0) -> dict:
     config = world.config
     if pan_step % world.ae_config.downscale:
         raise ValueError(f"--pan-step {pan_step} is not a multiple of the autoencoder's downscale {world.ae_config.downscale}")
     frames, actions, keys = moving_clips(episodes, config.action_space.names, min(8, config.max_frames), clips)
     latents = autoencoder.encode(world.ae_variables, jnp.asarray(frames, jnp.float32) / 127.5 - 1.0, world.ae_config)
-    b, t = latents.shape[:2]
+    b = latents.shape[0]
     noise = jax.random.normal(jax.random.key(seed), latents.shape[:1] + latents.shape[2:])
-    x = latents.at[:, -1].set(noise)
-    levels = jnp.zeros((b, t)).at[:, -1].set(1.0)
-    velocity = WorldModel(config).apply({"params": world.params}, x, levels, jnp.asarray(actions))[:, -1, ..., : config.in_channels]
-    predicted = noise - velocity  # x0 = x_t - t·v at t = 1
+    predicted = guess_last_latent(world, latents, jnp.asarray(actions), noise)
     step = pan_step // world.ae_config.downscale
     real = nearest_moves(latents[:, -2], latents[:, -1], step)
     generated = nearest_moves(latents[:, -2], predicted, step)
