@@ -5,8 +5,8 @@ from __future__ import annotations
 import types
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 
 from experiments.shift_probe import MOVES, guess_last_latent, nearest_moves
 from wm_jax import configs, model
