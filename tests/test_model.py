@@ -159,10 +159,11 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(temporal_neighbourhood=1, window=3),
         dict(previous_frame_input=True, window=3),
         dict(previous_frame_input=True, prediction="x0_residual", window=3),
+        dict(prediction="x0_residual", temporal_neighbourhood=1, window=3),
         dict(temporal_neighbourhood=1, keys_steer_offsets=True, window=3),
     ],
     ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input", "x0_residual",
-         "keys_steer_offsets"],
+         "x0_residual_without_input", "keys_steer_offsets"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
@@ -211,9 +212,7 @@ def test_previous_frame_input_feeds_exactly_the_frame_before(tiny_config):
     np.testing.assert_allclose(apply(x)[:, 0], first_alone[:, 0], atol=1e-6)
 
 
-def test_x0_residual_needs_the_previous_frame_input(tiny_config):
-    with pytest.raises(ValueError, match="needs previous_frame_input"):
-        tiny_config.replace(prediction="x0_residual")
+def test_unknown_prediction_is_refused(tiny_config):
     with pytest.raises(ValueError, match="prediction must be one of"):
         tiny_config.replace(prediction="sample")
 

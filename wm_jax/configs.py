@@ -56,7 +56,8 @@ class ModelConfig:
     previous_frame_input: bool = False
     # What the output head predicts (`wm_jax.diffusion.PREDICTIONS`): the velocity ε - x_0 (the
     # reference design, and every imported layout), or the clean frame x_0 as the previous frame
-    # plus a change ("x0_residual", needs previous_frame_input): a still scene is then the zero
+    # plus a change ("x0_residual"; without previous_frame_input the network learns what the frame
+    # before held through its temporal attention only): a still scene is then the zero
     # output, which a small network gets exactly right, where copying a frame through every
     # block it only gets nearly right (issue 15, BUILD_NOTES "Worlds that hold together").
     prediction: str = "velocity"
@@ -93,8 +94,6 @@ class ModelConfig:
             raise ValueError(f"prediction 'epsilon' reads ε (and a learned sigma) from {self.in_channels} (or "
                              f"{2 * self.in_channels}) output channels, got out_channels {self.output_channels}")
         _ = self.objective  # validates prediction, noise_schedule and diffusion_steps together
-        if self.prediction == "x0_residual" and not self.previous_frame_input:
-            raise ValueError("prediction 'x0_residual' adds the previous frame to the output: it needs previous_frame_input")
         if self.temporal_neighbourhood < 0:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
         if self.keys_steer_offsets and not self.temporal_neighbourhood:
