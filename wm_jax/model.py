@@ -4,9 +4,10 @@ Letters: B batch, T frames, H W latent height and width, C channels, K action en
 N tokens per frame, D width, L temporal layers.
 
 `WorldModel.__call__` runs whole clips with causal temporal attention (training, and the
-reference the streaming path is tested against); `WorldModel.stream` runs one frame against a
-`KVCache`, as `WorldModel.read_cache` prepares it once per frame (generation). All are pure
-functions of the params through `model.apply`.
+reference the streaming path is tested against); `WorldModel.teacher_forced` runs a clip as
+generation meets each of its frames (training with `NoiseConfig.teacher_forcing`);
+`WorldModel.stream` runs one frame against a `KVCache`, as `WorldModel.read_cache` prepares it
+once per frame (generation). All are pure functions of the params through `model.apply`.
 
 Conditioning per frame: c[b,t] = timestep_embedding(1000·t[b,t]) + action_embedding(a[b,t]),
 with the action embedding a single linear map with bias over the multi-hot action vector. Its
