@@ -48,11 +48,10 @@ def decode_uint8(world, latents_BHWC) -> np.ndarray:
     return np.asarray(world_lib.to_uint8(autoencoder.decode(world.ae_variables, latents_BHWC, world.ae_config)))
 
 
-def one_step_guess(world, frames_BTHWC, actions_BTK, rng):
-    """(the model's x0 guess of the last frame's latent [B, h, w, c], the clip's latents)."""
+def encode_clips(world, frames_BTHWC, rng):
+    """(the clips' latents [B, T, h, w, c], the noise [B, h, w, c] their last frame starts from)."""
     latents = autoencoder.encode(world.ae_variables, jnp.asarray(frames_BTHWC, jnp.float32) / 127.5 - 1, world.ae_config)
-    noise = jax.random.normal(rng, (latents.shape[0], *latents.shape[2:]))
-    return guess_last_latent(world, latents, jnp.asarray(actions_BTK, jnp.float32), noise), latents
+    return latents, jax.random.normal(rng, (latents.shape[0], *latents.shape[2:]))
 
 
 def swap_keys(actions_BTK, key_names, pair) -> np.ndarray:
@@ -71,10 +70,11 @@ def probe(world, frames_BTHWC, actions_BTK, *, still: float = 0.05, batch: int =
     names = list(world.config.action_space.names)
     for i in range(0, len(frames_BTHWC), batch):
         frames, actions = frames_BTHWC[i : i + batch], actions_BTK[i : i + batch]
-        guess, latents = one_step_guess(world, frames, actions, jax.random.key(seed + i))
+        latents, noise = encode_clips(world, frames, jax.random.key(seed + i))  # once: both key sets read them
+        guess = guess_last_latent(world, latents, jnp.asarray(actions, jnp.float32), noise)
         one_of_pair = [set(world.config.action_space.decode(a[-1])) in ({swap[0]}, {swap[1]}) for a in actions]
         if any(one_of_pair) and set(swap) <= set(names):
-            swapped, _ = one_step_guess(world, frames, swap_keys(actions, names, swap), jax.random.key(seed + i))
+            swapped = guess_last_latent(world, latents, jnp.asarray(swap_keys(actions, names, swap)), noise)
             for name, g in (("recorded_keys", guess), ("swapped_keys", swapped)):
                 error = np.asarray(jnp.mean((g - latents[:, -1]) ** 2, axis=(1, 2, 3)))
                 swapped_errors[name] += [float(e) for e, chosen in zip(error, one_of_pair) if chosen]
