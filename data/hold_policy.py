@@ -15,15 +15,20 @@ class HoldPolicy:
     """Chooses among `choices` (weighted), each held for a duration drawn from [min_hold, max_hold].
 
     choices: any values (e.g. tuples of key names); weights: relative probabilities.
+    still_share: if given, the probability of the no-key choice `()` (which must be among the
+    choices), the others keeping their relative weights. Exploring policies rarely stand still, and
+    a world trained on them knows "no key" least (BUILD_NOTES, "Worlds that hold together").
     """
 
     def __init__(self, choices: Sequence, rng: np.random.Generator, weights: Sequence[float] | None = None,
-                 min_hold: int = 4, max_hold: int = 20):
+                 min_hold: int = 4, max_hold: int = 20, still_share: float | None = None):
         if not 1 <= min_hold <= max_hold:
             raise ValueError(f"need 1 <= min_hold <= max_hold, got {min_hold}, {max_hold}")
         self.choices = list(choices)
         weights = np.ones(len(self.choices)) if weights is None else np.asarray(weights, np.float64)
         self.probabilities = weights / weights.sum()
+        if still_share is not None:
+            self.probabilities = _with_still_share(self.choices, self.probabilities, still_share)
         self.rng, self.min_hold, self.max_hold = rng, min_hold, max_hold
         self.current, self.remaining = None, 0
 
@@ -37,3 +42,13 @@ class HoldPolicy:
             self.remaining = int(self.rng.integers(self.min_hold, self.max_hold + 1))
         self.remaining -= 1
         return self.current
+
+
+def _with_still_share(choices: list, probabilities: np.ndarray, still_share: float) -> np.ndarray:
+    if not 0.0 <= still_share < 1.0:
+        raise ValueError(f"still_share must be in [0, 1), got {still_share}")
+    if () not in choices:
+        raise ValueError("still_share needs the no-key choice () among the choices")
+    still = np.array([choice == () for choice in choices])
+    moving = np.where(still, 0.0, probabilities)
+    return np.where(still, still_share / still.sum(), moving / moving.sum() * (1.0 - still_share))

@@ -25,7 +25,7 @@ examples:
 
 _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map": "map", "wad": "wad",
                   "game": "game", "input": "input", "script": "script",
-                  "pan_step": "pan_step"}
+                  "pan_step": "pan_step", "still_share": "still_share"}
 
 
 def register(subparsers) -> None:
@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                                              "e.g. 'right*3 left*3' (a wm rollout --keys script); episode i uses photo i")
     parser.add_argument("--no-zoom", action="store_true", help="image_pan: pan only, never zoom")
     parser.add_argument("--pan-step", type=int, help="image_pan: pixels the camera moves per frame (default 4)")
+    parser.add_argument("--still-share", type=float,
+                        help="doom, image_pan: share of the random policy's held choices that press no key "
+                             "(default: the source's own, ~4-6%%); a world learns to hold a still scene from these")
     parser.add_argument("--augment", action="store_true",
                         help="image_pan: each random episode mirrors/turns its photograph (one of 8 ways)")
     parser.set_defaults(func=run)

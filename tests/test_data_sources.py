@@ -175,3 +175,28 @@ def test_image_pan_augment_shows_a_photo_mirrored_or_turned(tmp_path):
     assert {orientation(plain.record(i, 0, 2).frames[0]) for i in range(16)} == {"x+"}
     assert {orientation(augmented.record(i, 0, 2).frames[0]) for i in range(16)} == {"x+", "x-", "y+", "y-"}
     assert np.array_equal(augmented.record(3, 0, 2).frames, augmented.record(3, 0, 2).frames)  # still seeded
+
+
+def test_hold_policy_still_share_sets_the_no_key_probability_and_keeps_the_others_ratios():
+    from data.hold_policy import HoldPolicy
+
+    choices, weights = [("w",), ("left",), ()], [6.0, 2.0, 1.0]
+    policy = HoldPolicy(choices, np.random.default_rng(0), weights, still_share=0.3)
+    np.testing.assert_allclose(policy.probabilities, [0.525, 0.175, 0.3])
+    drawn = [HoldPolicy(choices, np.random.default_rng(i), weights, 1, 1, still_share=0.3)() for i in range(2000)]
+    assert abs(sum(keys == () for keys in drawn) / len(drawn) - 0.3) < 0.04
+    with pytest.raises(ValueError, match="no-key choice"):
+        HoldPolicy([("w",)], np.random.default_rng(0), still_share=0.3)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        HoldPolicy(choices, np.random.default_rng(0), still_share=1.0)
+
+
+def test_record_cli_passes_still_share_to_doom_and_refuses_it_elsewhere():
+    import argparse
+
+    from experiments.cmd_record import make_recorder
+
+    args = argparse.Namespace(source="doom", still_share=0.25)
+    assert make_recorder(args).still_share == 0.25
+    with pytest.raises(ValueError, match="--still-share does not apply to source 'atari'"):
+        make_recorder(argparse.Namespace(source="atari", still_share=0.25))

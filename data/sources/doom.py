@@ -59,6 +59,7 @@ class DoomRecorder:
     frame_skip: int = 4  # game tics per recorded frame (Doom runs at 35 tics/s)
     min_hold: int = 3
     max_hold: int = 12
+    still_share: float | None = None  # share of held choices with no key; None: EXPLORE_CHOICES' 4%
     source = "doom"
 
     @property
@@ -115,7 +116,7 @@ class DoomRecorder:
         try:
             game.new_episode()
             choices, weights = zip(*EXPLORE_CHOICES)
-            policy = HoldPolicy(choices, rng, weights, self.min_hold, self.max_hold)
+            policy = HoldPolicy(choices, rng, weights, self.min_hold, self.max_hold, self.still_share)
             frames, pressed, stuck_for = [self._frame(game)], [], 0
             position = np.array(game.get_state().game_variables[:2])
             for _ in range(steps - 1):

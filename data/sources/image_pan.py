@@ -47,6 +47,7 @@ class ImagePanRecorder:
     photo_scale: float = 3.0  # the photo's short side, in output frames, at zoom 1
     fps: float = 15.0
     script: str | None = None  # fixed keys from the photo's centre instead of the random policy
+    still_share: float | None = None  # share of held choices with no key; None: one choice of 17-19
     # Each random episode sees its photograph mirrored and/or turned by a multiple of 90 degrees
     # (one of 8): a dozen photographs become 96 scenes, too many to learn by heart.
     augment: bool = False
@@ -85,7 +86,7 @@ class ImagePanRecorder:
         if self.augment:
             photo = dihedral(photo, int(rng.integers(8)))
         camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng)
-        policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16)
+        policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16, still_share=self.still_share)
         frames, pressed = [camera.render()], []
         for _ in range(steps - 1):
             keys = policy()
