@@ -5,14 +5,19 @@
   wm convert DiT-XL-2-256x256.pt dit_xl --layout dit --heads 16 [--class-label 207]
   wm convert repa.pt wm_from_repa --layout dit --timestep-scale 1 --prediction velocity --to-world-model wm_516m
   wm convert oasis500m.safetensors oasis --layout oasis --latent-size 18x32
+  wm convert vit-l-20.safetensors oasis_vae --layout oasis-vae [--frame-size 360x640] --verify ref.npz
 
 dit: DiT/SiT/REPA naming; shapes give everything but the head count (--heads). The class
 table's null row (or --class-label N) becomes the action embedding's bias; pos_embed is checked
 against wm_jax's fixed table, not loaded. --to-world-model NAME puts the image model into the
 spatial blocks of that named configuration (its spatial fields are overridden by the
 checkpoint's shapes, and the summary lists them); temporal blocks and the action kernel start at
-their identity initialisation. oasis: the open Oasis spatio-temporal DiT.
+their identity initialisation. oasis: the open Oasis spatio-temporal DiT; its head count is read
+from whichever rotary table the file stores (16, Oasis 500M's, when none is; --heads overrides).
 Both write a wm_jax model directory (wm_jax.model.save) plus conversion.json (provenance).
+oasis-vae: Oasis' ViT autoencoder (vit-l-20), written as a wm_jax autoencoder directory whose
+normalised latents are the Oasis DiT's (the posterior mean x 0.07843137255); pass it to
+`wm play/rollout --checkpoint OASIS_DIR --autoencoder OASIS_VAE_DIR`.
 
 The objective each model was trained with is recorded in its config, so every sampler samples
 it that way: dit, DDPM epsilon-prediction with linear betas over 1000 steps (learned sigma when
@@ -75,11 +80,11 @@ def _file_dtypes(sd) -> list[str]:
     return sorted({str(v.dtype) for v in sd.values()})
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def _parse_size(text: str, flag: str = "--latent-size", example: str = "18x32") -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--latent-size {text!r}: expected HxW, e.g. 18x32") from None
+        raise ValueError(f"{flag} {text!r}: expected HxW, e.g. {example}") from None
     return h, w
 
 
@@ -120,6 +125,8 @@ def _config_line(config) -> str:
     )
 
 
+# The DiT class table (all rows, the null class last), beside a converted DiT, for `wm sample`.
+CLASS_TABLE_FILE = "class_table.npy"
 FLOW_PREDICTIONS = ("velocity",)  # the flow choices of --prediction (x0_residual is the project's own)
 
 
@@ -164,7 +171,8 @@ def _dit(args: argparse.Namespace) -> dict:
     loaded = torch_reader.load_state_dict(args.src, key=args.key)
     world = configs.get_config(args.to_world_model) if args.to_world_model else None
     dtypes = _file_dtypes(loaded.tensors)
-    converted = dit.convert(loaded.tensors, heads=args.heads, class_label=args.class_label, world=world)
+    heads = dit.DEFAULT_HEADS if args.heads is None else args.heads
+    converted = dit.convert(loaded.tensors, heads=heads, class_label=args.class_label, world=world)
     converted.config = converted.config.replace(timestep_scale=args.timestep_scale, **objective)
     if world is not None:  # the overrides as finally written (the objective may differ from DiT's)
         changed = set(converted.overridden) | set(objective)
@@ -183,7 +191,7 @@ def _dit(args: argparse.Namespace) -> dict:
         "source_key": args.key,
         "file_dtypes": dtypes,
         "inferred": converted.shape.describe(),
-        "heads": args.heads,
+        "heads": heads,
         "class_row": class_row,
         "objective": converted.config.objective.describe(),
         "pos_embed_diff": converted.pos_embed_error,
@@ -201,6 +209,9 @@ def _dit(args: argparse.Namespace) -> dict:
         with np.load(args.verify) as ref:
             summary["max_abs_error"] = dit.verify(converted, dict(ref))
     _write_model(args, converted.config, converted.params, info)
+    if converted.class_table is not None:  # wm sample conditions on any class with it
+        np.save(os.path.join(args.out, CLASS_TABLE_FILE), converted.class_table)
+        summary["class_table"] = f"{CLASS_TABLE_FILE} ({converted.class_table.shape[0]} rows, the last the null class)"
     return summary
 
 
@@ -216,7 +227,13 @@ def _oasis(args: argparse.Namespace) -> dict:
     loaded = torch_reader.load_state_dict(args.src, key=args.key)
     dtypes = _file_dtypes(loaded.tensors)
     latent = _parse_size(args.latent_size) if args.latent_size else oasis.DEFAULT_LATENT_SIZE
-    config, params, checked = oasis.convert(loaded.tensors, heads=args.heads, latent_size=latent, max_frames=args.max_frames)
+    oasis.infer_config(loaded.tensors, 1, latent, args.max_frames)  # "not an Oasis checkpoint" before anything else
+    if args.heads is None:
+        heads, heads_told = oasis.infer_heads(loaded.tensors)
+    else:
+        heads, heads_told = args.heads, f"{args.heads} (--heads)"
+    print(f"{'heads':>14}: {heads_told}")
+    config, params, checked = oasis.convert(loaded.tensors, heads=heads, latent_size=latent, max_frames=args.max_frames)
     config = config.replace(**objective)
     del loaded
     _to_jax_in_place(params)
@@ -225,7 +242,7 @@ def _oasis(args: argparse.Namespace) -> dict:
         "source": os.path.abspath(args.src),
         "source_key": args.key,
         "file_dtypes": dtypes,
-        "heads": args.heads,
+        "heads": heads_told,
         "rotary_tables_checked": len(checked),
         "objective": config.objective.describe(),
         "action_keys": ", ".join(config.action_keys),
@@ -240,6 +257,54 @@ def _oasis(args: argparse.Namespace) -> dict:
         with np.load(args.verify) as ref:
             summary["max_abs_error"] = oasis.verify(config, params, dict(ref))
     _write_model(args, config, params, info)
+    # Sampled as Oasis samples it by default (wm rollout / wm play on this directory).
+    from wm_jax import diffusion
+    from wm_jax import world as wm_world
+
+    wm_world.record_sampler(args.out, diffusion.OASIS_SAMPLER)
+    summary["sampler"] = f"{wm_world.SAMPLER_FILE}: Oasis' recipe ({_sampler_line(diffusion.OASIS_SAMPLER)})"
+    return summary
+
+
+def _sampler_line(sampler) -> str:
+    context = "clean, labelled" if not sampler.context_noised else "noised to"
+    return (f"{sampler.method} {sampler.steps} steps, noise clamped at {sampler.noise_clamp:g}, "
+            f"context {context} level {round(sampler.context_noise * 1000)}/1000")
+
+
+def _oasis_vae(args: argparse.Namespace) -> dict:
+    from conversion import torch_reader
+    from conversion.layouts import oasis_vae
+    from wm_jax import autoencoder as ae
+
+    if not args.src:
+        raise ValueError("--layout oasis-vae needs the checkpoint SRC (vit-l-20.safetensors)")
+    loaded = torch_reader.load_state_dict(args.src, key=args.key)
+    frame = _parse_size(args.frame_size, "--frame-size", "360x640") if args.frame_size else oasis_vae.DEFAULT_FRAME_SIZE
+    heads = oasis_vae.DEFAULT_HEADS if args.heads is None else args.heads
+    config, variables = oasis_vae.convert(loaded.tensors, heads=heads, frame_size=frame)
+    info = {
+        "layout": "oasis-vae",
+        "source": os.path.abspath(args.src),
+        "source_key": loaded.source_key,
+        "file_dtypes": _file_dtypes(loaded.tensors),
+        "heads": heads,
+        "latent_scale": f"{oasis_vae.SCALING_FACTOR} (latent stats std = 1/scale: normalised latents are Oasis' DiT latents)",
+    }
+    del loaded
+    summary = {
+        **info,
+        "config": (f"frames {frame[0]}x{frame[1]}, patch {config.downscale}, latent {config.latent_grid[0]}x"
+                   f"{config.latent_grid[1]}x{config.latent_channels}, encoder {config.width}x{config.blocks} "
+                   f"({config.heads} heads), decoder {config.decoder_width}x{config.decoder_blocks} "
+                   f"({config.decoder_heads} heads), mlp_ratio {config.mlp_ratio:g}"),
+        "parameters": int(sum(np.size(x) for x in _leaves(variables["params"]))),
+        "stored_dtype": "float32",
+    }
+    if args.verify:
+        with np.load(args.verify) as ref:
+            summary["max_abs_error"] = oasis_vae.verify(config, variables, dict(ref))
+    ae.save(args.out, config, variables, info=info)
     return summary
 
 
@@ -256,6 +321,7 @@ LAYOUTS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "taesd": _taesd,
     "dit": _dit,  # DiT / SiT / REPA naming
     "oasis": _oasis,  # the open Oasis spatio-temporal DiT
+    "oasis-vae": _oasis_vae,  # the open Oasis ViT autoencoder
 }
 
 
@@ -297,7 +363,9 @@ def register(subparsers) -> None:
     p.add_argument("--key", default=None, help="entry of a training checkpoint to take (default: ema, else model)")
     p.add_argument("--verify", help="reference .npz in PyTorch layout; exit 1 if the converted model misses it")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed by --verify")
-    p.add_argument("--heads", type=int, default=16, help="dit/oasis: attention heads (shapes cannot tell; default 16)")
+    p.add_argument("--heads", type=int, default=None,
+                   help="dit/oasis/oasis-vae: attention heads, which shapes cannot tell (default: dit and oasis-vae 16; "
+                        "oasis: read from a stored rotary table, else 16)")
     p.add_argument("--timestep-scale", type=float, default=1000.0,
                    help="dit: the source's timestep embedding sees scale*t for t in [0,1]: 1000 for DiT (default), 1 for SiT/REPA")
     # Choices as in wm_jax.diffusion (not imported here: `wm --help` starts without jax).
@@ -315,4 +383,5 @@ def register(subparsers) -> None:
                         "(e.g. wm_516m, tiny); temporal blocks and action kernel start at identity")
     p.add_argument("--latent-size", help="oasis: latent HxW the model runs on (shapes cannot tell; default 18x32)")
     p.add_argument("--max-frames", type=int, default=32, help="oasis: frames of context (Oasis: 32); window = this - 1")
+    p.add_argument("--frame-size", help="oasis-vae: frame HxW the autoencoder is built for (default 360x640, Oasis')")
     p.set_defaults(func=run)

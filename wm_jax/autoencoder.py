@@ -13,6 +13,11 @@ Two kinds, chosen by `AutoencoderConfig.kind`:
   project can train small fast ones too.
 * "pixel": no network; the latent is the frame cut into p x p patches stacked on channels
   ([H, W, 3] -> [H/p, W/p, 3p^2]), lossless, for worlds small enough to model directly.
+* "vit": the open Oasis model's ViT autoencoder (`wm_jax.vit_autoencoder`; converted with
+  `wm convert --layout oasis-vae`): p x p patches (p = downscale, Oasis 20) through transformer
+  blocks to c latent channels and back. It runs at its `frame_size` only (Oasis: 360x640), and
+  sees frames in [-1, 1] as they are. Converted Oasis weights get latent stats (0, 1/0.07843137255):
+  the normalised latents are Oasis' latents times its scaling factor, what its DiT was trained on.
 
 Conventions:
   frames:  [..., H, W, 3] float in [-1, 1] (TAESD's networks see [0, 1]; the shift happens here).
@@ -44,6 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wm_jax import vit_autoencoder as vit
+
 FORMAT = "wm_jax.autoencoder/1"
 GN_GROUPS = 4  # taef2's pooling branch: GroupNorm(4 groups, 4*width channels)
 GN_EPS = 1e-5  # PyTorch's GroupNorm default, which the taef2 weights were trained with
@@ -51,14 +58,19 @@ GN_EPS = 1e-5  # PyTorch's GroupNorm default, which the taef2 weights were train
 
 @dataclasses.dataclass(frozen=True)
 class AutoencoderConfig:
-    """kind: "conv" (TAESD family) or "pixel" (patchify).
+    """kind: "conv" (TAESD family), "pixel" (patchify) or "vit" (Oasis' ViT autoencoder).
 
-    downscale: spatial factor f (conv: a power of two, 2**levels; pixel: the patch size).
+    downscale: spatial factor f (conv: a power of two, 2**levels; pixel and vit: the patch size).
     latent_channels: c (pixel: must be 3*f*f).
     width, blocks, outer_blocks: conv channels; Blocks per downsampled level (TAESD: 3); Blocks
         at full resolution after the stem / before the output conv (TAESD: 1).
+        vit: the encoder's width and number of transformer blocks (outer_blocks unused).
     midblock_gn: the FLUX.2 (taef2) pooling branch on the deepest level's Blocks.
-    latent_clamp: the decoder's input goes through tanh(z/a)*a (TAESD: a=3); None disables.
+    latent_clamp: the decoder's input goes through tanh(z/a)*a (TAESD: a=3); None disables
+        (vit: must be None, Oasis' decoder has no clamp).
+    heads, decoder_width, decoder_blocks, decoder_heads, mlp_ratio, frame_size: vit only: the
+        encoder's heads, the decoder's width, blocks and heads, the MLP ratio of both, and the
+        (H, W) frame size the network is built for (its rotary tables depend on it).
     """
 
     kind: str = "conv"
@@ -69,10 +81,20 @@ class AutoencoderConfig:
     outer_blocks: int = 1
     midblock_gn: bool = False
     latent_clamp: float | None = 3.0
+    heads: int = 0
+    decoder_width: int = 0
+    decoder_blocks: int = 0
+    decoder_heads: int = 0
+    mlp_ratio: float = 4.0
+    frame_size: tuple[int, int] | None = None
 
     def __post_init__(self):
-        if self.kind not in ("conv", "pixel"):
-            raise ValueError(f"autoencoder kind must be 'conv' or 'pixel', got {self.kind!r}")
+        if self.kind not in ("conv", "pixel", "vit"):
+            raise ValueError(f"autoencoder kind must be 'conv', 'pixel' or 'vit', got {self.kind!r}")
+        if self.frame_size is not None:  # JSON gives a list; the config must stay hashable
+            object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
+        if self.kind == "vit":
+            _check_vit(self)
         if self.kind == "conv" and (self.downscale < 2 or self.downscale & (self.downscale - 1)):
             raise ValueError(f"conv autoencoder downscale must be a power of two >= 2, got {self.downscale}")
         if self.kind == "pixel" and self.latent_channels != 3 * self.downscale**2:
@@ -85,9 +107,42 @@ class AutoencoderConfig:
     def levels(self) -> int:
         return int(math.log2(self.downscale))
 
+    @property
+    def latent_grid(self) -> tuple[int, int] | None:
+        """vit: the (h, w) latent grid of `frame_size`; None for the other kinds (any size)."""
+        if self.frame_size is None:
+            return None
+        return self.frame_size[0] // self.downscale, self.frame_size[1] // self.downscale
+
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         check_size(height, width, self.downscale)
+        check_frame_size(height, width, self)
         return height // self.downscale, width // self.downscale, self.latent_channels
+
+
+def _check_vit(cfg: AutoencoderConfig) -> None:
+    if cfg.frame_size is None:
+        raise ValueError("a vit autoencoder needs frame_size (H, W): its attention's rotary tables are built for it")
+    check_size(*cfg.frame_size, cfg.downscale)
+    if cfg.latent_clamp is not None:
+        raise ValueError("a vit autoencoder's decoder has no input clamp: set latent_clamp=None")
+    for what, width, heads, depth in (("encoder", cfg.width, cfg.heads, cfg.blocks),
+                                      ("decoder", cfg.decoder_width, cfg.decoder_heads, cfg.decoder_blocks)):
+        if heads < 1 or width % heads or (width // heads) % 8 or depth < 1:
+            raise ValueError(
+                f"vit {what}: width {width} over {heads} heads ({depth} blocks) must give a head_dim divisible by 8 "
+                "(half of it is rotated, in head_dim/8 frequency pairs per axis) and at least one block"
+            )
+
+
+def check_frame_size(height: int, width: int, config: AutoencoderConfig) -> None:
+    """A vit autoencoder runs at its frame_size only; the other kinds at any multiple of f."""
+    if config.frame_size is not None and (height, width) != config.frame_size:
+        fh, fw = config.frame_size
+        raise ValueError(
+            f"this vit autoencoder runs at {fh}x{fw} frames only (its rotary tables are built for a "
+            f"{fh // config.downscale}x{fw // config.downscale} latent grid), got {height}x{width}: resize the frames"
+        )
 
 
 CONFIGS: dict[str, AutoencoderConfig] = {
@@ -220,6 +275,9 @@ class Autoencoder(nn.Module):
         if cfg.kind == "conv":
             self.encoder = Encoder(cfg)
             self.decoder = Decoder(cfg)
+        elif cfg.kind == "vit":
+            self.encoder = vit.Encoder(cfg)
+            self.decoder = vit.Decoder(cfg)
         c = cfg.latent_channels
         self.latent_mean = self.variable("latent_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
         self.latent_std = self.variable("latent_stats", "std", lambda: jnp.ones((c,), jnp.float32))
@@ -227,11 +285,15 @@ class Autoencoder(nn.Module):
     def encode_raw(self, frames_NHWC):
         if self.config.kind == "pixel":
             return patchify(frames_NHWC, self.config.downscale)
+        if self.config.kind == "vit":
+            return self.encoder(frames_NHWC)  # Oasis' ViT sees [-1, 1]
         return self.encoder(frames_NHWC * 0.5 + 0.5)  # TAESD networks see [0, 1]
 
     def decode_raw(self, z_NhwC):
         if self.config.kind == "pixel":
             return unpatchify(z_NhwC, self.config.downscale)
+        if self.config.kind == "vit":
+            return self.decoder(z_NhwC)
         return self.decoder(z_NhwC) * 2.0 - 1.0
 
     def encode(self, frames_NHWC):
@@ -261,6 +323,7 @@ def _check_frames(frames, config: AutoencoderConfig):
     if not jnp.issubdtype(frames.dtype, jnp.floating):
         raise TypeError(f"frames must be float in [-1, 1], got {frames.dtype} (uint8 frames: x / 127.5 - 1)")
     check_size(frames.shape[-3], frames.shape[-2], config.downscale)
+    check_frame_size(frames.shape[-3], frames.shape[-2], config)
 
 
 def abstract_variables(config: AutoencoderConfig) -> dict:
@@ -311,6 +374,9 @@ def decode(variables: Mapping, latents, config: AutoencoderConfig):
     latents = jnp.asarray(latents)
     if latents.shape[-1] != config.latent_channels:
         raise ValueError(f"latents must be [..., h, w, {config.latent_channels}], got shape {latents.shape}")
+    if latents.ndim >= 3 and config.latent_grid is not None and tuple(latents.shape[-3:-1]) != config.latent_grid:
+        raise ValueError(f"this vit autoencoder decodes {config.latent_grid[0]}x{config.latent_grid[1]} latents only "
+                         f"(its frame size {config.frame_size[0]}x{config.frame_size[1]}), got shape {latents.shape}")
     z, lead = _as_batch(latents.astype(jnp.float32))
     x = Autoencoder(config).apply(variables, z, method=Autoencoder.decode)
     return x.reshape(lead + x.shape[1:])

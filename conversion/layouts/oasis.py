@@ -31,7 +31,10 @@ Facts read from the public open-oasis `dit.py`, `attention.py` and its vendored
   [0, 0.999]) over max_noise_level = 1000 steps, sampled with DDIM -> `OBJECTIVE`.
 
 Not in the shapes: the latent size (no position table; Oasis 500M sees 18x32 latents, a 9x16
-token grid) and the head count (16) -> `latent_size`, `heads` arguments; the frame window: Oasis
+token grid) -> `latent_size`; the head count -> `heads`, which `infer_heads` reads from whichever
+rotary table the file holds (spatial: head_dim/4 frequencies, temporal: head_dim/2), falling back
+to Oasis 500M's 16 only when none is stored (a `.safetensors` export keeps the shared tables at
+most once, since safetensors refuses tensors that share memory); the frame window: Oasis
 attends to every earlier frame of its 32-frame context -> `max_frames=32, window=31`, identical
 for every clip Oasis itself can run.
 """
@@ -80,6 +83,35 @@ IGNORE: tuple[tuple[str, str], ...] = tuple(
               "refuses the checkpoint if the stored table differs")
     for kind, patterns in _ROTARY.items() for pattern in patterns
 )
+
+
+def infer_heads(sd: Mapping[str, np.ndarray], width: int | None = None) -> tuple[int, str]:
+    """(heads, how it was told) from the rotary tables stored, or DEFAULT_HEADS if there are none.
+
+    The spatial tables hold head_dim/4 frequencies, the temporal ones head_dim/2; every stored
+    table must give the same head_dim, else the file is refused naming the tables that differ.
+    """
+    import fnmatch
+
+    width = int(sd["x_embedder.proj.weight"].shape[0]) if width is None else width
+    per_entry = {"spatial": 4, "temporal": 2}
+    found: dict[str, int] = {}
+    for key in sorted(sd):
+        for kind, patterns in _ROTARY.items():
+            if any(fnmatch.fnmatchcase(key, p) for p in patterns) and np.ndim(sd[key]) == 1:
+                found[key] = per_entry[kind] * int(np.shape(sd[key])[0])
+    if not found:
+        return DEFAULT_HEADS, f"{DEFAULT_HEADS} (Oasis 500M's: no rotary table is stored, so the file cannot tell; pass --heads)"
+    head_dims = sorted(set(found.values()))
+    if len(head_dims) > 1:
+        raise ValueError("the rotary tables disagree on the head size: "
+                         + ", ".join(f"{k} -> head_dim {d}" for k, d in found.items()))
+    head_dim = head_dims[0]
+    if head_dim < 1 or width % head_dim:
+        raise ValueError(f"rotary table {next(iter(found))} gives head_dim {head_dim}, which does not divide width {width}")
+    first = next(iter(found))
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return width // head_dim, f"{width // head_dim} (head_dim {head_dim} from {first}{more})"
 
 
 def infer_config(
@@ -182,11 +214,14 @@ def check_rotary(sd: Mapping[str, np.ndarray], config: ModelConfig) -> list[str]
 
 def convert(
     sd: Mapping[str, np.ndarray],
-    heads: int = DEFAULT_HEADS,
+    heads: int | None = None,
     latent_size: tuple[int, int] = DEFAULT_LATENT_SIZE,
     max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> tuple[ModelConfig, dict, list[str]]:
-    """(config, params as numpy, rotary keys checked) for an Oasis state_dict."""
+    """(config, params as numpy, rotary keys checked) for an Oasis state_dict; heads None: `infer_heads`."""
+    if heads is None:
+        infer_config(sd, 1, latent_size, max_frames)  # the "not an Oasis checkpoint" error first
+        heads, _ = infer_heads(sd)
     config = infer_config(sd, heads, latent_size, max_frames)
     checked = check_rotary(sd, config)
     params = apply(table(config), sd, wm_model.abstract_params(config))
