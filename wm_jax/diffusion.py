@@ -40,6 +40,8 @@ DDPM_METHODS = ("ddpm", "ddim")
 # "auto": the objective's own default (`default_method`), so a bundle or a bare model directory
 # samples each model the way it was trained without naming a method.
 METHODS = ("auto",) + FLOW_METHODS + DDPM_METHODS
+# Which training steps a DDPM-family sampler visits (`ddpm_timesteps`).
+SPACINGS = ("oasis", "dit")
 # Below this level an x_0 error is weighted as at this level. The velocity loss weights it by
 # 1/t², 400x at t = 0.05 (JiT's floor): the nearly clean context frames diffusion forcing trains
 # on then outweigh the noisy frames that sampling reads (t >= 0.5 at 2 steps) by two orders of
@@ -194,6 +196,22 @@ class SamplerConfig:
     # keys decide the coarse picture at high noise; extrapolating at low noise too sharpens and
     # saturates, and frame after frame that compounds (issue 15).
     guidance_min_level: float = 0.0
+    # Draws of the starting noise (and of context noise) are clipped to [-noise_clamp, noise_clamp];
+    # 0: not clipped. Oasis clips at 20 (`OASIS_SAMPLER`).
+    noise_clamp: float = 0.0
+    # False: a finished frame is written into the cache clean, the model told it is at level
+    # context_noise (Oasis' "stabilization": clean context labelled at level 14 of 1000). True:
+    # noised to that level on the objective's path first.
+    context_noised: bool = True
+    # True: each frame rebuilds the cache from the last `window` finished frames, so every context
+    # frame's keys see only frames inside the window, as Oasis' sliding-window loop recomputes
+    # them; exact past the window, at window - 1 extra frame passes per frame. False: each frame
+    # is written once and keeps the keys it had when it was made (the same until the window is
+    # full; BUILD_NOTES "Oasis through the cache").
+    rebuild_context: bool = False
+    # DDPM family: which training steps S steps visit (`ddpm_timesteps`): "oasis" (floor(k·N/S) - 1,
+    # from pure noise) or "dit" (guided-diffusion's respacing, round(i·(N-1)/(S-1)), DiT's sampler).
+    spacing: str = "oasis"
 
     def __post_init__(self):
         if self.steps < 1:
@@ -206,6 +224,23 @@ class SamplerConfig:
             raise ValueError(f"guidance_min_level must be in [0, 1], got {self.guidance_min_level}")
         if not 0.0 <= self.context_noise < 1.0:
             raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
+        if self.noise_clamp < 0:
+            raise ValueError(f"noise_clamp must be >= 0 (0: no clamp), got {self.noise_clamp}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {self.spacing!r}")
+
+
+# Oasis' own recipe (open-oasis generate.py, its latest "stabilized generation"; facts only):
+# DDIM over 10 steps at the spacing linspace(-1, 999, S + 1) cast to integers; the new frame's
+# starting noise clipped to [-20, 20] (noise_abs_max); every context frame fed clean with noise
+# level stabilization_level - 1 = 14 (of 1000); a 32-frame sliding window (its max_frames, the
+# converted model's window + 1). `wm convert --layout oasis` records it as the model's sampler.
+OASIS_SAMPLER = SamplerConfig(steps=10, method="ddim", context_noise=0.014, context_noised=False, noise_clamp=20.0)
+
+
+def clamp_noise(noise, clamp: float):
+    """Noise clipped to [-clamp, clamp] (clamp 0: unchanged; a static float)."""
+    return jnp.clip(noise, -clamp, clamp) if clamp else noise
 
 
 def add_noise(x0, noise, t):
@@ -290,14 +325,28 @@ def timesteps(steps: int) -> np.ndarray:
     return np.linspace(1.0, 0.0, steps + 1, dtype=np.float32)
 
 
-def ddpm_timesteps(diffusion_steps: int, steps: int) -> np.ndarray:
-    """[steps] training-step indices a DDPM-family sampler visits, from N - 1 down: Oasis' spacing,
-    the integer part of linspace(-1, N - 1, steps + 1) without its -1 (clean). It always starts
-    at the last step (pure noise), which few-step sampling needs; computed in integers, as
-    floor(k·N/steps) - 1 for k = steps..1."""
+def ddpm_timesteps(diffusion_steps: int, steps: int, spacing: str = "oasis") -> np.ndarray:
+    """[steps] training-step indices a DDPM-family sampler visits, descending.
+
+    "oasis": Oasis' spacing, the integer part of linspace(-1, N - 1, steps + 1) without its -1
+    (clean); it always starts at the last step (pure noise), which few-step sampling needs;
+    computed in integers, as floor(k·N/steps) - 1 for k = steps..1.
+    "dit": guided-diffusion's respacing for one section of `steps` (DiT's `create_diffusion(
+    str(steps))`): round(i·stride) for i = 0..steps-1, stride (N-1)/(steps-1) added up i times
+    (1 for one step), from step 0 to step N - 1.
+    """
     if not 1 <= steps <= diffusion_steps:
         raise ValueError(f"a DDPM-family sampler takes 1..{diffusion_steps} steps (the training steps), got {steps}")
-    return np.array([k * diffusion_steps // steps - 1 for k in range(steps, 0, -1)], np.int64)
+    if spacing == "oasis":
+        return np.array([k * diffusion_steps // steps - 1 for k in range(steps, 0, -1)], np.int64)
+    if spacing != "dit":
+        raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {spacing!r}")
+    stride = (diffusion_steps - 1) / (steps - 1) if steps > 1 else 1
+    taken, position = [], 0.0
+    for _ in range(steps):
+        taken.append(round(position))
+        position += stride
+    return np.array(taken[::-1], np.int64)
 
 
 def sampler_method(objective: Objective, config: SamplerConfig) -> str:
@@ -331,14 +380,17 @@ def readout(objective: Objective, output, x_t, t):
     return output[..., : 2 * channels if objective.learned_sigma else channels]
 
 
-def guide(objective: Objective, cond, null, scale):
+def guide(objective: Objective, cond, null, scale, channels: int | None = None):
     """Guidance on `readout`s: null + scale·(cond - null) on the prediction channels (the same
     extrapolation in x_0 and ε, both affine in them); a learned variance is the conditional
-    branch's, as DiT's guided sampler keeps it."""
-    if not objective.learned_sigma:
+    branch's, as DiT's guided sampler keeps it. channels: guide only the first `channels`
+    prediction channels and keep the conditional branch's others (DiT's sample.py guides 3 of
+    its 4 latent channels "for exact reproducibility"); None: all."""
+    c = cond.shape[-1] // 2 if objective.learned_sigma else cond.shape[-1]
+    g = c if channels is None else min(channels, c)
+    if g == cond.shape[-1]:
         return null + scale * (cond - null)
-    c = cond.shape[-1] // 2
-    return jnp.concatenate([null[..., :c] + scale * (cond[..., :c] - null[..., :c]), cond[..., c:]], axis=-1)
+    return jnp.concatenate([null[..., :g] + scale * (cond[..., :g] - null[..., :g]), cond[..., g:]], axis=-1)
 
 
 def noised(objective: Objective, x0, noise, t):
@@ -414,7 +466,7 @@ def _denoise_ddpm(model_fn: Callable, noise, config: SamplerConfig, objective: O
         raise ValueError(f"the {method!r} sampler (eta {config.eta}) draws noise at every step: pass rng")
     n = objective.diffusion_steps
     abar_all = objective.alphas_cumprod()
-    indices = ddpm_timesteps(n, config.steps)
+    indices = ddpm_timesteps(n, config.steps, config.spacing)
     x = noise
     for k, i in enumerate(indices):
         last = k + 1 == len(indices)

@@ -167,7 +167,7 @@ def teacher_forced_latents(params, latents_BTHWC, actions_BTK, rng, *, config: M
         rng_noise, rng_ctx = jax.random.split(rng_t)
         noise = jax.random.normal(rng_noise, truth_BHWC.shape)
         pred = rollout.generate_frame(config, params, cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
-        cache = rollout.append_frame(config, params, cache, truth_BHWC, action_BK, rng_ctx, sampler.context_noise)
+        cache = rollout.append_frame(config, params, cache, truth_BHWC, action_BK, rng_ctx, sampler)
         return cache, pred
 
     xs = (jnp.swapaxes(latents_BTHWC[:, context:], 0, 1), jnp.swapaxes(actions_BTK[:, context:], 0, 1), jax.random.split(rng_scan, steps))

@@ -10,6 +10,15 @@ models), its temporal attention reading the cache; then it runs the finished fra
 the context-noise level and writes that pass's keys and values into the cache, evicting the
 oldest frame.
 
+Oasis' recipe (`diffusion.OASIS_SAMPLER`, which a converted Oasis records) is this loop with
+its settings: clamped starting noise, context written clean but labelled at level 14/1000, DDIM.
+Its own loop re-runs the whole window for every denoising step; with a fixed context level and
+causal temporal attention, a context frame's keys do not change while later frames are
+denoised, so writing them once per frame gives the same frames while the rollout fits in the
+window. Past the window Oasis' loop drops the oldest frames from every context frame's history,
+which a cache written once cannot undo: `SamplerConfig.rebuild_context` rebuilds the cache from
+the window's frames once per frame (`WindowState`), which is Oasis' loop exactly.
+
 Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
 """
 
@@ -30,6 +39,9 @@ from wm_jax.model import WorldModel, check_inputs, empty_cache
 @struct.dataclass
 class RolloutState:
     cache: kv_cache.KVCache
+    # With `SamplerConfig.rebuild_context`: the last `window` finished frames and their actions,
+    # which each frame rebuilds its cache from; None otherwise.
+    window: "WindowState | None" = None
 
     @property
     def frame_count(self) -> jnp.ndarray:
@@ -44,14 +56,35 @@ def _stream(config: ModelConfig, params, x_BHWC, t_B, actions_BK, view):
     return WorldModel(config).apply({"params": params}, x_BHWC, t_B, actions_BK, view, method="stream")
 
 
-def append_frame(config, params, cache, latent_BHWC, action_BK, rng, context_noise: float):
-    """Write a finished frame's keys and values, computed at the context-noise level."""
-    t_B = jnp.full(latent_BHWC.shape[:1], context_noise, jnp.float32)
+def append_frame(config, params, cache, latent_BHWC, action_BK, rng, sampler: SamplerConfig):
+    """Write a finished frame's keys and values, computed at the context-noise level (noised to
+    it, or only labelled with it: `SamplerConfig.context_noised`)."""
+    t_B = jnp.full(latent_BHWC.shape[:1], sampler.context_noise, jnp.float32)
     noisy = latent_BHWC
-    if context_noise > 0:  # a static float: clean context costs no random draw (~12% of a tiny step)
-        noisy = diffusion.noised(config.objective, latent_BHWC, jax.random.normal(rng, latent_BHWC.shape), t_B)
+    # Static settings: clean context costs no random draw (~12% of a tiny step).
+    if sampler.context_noise > 0 and sampler.context_noised:
+        noise = diffusion.clamp_noise(jax.random.normal(rng, latent_BHWC.shape), sampler.noise_clamp)
+        noisy = diffusion.noised(config.objective, latent_BHWC, noise, t_B)
     _, (k, v) = _stream(config, params, noisy, t_B, action_BK, _read_cache(config, params, cache))
     return cache.write(k, v, noisy)
+
+
+def write_frames(config, params, cache, latents_BTHWC, actions_BTK, rng, sampler: SamplerConfig, first_valid=None):
+    """`append_frame` for each frame in order, one frame pass scanned over them (the compiled
+    graph does not grow with their number); frames before index `first_valid` (a traced int;
+    None: none) are skipped (a window not yet full)."""
+    t = latents_BTHWC.shape[1]
+
+    def body(cache, inputs):
+        index, latent_BHWC, action_BK, rng_i = inputs
+        written = append_frame(config, params, cache, latent_BHWC, action_BK, rng_i, sampler)
+        if first_valid is None:
+            return written, None
+        return jax.tree_util.tree_map(lambda new, old: jnp.where(index >= first_valid, new, old), written, cache), None
+
+    frames = (jnp.arange(t), jnp.swapaxes(latents_BTHWC, 0, 1), jnp.swapaxes(actions_BTK, 0, 1), jax.random.split(rng, t))
+    cache, _ = jax.lax.scan(body, cache, frames)
+    return cache
 
 
 def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):
@@ -69,14 +102,17 @@ def _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng):
     b, t = context_BTHWC.shape[:2]
     if actions_BTK is None:
         actions_BTK = jnp.zeros((b, t, config.action_dim), jnp.float32)
-    # One frame pass scanned over the context: the compiled graph does not grow with its length.
-    def body(cache, inputs):
-        latent_BHWC, action_BK, rng_i = inputs
-        return append_frame(config, params, cache, latent_BHWC, action_BK, rng_i, sampler.context_noise), None
+    cache = write_frames(config, params, empty_cache(config, b), context_BTHWC, actions_BTK, rng, sampler)
+    window = init_window_state(config, context_BTHWC, actions_BTK) if sampler.rebuild_context else None
+    return RolloutState(cache=cache, window=window)
 
-    frames = (jnp.swapaxes(context_BTHWC, 0, 1), jnp.swapaxes(actions_BTK, 0, 1), jax.random.split(rng, t))
-    cache, _ = jax.lax.scan(body, empty_cache(config, b), frames)
-    return RolloutState(cache=cache)
+
+def rebuild_cache(config, params, window: "WindowState", rng, sampler: SamplerConfig):
+    """A cache holding only the window's frames, each written as if the window's first frame
+    were the rollout's first (as Oasis' sliding window feeds them)."""
+    b, w = window.latents_BTHWC.shape[:2]
+    return write_frames(config, params, empty_cache(config, b), window.latents_BTHWC, window.actions_BTK, rng,
+                        sampler, first_valid=w - window.filled)
 
 
 def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: SamplerConfig, rng=None):
@@ -103,13 +139,23 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
 def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
     """One generated frame: (new state, latent [B, H, W, C])."""
     rng_noise, rng_context = jax.random.split(rng)
-    h, w = config.latent_size
-    noise = jax.random.normal(rng_noise, (action_BK.shape[0], h, w, config.in_channels))
+    noise = frame_noise(config, sampler, rng_noise, action_BK.shape[0])
     check_inputs(config, noise, noise[:, 0, 0, 0], action_BK, frames_axis=False)
+    read = state.cache
+    if sampler.rebuild_context:
+        read = rebuild_cache(config, params, state.window, jax.random.fold_in(rng_context, 1), sampler)
     # Derived from rng_noise, not a third split: flow sampling draws exactly what it always drew.
-    latent = generate_frame(config, params, state.cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
-    cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler.context_noise)
-    return RolloutState(cache=cache), latent
+    latent = generate_frame(config, params, read, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
+    cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler)
+    window = push_frame(state.window, latent, action_BK, config.window) if sampler.rebuild_context else None
+    return RolloutState(cache=cache, window=window), latent
+
+
+def frame_noise(config: ModelConfig, sampler: SamplerConfig, rng, batch: int):
+    """The noise a new frame starts from: [B, h, w, c], clamped as the sampler says."""
+    h, w = config.latent_size
+    noise = jax.random.normal(rng, (batch, h, w, config.in_channels))
+    return diffusion.clamp_noise(noise, sampler.noise_clamp)
 
 
 def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
@@ -154,6 +200,13 @@ def init_window_state(config: ModelConfig, context_BTHWC, actions_BTK=None) -> W
     return WindowState(latents, acts, jnp.asarray(min(t, w), jnp.int32))
 
 
+def push_frame(window: WindowState, latent_BHWC, action_BK, size: int) -> WindowState:
+    """The window with a finished frame appended and its oldest frame dropped."""
+    latents = jnp.concatenate([window.latents_BTHWC[:, 1:], latent_BHWC[:, None]], axis=1)
+    actions = jnp.concatenate([window.actions_BTK[:, 1:], action_BK[:, None]], axis=1)
+    return WindowState(latents, actions, jnp.minimum(window.filled + 1, size))
+
+
 def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
     """Like `step`, without a cache. Empty slots are always the oldest ones; they are run (the
     compute is the point of the baseline) but their influence is not masked out, so outputs
@@ -170,7 +223,7 @@ def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelC
         out = model.apply({"params": params}, clip, t_BT, actions)[:, -1]
         return diffusion.readout(config.objective, out, x_BHWC, t_BT[:, -1])
 
-    shape = (b,) + state.latents_BTHWC.shape[2:]
-    latent = diffusion.sample(model_fn, jax.random.normal(rng, shape), sampler, config.objective, jax.random.fold_in(rng, 1))
+    noise = diffusion.clamp_noise(jax.random.normal(rng, (b,) + state.latents_BTHWC.shape[2:]), sampler.noise_clamp)
+    latent = diffusion.sample(model_fn, noise, sampler, config.objective, jax.random.fold_in(rng, 1))
     latents = jnp.concatenate([state.latents_BTHWC[:, 1:], latent[:, None]], axis=1)
     return WindowState(latents, actions[:, 1:], jnp.minimum(state.filled + 1, config.window)), latent

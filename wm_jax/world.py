@@ -60,6 +60,10 @@ DEFAULT_ORDER = ("pan", "doom")
 # Frames per lax.scan call of `World.rollout`. Fixed, because the random stream of a rollout
 # depends on it: the same seed and keys give the same frames only with the same chunk size.
 ROLLOUT_CHUNK = 16
+# A model directory may record how it is sampled by default (`wm convert --layout oasis` writes
+# Oasis' recipe, `diffusion.OASIS_SAMPLER`): a bare model directory loads with it; a bundle's
+# world.json says its own.
+SAMPLER_FILE = "sampler.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +110,7 @@ class World:
                 f"world {info.name!r}: the autoencoder makes {ae_config.latent_channels}-channel latents but the "
                 f"model expects {config.in_channels}"
             )
-        missing = [k for k, _ in info.keys if actions.canonical(k) not in config.action_space.names]
+        missing = [k for k, _ in info.keys if not config.action_space.knows(k)]
         if missing:
             raise ValueError(f"world {info.name!r}: keys {missing} are not in the model's action space {config.action_keys}")
         if quantization not in (None, "int8"):
@@ -214,12 +218,23 @@ def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, 
 # ----------------------------------------------------------------------------- bundles on disk
 
 
-def _sampler_from(fields: Mapping) -> SamplerConfig:
+def sampler_from_fields(fields: Mapping) -> SamplerConfig:
     known = {f.name for f in dataclasses.fields(SamplerConfig)}
     unknown = set(fields) - known
     if unknown:
         raise ValueError(f"unknown sampler fields {sorted(unknown)}; known: {sorted(known)}")
     return SamplerConfig(**fields)
+
+
+def record_sampler(model_dir, sampler: SamplerConfig) -> None:
+    """Write the sampler a model directory is sampled with by default (`SAMPLER_FILE`)."""
+    (pathlib.Path(model_dir) / SAMPLER_FILE).write_text(json.dumps(dataclasses.asdict(sampler), indent=2))
+
+
+def recorded_sampler(model_dir) -> SamplerConfig:
+    """The sampler a model directory records (`SAMPLER_FILE`), else the default one."""
+    path = pathlib.Path(model_dir) / SAMPLER_FILE
+    return sampler_from_fields(json.loads(path.read_text())) if path.exists() else SamplerConfig()
 
 
 def _keys_from(keys) -> tuple[tuple[str, str], ...]:
@@ -304,7 +319,7 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
     info = WorldInfo(
         name=meta.get("name") or path.name, description=meta.get("description", ""),
         keys=_keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
-        sampler=_sampler_from(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
+        sampler=sampler_from_fields(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
     )
     start = path / meta["start_image"] if meta.get("start_image") else None
     return info, path / meta.get("model", "model"), path / meta.get("autoencoder", "autoencoder"), start
@@ -341,7 +356,8 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
             )
         # Without world.json nobody has said which keys matter: offer every key of the model.
         info = WorldInfo(name=path.name, description=f"model directory {path}",
-                         keys=tuple((k, "") for k in config.action_keys if k != actions.UNKNOWN))
+                         keys=config.action_space.meanings(),
+                         sampler=recorded_sampler(path))
     else:
         raise FileNotFoundError(f"{path} holds neither {INFO_FILE} (a world bundle) nor config.json (a model directory)")
     overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta}
