@@ -246,6 +246,7 @@ def _oasis(args: argparse.Namespace) -> dict:
         "rotary_tables_checked": len(checked),
         "objective": config.objective.describe(),
         "action_keys": ", ".join(config.action_keys),
+        "camera_keys": "; ".join(f"{n}/{p}: {e} -/+{a:g}" for e, n, p, a in config.action_axes) or "none",
     }
     summary = {
         **info,

@@ -6,7 +6,9 @@ a frame recorded without action data (plain video) sets it alone, and the same v
 the classifier-free-guidance null. Frame 0 of an episode gets `no_keys()`.
 
 A model may declare another action space (an imported Oasis model has 25 dims); the player
-then maps keys by name with `ActionSpace.encode`.
+then maps keys by name with `ActionSpace.encode`. A space may also hold continuous entries
+(`Axis`: Oasis' camera pitch and yaw), each driven by two keys that set it to -amount / +amount
+while held, so a keyboard turns the camera by a fixed amount a frame.
 """
 
 from __future__ import annotations
@@ -38,14 +40,59 @@ _ALIASES = {
 
 
 @dataclasses.dataclass(frozen=True)
+class Axis:
+    """A continuous entry of an action space driven by two keys: `negative` held sets it to
+    -amount, `positive` held to +amount, both or neither to 0 (e.g. Oasis' camera yaw: left and
+    right arrows). The entry itself is not a key one presses."""
+
+    entry: str
+    negative: str
+    positive: str
+    amount: float
+
+    def value(self, pressed: set[str]) -> float:
+        return self.amount * ((self.positive in pressed) - (self.negative in pressed))
+
+
+@dataclasses.dataclass(frozen=True)
 class ActionSpace:
-    """An ordered set of named keys; `UNKNOWN`, if present, marks action-free frames."""
+    """An ordered set of named entries; `UNKNOWN`, if present, marks action-free frames.
+
+    Each entry is a key (1 while held) unless an `Axis` in `axes` drives it (continuous).
+    """
 
     names: tuple[str, ...] = VOCAB
+    axes: tuple[Axis, ...] = ()
 
     def __post_init__(self):
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"action space has duplicate key names: {self.names}")
+        axis_keys = [k for a in self.axes for k in (a.negative, a.positive)]
+        for axis in self.axes:
+            if axis.entry not in self.names:
+                raise ValueError(f"axis {axis.entry!r} is not an entry of the action space {self.names}")
+            if not axis.amount > 0:
+                raise ValueError(f"axis {axis.entry!r}: amount must be > 0, got {axis.amount}")
+        clash = sorted({k for k in axis_keys if k in self.names or axis_keys.count(k) > 1})
+        if clash or len({a.entry for a in self.axes}) != len(self.axes):
+            raise ValueError(f"axis keys must be distinct and not entries of the space; clashing: {clash or 'an entry driven twice'}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """What a player presses: every key entry (not UNKNOWN, not an axis), then each axis' two keys."""
+        driven = {a.entry for a in self.axes}
+        plain = tuple(n for n in self.names if n not in driven and n != UNKNOWN)
+        return plain + tuple(k for a in self.axes for k in (a.negative, a.positive))
+
+    def meanings(self) -> tuple[tuple[str, str], ...]:
+        """(key, what it does) for `keys`: "" for a plain key, e.g. "camera_yaw +0.25" for an axis key."""
+        said = {a.negative: f"{a.entry} -{a.amount:g}" for a in self.axes}
+        said.update({a.positive: f"{a.entry} +{a.amount:g}" for a in self.axes})
+        return tuple((k, said.get(k, "")) for k in self.keys)
+
+    def knows(self, key: str) -> bool:
+        """Whether pressing `key` does something in this space."""
+        return canonical(key) in self.keys
 
     @property
     def size(self) -> int:
@@ -61,18 +108,28 @@ class ActionSpace:
     def encode(self, pressed: Iterable[str], *, strict: bool = False) -> np.ndarray:
         """Multi-hot vector for the set of pressed keys; unmapped keys are ignored unless strict."""
         vector = np.zeros((self.size,), np.float32)
+        held = {canonical(key) for key in pressed}
+        known = set(self.keys) | ({UNKNOWN} & set(self.names))
         for key in pressed:
             name = canonical(key)
-            if name in self.names:
+            if name in known and name in self.names:
                 vector[self.names.index(name)] = 1.0
-            elif strict:
-                raise KeyError(f"key {key!r} is not in this action space; known keys: {', '.join(self.names)}")
+            elif strict and name not in known:
+                raise KeyError(f"key {key!r} is not in this action space; known keys: {', '.join(sorted(known))}")
+        for axis in self.axes:
+            vector[self.names.index(axis.entry)] = axis.value(held)
         return vector
 
     def decode(self, vector: Sequence[float]) -> list[str]:
         vector = np.asarray(vector)
         self.check(vector)
-        return [name for name, value in zip(self.names, vector) if value > 0.5]
+        driven = {a.entry: a for a in self.axes}
+        held = [name for name, value in zip(self.names, vector) if value > 0.5 and name not in driven]
+        for entry, axis in driven.items():
+            value = float(vector[self.names.index(entry)])
+            if abs(value) >= axis.amount / 2:
+                held.append(axis.positive if value > 0 else axis.negative)
+        return held
 
     def no_keys(self) -> np.ndarray:
         return np.zeros((self.size,), np.float32)

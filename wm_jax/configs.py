@@ -70,6 +70,9 @@ class ModelConfig:
     diffusion_steps: int = 1000
     # The action space, by key name (the player maps keys by name); embedded by one linear map.
     action_keys: tuple[str, ...] = actions.VOCAB
+    # Continuous entries of it, each (entry, negative key, positive key, amount): `actions.Axis`
+    # (Oasis' camera pitch and yaw, turned by a fixed amount while an arrow key is held).
+    action_axes: tuple[tuple[str, str, str, float], ...] = ()
     # Frames the temporal attention may see besides the current one (the KV-cache length), and
     # the longest clip a training batch may hold.
     window: int = 8
@@ -79,6 +82,9 @@ class ModelConfig:
     attention: Literal["xla"] = "xla"
 
     def __post_init__(self):
+        # config.json gives lists; the config must stay hashable (jit static argument, caches)
+        object.__setattr__(self, "action_axes", tuple((str(e), str(n), str(p), float(a)) for e, n, p, a in self.action_axes))
+        _ = self.action_space  # validates the axes against the entries
         h, w = self.latent_size
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"latent_size {self.latent_size} is not a multiple of patch_size {self.patch_size}")
@@ -107,7 +113,7 @@ class ModelConfig:
 
     @property
     def action_space(self) -> actions.ActionSpace:
-        return actions.ActionSpace(self.action_keys)
+        return actions.ActionSpace(self.action_keys, tuple(actions.Axis(*axis) for axis in self.action_axes))
 
     @property
     def action_dim(self) -> int:

@@ -62,17 +62,30 @@ OBJECTIVE = dict(prediction="v_prediction", noise_schedule="sigmoid", diffusion_
 
 # Oasis' action vector (open-oasis utils.ACTION_KEYS, the VPT/MineRL action names), in order,
 # and the wm_jax key name each is given: the key Minecraft binds it to by default, so the player
-# maps browser keys by name. cameraX/cameraY are continuous (mouse motion binned to [-1, 1]);
-# attack/use/pickItem are mouse buttons.
+# maps browser keys by name. attack/use/pickItem are mouse buttons.
+# cameraX/cameraY are continuous: VPT's `camera` action, [0] the mouse's dy (pitch, positive
+# looks down) and [1] its dx (yaw, positive turns right), binned by utils.one_hot_actions to
+# [-1, 1] in steps of 0.025 (one 0.5-degree bin; 1.0 = 20 degrees). So cameraX is the pitch
+# and cameraY the yaw (in the sample data's five action files, |cameraY| is the larger, up to
+# 1.0, as horizontal turns are in Minecraft); they are named for what they do.
 OASIS_ACTIONS: tuple[tuple[str, str], ...] = (
     ("inventory", "e"), ("ESC", "escape"),
     *((f"hotbar.{i}", str(i)) for i in range(1, 10)),
     ("forward", "w"), ("back", "s"), ("left", "a"), ("right", "d"),
-    ("cameraX", "camera_x"), ("cameraY", "camera_y"),
+    ("cameraX", "camera_pitch"), ("cameraY", "camera_yaw"),
     ("jump", "space"), ("sneak", "shift"), ("sprint", "ctrl"), ("swapHands", "f"),
     ("attack", "mouse_left"), ("use", "mouse_right"), ("pickItem", "mouse_middle"), ("drop", "q"),
 )
 ACTION_KEYS: tuple[str, ...] = tuple(name for _, name in OASIS_ACTIONS)
+# The arrow keys turn the camera by a fixed amount a frame while held (wm_jax.actions.Axis):
+# left/right set camera_yaw to -/+0.25 (5 degrees a frame, 100 a second at Oasis' 20 fps),
+# up/down set camera_pitch to -/+0.125 (2.5 degrees a frame). Both amounts sit inside what the
+# sample data holds while the camera moves (nonzero |yaw|: median 0.10-0.15, 90th percentile
+# 0.33-0.80; |pitch|: median 0.05-0.10, 90th percentile 0.30-0.38).
+CAMERA_AXES: tuple[tuple[str, str, str, float], ...] = (
+    ("camera_pitch", "up", "down", 0.125),
+    ("camera_yaw", "left", "right", 0.25),
+)
 
 _ROTARY = {
     "spatial": ("spatial_rotary_emb.freqs", "blocks.*.s_attn.rotary_emb.freqs"),
@@ -131,7 +144,8 @@ def infer_config(
     action_dim = int(sd["external_cond.weight"].shape[1])
     if width % heads:
         raise ValueError(f"width {width} is not divisible by --heads {heads}; pass the checkpoint's head count")
-    keys = ACTION_KEYS if action_dim == len(ACTION_KEYS) else tuple(f"oasis_{i}" for i in range(action_dim))
+    oasis_actions = action_dim == len(ACTION_KEYS)
+    keys = ACTION_KEYS if oasis_actions else tuple(f"oasis_{i}" for i in range(action_dim))
     return ModelConfig(
         latent_size=tuple(latent_size),
         in_channels=in_channels,
@@ -148,6 +162,7 @@ def infer_config(
         temporal_mlp=True,
         temporal_rope_theta=TEMPORAL_THETA,
         action_keys=keys,
+        action_axes=CAMERA_AXES if oasis_actions else (),
         window=max_frames - 1,
         max_frames=max_frames,
         **OBJECTIVE,
