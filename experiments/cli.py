@@ -23,6 +23,7 @@ COMMANDS = (
     "experiments.cmd_eval",
     "experiments.cmd_play",
     "experiments.cmd_rollout",
+    "experiments.cmd_sample",
 )
 
 

@@ -7,7 +7,8 @@ independent references `tests/test_objectives.py` compares `wm_jax.diffusion` ag
   open-oasis `utils.sigmoid_beta_schedule` defines it (start -3, end 3, tau 1, ᾱ normalised
   to 1 at τ = 0, β clipped to [0, 0.999]).
 * Timesteps: Oasis' spacing, linspace(-1, N - 1, S + 1) cast to integers (torch's long cast
-  truncates), the -1 meaning clean.
+  truncates), the -1 meaning clean; or guided-diffusion's respacing (DiT's), positions 0, s, 2s,
+  ... (s = (N-1)/(S-1) added up) rounded.
 * DDIM (Song et al. 2021, eq. 12) and DDPM ancestral sampling as guided-diffusion runs them on a
   respaced process: the kept steps' ᾱ, β'_k = 1 - ᾱ_k/ᾱ_{k-1}, posterior mean coefficients and
   variance, the learned-range variance (v + 1)/2 between log β' and the clipped log posterior
@@ -58,9 +59,21 @@ def oasis_noise_range(n, steps):
     return torch.linspace(-1, n - 1, steps + 1).long()
 
 
-def kept_timesteps(n, steps):
+def dit_respacing(n, steps):
+    """guided-diffusion's respacing of one section (DiT's create_diffusion(str(steps))): start at
+    0, add the fractional stride (n - 1)/(steps - 1) (1 for one step) steps - 1 times, rounding
+    each position; ascending."""
+    stride = 1 if steps <= 1 else (n - 1) / (steps - 1)
+    positions, at = [], 0.0
+    while len(positions) < steps:
+        positions.append(round(at))
+        at = at + stride
+    return torch.tensor(sorted(set(positions)), dtype=torch.long)
+
+
+def kept_timesteps(n, steps, spacing="oasis"):
     """The training steps a sampler visits, ascending (the respaced process' timestep map)."""
-    return oasis_noise_range(n, steps)[1:]
+    return dit_respacing(n, steps) if spacing == "dit" else oasis_noise_range(n, steps)[1:]
 
 
 def _respaced(alphas_cumprod, kept):
@@ -89,10 +102,10 @@ def _x0_eps(prediction, out, x, abar):
     return x0, eps
 
 
-def ddim_loop(model, x, alphas_cumprod, steps, prediction, eta=0.0, noises=None):
+def ddim_loop(model, x, alphas_cumprod, steps, prediction, eta=0.0, noises=None, spacing="oasis"):
     """model(x, timestep int) -> output; x: the starting noise [B, C, H, W]."""
     n = len(alphas_cumprod)
-    kept = kept_timesteps(n, steps)
+    kept = kept_timesteps(n, steps, spacing)
     p = _respaced(alphas_cumprod, kept)
     for j, k in enumerate(reversed(range(len(kept)))):
         abar, abar_prev = p["abar"][k].to(x.dtype), p["abar_prev"][k].to(x.dtype)
@@ -104,9 +117,9 @@ def ddim_loop(model, x, alphas_cumprod, steps, prediction, eta=0.0, noises=None)
     return x
 
 
-def ddpm_loop(model, x, alphas_cumprod, steps, prediction, learned_sigma, noises):
+def ddpm_loop(model, x, alphas_cumprod, steps, prediction, learned_sigma, noises, spacing="oasis"):
     n = len(alphas_cumprod)
-    kept = kept_timesteps(n, steps)
+    kept = kept_timesteps(n, steps, spacing)
     p = _respaced(alphas_cumprod, kept)
     c = x.shape[1]
     for j, k in enumerate(reversed(range(len(kept)))):
