@@ -16,7 +16,8 @@ their identity initialisation. oasis: the open Oasis spatio-temporal DiT; its he
 from whichever rotary table the file stores (16, Oasis 500M's, when none is; --heads overrides).
 Both write a wm_jax model directory (wm_jax.model.save) plus conversion.json (provenance).
 oasis-vae: Oasis' ViT autoencoder (vit-l-20), written as a wm_jax autoencoder directory whose
-normalised latents are the Oasis DiT's (the posterior mean x 0.07843137255); pass it to
+normalised latents are the Oasis DiT's (the posterior mean x 0.07843137255); convert it first
+and pass it to `wm convert --layout oasis --autoencoder OASIS_VAE_DIR` (a playable bundle), or to
 `wm play/rollout --checkpoint OASIS_DIR --autoencoder OASIS_VAE_DIR`.
 
 The objective each model was trained with is recorded in its config, so every sampler samples
@@ -264,6 +265,11 @@ def _oasis(args: argparse.Namespace) -> dict:
 
     wm_world.record_sampler(args.out, diffusion.OASIS_SAMPLER)
     summary["sampler"] = f"{wm_world.SAMPLER_FILE}: Oasis' recipe ({_sampler_line(diffusion.OASIS_SAMPLER)})"
+    if args.autoencoder:  # the directory becomes a world bundle decoding through that autoencoder
+        wm_world.link_world(args.out, args.autoencoder, name=os.path.basename(os.path.abspath(args.out)),
+                            keys=oasis.world_keys(config), fps=20.0, sampler=diffusion.OASIS_SAMPLER,
+                            description=f"Oasis converted from {os.path.basename(args.src)}", provenance=info)
+        summary["world"] = f"{wm_world.INFO_FILE}: autoencoder {os.path.abspath(args.autoencoder)}"
     return summary
 
 
@@ -385,4 +391,7 @@ def register(subparsers) -> None:
     p.add_argument("--latent-size", help="oasis: latent HxW the model runs on (shapes cannot tell; default 18x32)")
     p.add_argument("--max-frames", type=int, default=32, help="oasis: frames of context (Oasis: 32); window = this - 1")
     p.add_argument("--frame-size", help="oasis-vae: frame HxW the autoencoder is built for (default 360x640, Oasis')")
+    p.add_argument("--autoencoder", metavar="AE_DIR",
+                   help="oasis: also write world.json, making DST a world bundle that decodes through AE_DIR (a "
+                        "converted --layout oasis-vae directory), so `wm play --checkpoint DST` needs nothing else")
     p.set_defaults(func=run)

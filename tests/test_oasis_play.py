@@ -84,6 +84,8 @@ def converted(tmp_path_factory):
                         "--max-frames", 8]) == 0  # heads read from the temporal table: 4
     assert convert_cli([tmp / "vae.safetensors", tmp / "vae", "--layout", "oasis-vae", "--heads", 2,
                         "--frame-size", f"{FRAME[0]}x{FRAME[1]}"]) == 0
+    assert convert_cli([tmp / "oasis.safetensors", tmp / "world", "--layout", "oasis", "--latent-size", f"{h}x{w}",
+                        "--max-frames", 8, "--autoencoder", tmp / "vae"]) == 0  # a bundle: world.json -> ../vae
     return tmp / "oasis", tmp / "vae"
 
 
@@ -129,3 +131,27 @@ def test_wm_rollout_on_a_converted_oasis_world(converted, tmp_path, capsys):
     assert strip.shape == (FRAME[0], 5 * FRAME[1], 3)  # the start image and 4 generated frames in a row
     assert "v-prediction" in capsys.readouterr().out
     assert cli.main([*argv[:-2], "--out", str(tmp_path / "bad.png"), "--keys", "w mouse_middle"]) == 2  # not scriptable
+
+
+def test_converted_with_its_autoencoder_plays_without_flags(converted, tmp_path, capsys):
+    model_dir, vae_dir = converted
+    bundle = model_dir.parent / "world"
+    world = wm_world.load_world(bundle, sampler_steps=STEPS)  # `wm play --checkpoint DIR`, nothing else
+    assert world.ae_config.kind == "vit" and world.info.sampler.noise_clamp == 20.0  # Oasis' recipe, from world.json
+    keys = dict(world.info.keys)
+    assert keys["w"] == "forward" and keys["space"] == "jump" and keys["left"] == "turn left (camera_yaw -0.25, 5 deg a frame)"
+    from experiments import cli
+
+    out = tmp_path / "strip.png"
+    assert cli.main(["rollout", "--checkpoint", str(bundle), "--keys", "w right", "--steps", str(STEPS), "--out", str(out)]) == 0
+    assert images.read(out).shape == (FRAME[0], 3 * FRAME[1], 3)
+    capsys.readouterr()
+    # An autoencoder whose latents do not fit the model is refused before anything is written.
+    wrong = tmp_path / "ae4x4"
+    from wm_jax import autoencoder as ae
+
+    cfg = ae.get_config("pixel_p2")
+    ae.save(wrong, cfg, ae.init(cfg, __import__("jax").random.key(0)))
+    with pytest.raises(ValueError, match="12-channel latents, the model expects 4"):
+        wm_world.link_world(model_dir, wrong, name="x", keys={"w": "forward"})
+    assert not (model_dir / "world.json").exists()

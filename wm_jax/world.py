@@ -271,6 +271,42 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
     return directory
 
 
+def link_world(directory, autoencoder_dir, *, name: str, keys: Mapping[str, str] | Sequence[str], fps: float = 20.0,
+               description: str = "", sampler: SamplerConfig = SamplerConfig(),
+               provenance: Mapping | None = None) -> pathlib.Path:
+    """Make a model directory (`wm_jax.model.save`, `wm convert`) a world bundle in place: a
+    world.json whose model is the directory itself and whose autoencoder is `autoencoder_dir`
+    (stored relative to it), so `wm play --checkpoint DIR` needs no --autoencoder and nothing
+    large is copied. Channels, keys and a fixed-size autoencoder's latent grid are checked from
+    the two directories' JSON files, without loading weights."""
+    directory, autoencoder_dir = pathlib.Path(directory), pathlib.Path(autoencoder_dir)
+    if (directory / INFO_FILE).exists():
+        raise FileExistsError(f"{directory} already holds a world ({INFO_FILE})")
+    config = wm_model.config_from_dict(json.loads((directory / "config.json").read_text()))
+    ae_config, _ = autoencoder.load_config(autoencoder_dir)
+    pairs = _keys_from(keys)
+    problems = []
+    if ae_config.latent_channels != config.in_channels:
+        problems.append(f"the autoencoder makes {ae_config.latent_channels}-channel latents, the model expects {config.in_channels}")
+    if ae_config.latent_grid is not None and tuple(ae_config.latent_grid) != tuple(config.latent_size):
+        problems.append(f"the autoencoder's latents are {ae_config.latent_grid[0]}x{ae_config.latent_grid[1]}, "
+                        f"the model's {config.latent_size[0]}x{config.latent_size[1]}")
+    unknown = [k for k, _ in pairs if not config.action_space.knows(k)]
+    if unknown:
+        problems.append(f"keys {unknown} are not in the model's action space")
+    if problems:
+        raise ValueError(f"{directory} and autoencoder {autoencoder_dir} do not make a world: " + "; ".join(problems))
+    meta = {
+        "format": FORMAT, "name": name, "description": description, "fps": float(fps),
+        "keys": dict(pairs), "sampler": dataclasses.asdict(sampler),
+        "model": ".", "autoencoder": os.path.relpath(autoencoder_dir.resolve(), directory.resolve()), "start_image": None,
+        "provenance": dict(provenance or {}),
+    }
+    (directory / INFO_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return directory
+
+
+
 def check_objective_recorded(model_dir) -> None:
     """Refuse a converted model directory whose config.json predates recorded objectives.
 

@@ -87,6 +87,21 @@ CAMERA_AXES: tuple[tuple[str, str, str, float], ...] = (
     ("camera_yaw", "left", "right", 0.25),
 )
 
+_TURNS = {"up": "look up", "down": "look down", "left": "turn left", "right": "turn right"}
+_DEGREES_PER_UNIT = 20.0  # utils.one_hot_actions: 40 bins of 0.5 degrees either way of 0
+
+
+def world_keys(config: ModelConfig) -> dict[str, str]:
+    """{key: what it does} for a converted Oasis world (world.json): Oasis' own action names,
+    then the arrows with the camera turn they hold (e.g. "turn left (camera_yaw -0.25, 5 deg a frame)")."""
+    keys = {ours: theirs for theirs, ours in OASIS_ACTIONS if ours in config.action_space.keys}
+    for entry, negative, positive, amount in config.action_axes:
+        for key, sign in ((negative, -1), (positive, 1)):
+            keys[key] = (f"{_TURNS.get(key, key)} ({entry} {sign * amount:+g}, "
+                         f"{amount * _DEGREES_PER_UNIT:g} deg a frame)")
+    return keys
+
+
 _ROTARY = {
     "spatial": ("spatial_rotary_emb.freqs", "blocks.*.s_attn.rotary_emb.freqs"),
     "temporal": ("temporal_rotary_emb.freqs", "blocks.*.t_attn.rotary_emb.freqs"),
