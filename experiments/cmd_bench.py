@@ -63,6 +63,8 @@ def run(args) -> int:
     from wm_jax.diffusion import SamplerConfig
 
     checkpoint, autoencoder, sampler = args.checkpoint, args.autoencoder, SamplerConfig()
+    if checkpoint:  # the sampler a model directory records (a converted Oasis: Oasis' recipe), else the default
+        sampler = world_lib.recorded_sampler(checkpoint)
     if args.world:
         info, model_dir, bundled_ae, _ = world_lib.read_bundle(world_lib.locate(args.world))
         checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler

@@ -48,6 +48,10 @@ def register(subparsers) -> None:
                         help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
                              "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
     parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
+    parser.add_argument("--rebuild-context", action="store_true", default=None,
+                        help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "
+                             "exactly as Oasis' own sliding-window loop past its window (default: each frame written once, "
+                             "the same until the window is full; costs window - 1 frame passes a frame)")
     parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of every (re)start (default 0)")
     parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get a 'busy' answer (default 4)")
@@ -115,7 +119,7 @@ def run(args) -> int:
         print(NO_WORLD.format(where=where), file=sys.stderr, end="")
         return 2
     registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
-                                    sampler_method=args.sampler, eta=args.eta,
+                                    sampler_method=args.sampler, eta=args.eta, rebuild_context=args.rebuild_context,
                                        quantization=args.quantize)
     print(f"loading world {registry.default!r} (compiling its step)…", flush=True)
     registry.load(registry.default)  # fail now, not in the browser, and make the first frame fast

@@ -44,6 +44,10 @@ def register(subparsers) -> None:
                         help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
                              "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
     parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
+    parser.add_argument("--rebuild-context", action="store_true", default=None,
+                        help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "
+                             "exactly as Oasis' own sliding-window loop past its window (default: each frame written once, "
+                             "the same until the window is full; costs window - 1 frame passes a frame)")
     parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
     parser.add_argument("--fps", type=float, help="frame rate of the video (default: the world's)")
     parser.add_argument("--scale", type=int, default=0,
@@ -88,12 +92,18 @@ def run(args) -> int:
         raise ValueError(f"--image {error}") from None
     path = wm_world.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
-                                 sampler_method=args.sampler, eta=args.eta,
+                                 sampler_method=args.sampler, eta=args.eta, rebuild_context=args.rebuild_context,
                                  quantization=args.quantize)
     _check_keys(frames_script, world)
     method = diffusion.sampler_method(world.config.objective, world.info.sampler)
-    print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {world.info.sampler.steps} denoising steps "
-          f"({method}; the model's objective: {world.config.objective.describe()})")
+    sampler = world.info.sampler
+    recipe = "".join([
+        f"; context clean, labelled level {sampler.context_noise:g}" if sampler.context_noise and not sampler.context_noised else "",
+        f"; noise clamped at {sampler.noise_clamp:g}" if sampler.noise_clamp else "",
+        "; the cache rebuilt from the window every frame" if sampler.rebuild_context else "",
+    ])
+    print(f"{world}: {len(frames_script)} frames, seed {args.seed}, {sampler.steps} denoising steps "
+          f"({method}{recipe}; the model's objective: {world.config.objective.describe()})")
 
     marks: list[float] = []  # time after each chunk
     started = time.perf_counter()

@@ -150,3 +150,22 @@ def test_converted_oasis_records_its_sampler_and_loads_with_it(tmp_path, models,
     assert world.info.sampler == diffusion.OASIS_SAMPLER
     world = wm_world.load_world(tmp_path / "m", autoencoder_spec="pixel_p1", sampler_steps=4)
     assert world.info.sampler == dataclasses.replace(diffusion.OASIS_SAMPLER, steps=4)
+
+
+def test_wm_rollout_samples_a_converted_oasis_with_its_recipe(tmp_path, models, capsys):
+    from experiments import cli
+    from test_conversion_dit import convert_cli
+
+    reference, _, _ = models
+    torch.save(reference.state_dict(), tmp_path / "oasis.pt")
+    assert convert_cli([tmp_path / "oasis.pt", tmp_path / "m", "--layout", "oasis", "--heads", HEADS, "--latent-size",
+                        "4x6", "--max-frames", MAX_FRAMES]) == 0
+    capsys.readouterr()
+    argv = ["rollout", "--checkpoint", str(tmp_path / "m"), "--autoencoder", "pixel_p1", "--keys", "w,a+space,d,w*2",
+            "--steps", "2", "--out", str(tmp_path / "o.png")]
+    assert cli.main(argv + ["--rebuild-context"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 denoising steps (ddim; context clean, labelled level 0.014; noise clamped at 20; the cache rebuilt" in printed
+    from PIL import Image
+
+    assert Image.open(tmp_path / "o.png").size == (6 * LATENT[1], LATENT[0])  # the start frame + 5, pixel_p1: 4x6

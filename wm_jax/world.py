@@ -362,7 +362,8 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
 
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
-               quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None) -> World:
+               quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None,
+               rebuild_context: bool | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
@@ -370,6 +371,8 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
     sampler_method, eta: override the bundle's sampler (`diffusion.METHODS`; one that does not fit
       the model's objective is refused) and DDIM's eta.
+    rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
+      exactly past the window, at window - 1 extra frame passes a frame).
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
     """
     path = pathlib.Path(path)
@@ -396,7 +399,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
                          sampler=recorded_sampler(path))
     else:
         raise FileNotFoundError(f"{path} holds neither {INFO_FILE} (a world bundle) nor config.json (a model directory)")
-    overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta}
+    overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, **overrides))
