@@ -1,13 +1,14 @@
 """The KV-cache rollout: same frames as the full model, compiled once, constant memory."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wm_jax import diffusion, rollout
+from wm_jax import diffusion, kv_cache, rollout
 from wm_jax import model as wm_model
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.model import WorldModel
@@ -167,7 +168,7 @@ def test_context_noise_reaches_the_cache(tiny_config, tiny_random_params):
     clean = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=SAMPLER)
     noisy_sampler = SamplerConfig(steps=3, context_noise=0.2)
     noisy = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=noisy_sampler)
-    assert float(jnp.abs(clean.cache.k_LBWNHE - noisy.cache.k_LBWNHE).max()) > 1e-3
+    assert float(jnp.abs(clean.cache.k_LBHNWE - noisy.cache.k_LBHNWE).max()) > 1e-3
     _, latent = rollout.make_step(config, noisy_sampler)(params, noisy, _actions(config, 1, 1)[:, 0], jax.random.key(1))
     assert bool(jnp.isfinite(latent).all())
 
@@ -189,3 +190,45 @@ def test_x0_residual_model_with_a_silent_head_copies_the_last_frame(tiny_config)
     state = rollout.init_state(velocity_config, velocity_params, context, rng=jax.random.key(0), sampler=sampler)
     _, drifting = rollout.make_rollout(velocity_config, sampler)(velocity_params, state, _actions(config, 2, 5), jax.random.key(3))
     assert float(jnp.abs(drifting[:, -1] - context[:, -1]).max()) > 0.5
+
+
+def test_cache_holds_each_frame_in_its_slot_heads_and_tokens_first():
+    """Layout [L, B, H, N, W, E]: frame f's keys [L, B, N, H, E] land in slot f % W, and the
+    ring evicts the oldest frame."""
+    layers, batch, window, tokens, heads, dim = 2, 1, 3, 4, 2, 6
+    cache = kv_cache.empty(layers, batch, window, tokens, heads, dim, (2, 2, 1))
+    frames = [jax.random.normal(jax.random.key(f), (layers, batch, tokens, heads, dim)) for f in range(4)]
+    for f, k in enumerate(frames):
+        cache = cache.write(k, -k, jnp.zeros((batch, 2, 2, 1)))
+    assert cache.k_LBHNWE.shape == (layers, batch, heads, tokens, window, dim)
+    for f, slot in ((1, 1), (2, 2), (3, 0)):  # frame 0 was evicted by frame 3
+        np.testing.assert_array_equal(cache.k_LBHNWE[:, :, :, :, slot], jnp.swapaxes(frames[f], 2, 3))
+        np.testing.assert_array_equal(cache.v_LBHNWE[:, :, :, :, slot], -jnp.swapaxes(frames[f], 2, 3))
+    offsets, valid = cache.offsets()
+    np.testing.assert_array_equal(offsets, [1, 3, 2])
+    assert bool(valid.all())
+
+
+def _big_copies(hlo_text: str, elements: int) -> list[str]:
+    """The copy and transpose ops of an optimised HLO text with at least `elements` elements."""
+    found = []
+    for line in hlo_text.splitlines():
+        match = re.search(r"= [a-z0-9]+\[([0-9,]*)\]\S* (copy|transpose)\(", line)
+        if match and int(np.prod([int(d) for d in match.group(1).split(",") if d])) >= elements:
+            found.append(line.strip()[:200])
+    return found
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_step_reads_the_cache_without_moving_it(tiny_config, tiny_random_params, guidance):
+    """The compiled step holds no copy or transpose as large as one layer's cached keys: read
+    in place, the cache costs what attention over it costs, not a pass over the whole buffer per
+    frame or per denoising step (issue 20: a slot-major cache was transposed every frame, which
+    made the step's cost follow the window's size, not how full it was)."""
+    config = tiny_config.replace(window=8, max_frames=9)
+    sampler = SamplerConfig(steps=2, guidance=guidance)
+    state = rollout.init_state(config, tiny_random_params, _latents(config, 1, 2), rng=jax.random.key(0), sampler=sampler)
+    step = rollout.make_step(config, sampler)
+    hlo = step.lower(tiny_random_params, state, _actions(config, 1, 1)[:, 0], jax.random.key(1)).compile().as_text()
+    per_layer = int(np.prod(state.cache.k_LBHNWE.shape[1:]))
+    assert _big_copies(hlo, per_layer) == []

@@ -262,65 +262,76 @@ class TemporalBlock(nn.Module):
         out = jnp.moveaxis(out.reshape(b, n, t, *out.shape[2:]), 1, 2)
         return self._finish(x_BTND, out, modulation)
 
-    def read_cache(self, k_BWNHE, v_BWNHE, offsets_W, valid_W):
+    def read_cache(self, k_BHNWE, v_BHNWE, offsets_W, valid_W):
         """The cache as `stream` reads it, keys rotated by their age. It does not change while a
         frame is denoised, so a rollout reads it once per frame, not once per denoising step.
 
         offsets_W: how many frames ago each slot was written. Returns keys and values
-        [B, M, K, H, E] and mask [N, K] (True where a query token may read a cached key):
+        [B, H, M, K, E] and mask [N, K] (True where a query token may read a cached key):
         without a neighbourhood each token reads its own column (M = N, K = W slots); with
-        one, every token scores every cached token (M = 1, K = W·N, ordered (slot, token))
+        one, every token scores every cached token (M = 1, K = N·W, ordered (token, slot))
         and the neighbourhood is a mask, which XLA runs several times faster than gathering
-        the (2r+1)² neighbours of every token.
+        the (2r+1)² neighbours of every token. Both are views of the cache's own layout: no
+        copy of the buffer but the rotation.
         """
-        b, w, n = k_BWNHE.shape[:3]
-        theta_W = rope.angles(-offsets_W, self.freqs)[None, :, None, None]
-        rotated_k = rope.rotate(k_BWNHE, theta_W)
+        b, h, n, w, e = k_BHNWE.shape
+        theta_WE = rope.angles(-offsets_W, self.freqs)
+        # The W·E cosines and sines once: fused into the rotation, XLA computed a cosine and a
+        # sine for every cached element, which made this read cost more than the attention.
+        cos_WE, sin_WE = jax.lax.optimization_barrier((jnp.cos(theta_WE), jnp.sin(theta_WE)))
+        rotated_k = rope.rotate_by(k_BHNWE, cos_WE, sin_WE)
         slot_ok_W = valid_W & (offsets_W <= self.window)
         if not self.neighbourhood:
-            return jnp.swapaxes(rotated_k, 1, 2), jnp.swapaxes(v_BWNHE, 1, 2), jnp.broadcast_to(slot_ok_W, (n, w))
-        flat = lambda a: a.reshape(b, 1, w * n, *a.shape[3:])
+            return rotated_k, v_BHNWE, jnp.broadcast_to(slot_ok_W, (n, w))
+        flat = lambda a: a.reshape(b, h, 1, n * w, e)
         near_NN = jnp.asarray(offset_index_NM(self.grid, self.neighbourhood) >= 0)
-        return flat(rotated_k), flat(v_BWNHE), (slot_ok_W[None, :, None] & near_NN[:, None, :]).reshape(n, w * n)
+        return flat(rotated_k), flat(v_BHNWE), (near_NN[:, :, None] & slot_ok_W[None, None, :]).reshape(n, n * w)
 
-    def stream(self, x_BND, c_BD, actions_BK, cached_k_BMKHE, cached_v_BMKHE, cached_mask_NK):
+    def stream(self, x_BND, c_BD, actions_BK, cached_k_BHMKE, cached_v_BHMKE, cached_mask_NK):
         """One frame against the cache as `read_cache` returned it; the current frame sits at
         position 0 and each token sees only itself in it. Returns the new frame's output and
         its (unrotated) keys and values [B, N, H, E].
 
         x may hold R copies of the cache's batch, stacked (R, B) (guidance runs its conditional
-        and null branches as one batch): they read the one cache, which is not copied.
+        and null branches as one batch): they read the one cache, which is not copied. The
+        queries are brought to the cache's (head, token) order, not the cache to theirs.
         """
         rb, n, _ = x_BND.shape
-        b = cached_k_BMKHE.shape[0]
+        b = cached_k_BHMKE.shape[0]
         modulation = [m[:, None] for m in self.adaLN(c_BD)]
         q, k, v = self._project(x_BND, modulation)  # [R·B, N, H, E]
         copies = lambda a: a.reshape(rb // b, b, *a.shape[1:]).astype(jnp.float32)
-        q_RBNHE, k_RBNHE, v_RBNHE = copies(q), copies(k), copies(v)
-        cached_k, cached_v = cached_k_BMKHE.astype(jnp.float32), cached_v_BMKHE.astype(jnp.float32)
+        # [B, H, N, R, E]: the cache's batch axes first, in its order, then the copies. XLA's CPU
+        # dot takes operands whose batch axes lead in one order as they are; any other order
+        # and it transposes the whole cache on every pass.
+        cache_order = lambda a: jnp.transpose(copies(a), (1, 3, 2, 0, 4))
+        q_RBNHE = copies(q)
+        q_BHNRE, k_BHNRE, v_BHNRE = cache_order(q), cache_order(k), cache_order(v)
+        cached_k, cached_v = cached_k_BHMKE.astype(jnp.float32), cached_v_BHMKE.astype(jnp.float32)
         scale = 1.0 / np.sqrt(q.shape[-1])
         if self.neighbourhood:  # M = 1: every token against every cached token
-            cached = jnp.einsum("rbnhe,bkhe->rbhnk", q_RBNHE, cached_k[:, 0]) * scale
+            cached = jnp.einsum("bhnre,bhke->bhnrk", q_BHNRE, cached_k[:, :, 0]) * scale
         else:  # M = N: each token against its own column
-            cached = jnp.einsum("rbnhe,bnkhe->rbhnk", q_RBNHE, cached_k) * scale
-        own = jnp.einsum("rbnhe,rbnhe->rbhn", q_RBNHE, k_RBNHE)[..., None] * scale
+            cached = jnp.einsum("bhnre,bhnke->bhnrk", q_BHNRE, cached_k) * scale
+        own = jnp.einsum("bhnre,bhnre->bhnr", q_BHNRE, k_BHNRE)[..., None] * scale
         if self.neighbourhood:
             count, centre = self._offsets()
             actions_RBNK = actions_BK.reshape(rb // b, b, 1, -1)
-            offsets_RBHNS = jnp.moveaxis(self._offset_scores(q_RBNHE, actions_RBNK), 2, 3)
+            offsets_BHNRS = jnp.transpose(self._offset_scores(q_RBNHE, actions_RBNK), (1, 3, 2, 0, 4))
             index_NM = offset_index_NM(self.grid, self.neighbourhood)
             one_hot_NMS = jnp.asarray(index_NM[..., None] == np.arange(count), jnp.float32)
-            by_token = jnp.einsum("rbhns,nms->rbhnm", offsets_RBHNS, one_hot_NMS)
-            cached = cached + jnp.tile(by_token, (1, 1, 1, 1, cached.shape[-1] // n))
-            own = own + offsets_RBHNS[..., centre:centre + 1]
-        cached = jnp.where(cached_mask_NK, cached, -jnp.inf)
+            by_token = jnp.einsum("bhnrs,nms->bhnrm", offsets_BHNRS, one_hot_NMS)
+            # Cached keys are ordered (token, slot): each token's bias repeats over its slots.
+            cached = cached + jnp.repeat(by_token, cached.shape[-1] // n, axis=-1)
+            own = own + offsets_BHNRS[..., centre:centre + 1]
+        cached = jnp.where(cached_mask_NK[:, None], cached, -jnp.inf)
         weights = jax.nn.softmax(jnp.concatenate([cached, own], axis=-1), axis=-1)
         if self.neighbourhood:
-            out = jnp.einsum("rbhnk,bkhe->rbnhe", weights[..., :-1], cached_v[:, 0])
+            out = jnp.einsum("bhnrk,bhke->bhnre", weights[..., :-1], cached_v[:, :, 0])
         else:
-            out = jnp.einsum("rbhnk,bnkhe->rbnhe", weights[..., :-1], cached_v)
-        out = out + jnp.moveaxis(weights[..., -1], 2, 3)[..., None] * v_RBNHE
-        return self._finish(x_BND, out.reshape(q.shape).astype(q.dtype), modulation), (k, v)
+            out = jnp.einsum("bhnrk,bhnke->bhnre", weights[..., :-1], cached_v)
+        out_RBNHE = jnp.transpose(out + weights[..., -1:] * v_BHNRE, (3, 0, 2, 1, 4))
+        return self._finish(x_BND, out_RBNHE.reshape(q.shape).astype(q.dtype), modulation), (k, v)
 
 
 class FinalLayer(nn.Module):

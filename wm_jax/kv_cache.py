@@ -2,12 +2,18 @@
 temporal-attention keys and values per layer, and the last frame's input latent (which
 `ModelConfig.previous_frame_input` models feed to the new frame's patch embedding).
 
-Letters: L temporal layers, B batch, W slots, N tokens per frame, H heads, E head dim,
+Letters: L temporal layers, B batch, H heads, N tokens per frame, W slots, E head dim,
 h w c latent height, width, channels.
 
 Keys are stored before RoPE; the reader rotates them by their age (see `wm_jax.rope`), so the
 positions the model sees never grow with the length of a rollout. Writing a frame overwrites
 the oldest slot: memory is constant however long the rollout runs.
+
+The buffers are laid out [L, B, H, N, W, E], the order in which temporal attention reads them
+(`TemporalBlock.stream`: one small matmul per head and token over the W slots, or one per head
+over all N·W cached tokens with a neighbourhood). Stored slot-major ([L, B, W, N, H, E]), every
+frame paid a transposing copy of the whole buffer before attention could read it, a cost that
+follows the window's size, not how full it is (issue 20).
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from flax import struct
 
 @struct.dataclass
 class KVCache:
-    k_LBWNHE: jnp.ndarray
-    v_LBWNHE: jnp.ndarray
+    k_LBHNWE: jnp.ndarray
+    v_LBHNWE: jnp.ndarray
     frame_W: jnp.ndarray  # int32: index of the frame held by each slot, -1 when empty
     count: jnp.ndarray  # int32 scalar: frames written so far = index of the next frame
     previous_Bhwc: jnp.ndarray  # the input latent of the last frame written; zeros before any
@@ -37,12 +43,14 @@ class KVCache:
         return self.count - self.frame_W, self.frame_W >= 0
 
     def write(self, k_LBNHE, v_LBNHE, latent_Bhwc) -> "KVCache":
-        """Append one frame's keys and values (and its input latent), evicting the oldest."""
+        """Append one frame's keys and values [L, B, N, H, E] (and its input latent), evicting
+        the oldest."""
         slot = self.write_slot
-        put = lambda buffer, new: buffer.at[:, :, slot].set(new.astype(buffer.dtype))
+        put = lambda buffer, new_LBNHE: buffer.at[:, :, :, :, slot].set(
+            jnp.swapaxes(new_LBNHE, 2, 3).astype(buffer.dtype))
         return KVCache(
-            k_LBWNHE=put(self.k_LBWNHE, k_LBNHE),
-            v_LBWNHE=put(self.v_LBWNHE, v_LBNHE),
+            k_LBHNWE=put(self.k_LBHNWE, k_LBNHE),
+            v_LBHNWE=put(self.v_LBHNWE, v_LBNHE),
             frame_W=self.frame_W.at[slot].set(self.count),
             count=self.count + 1,
             previous_Bhwc=latent_Bhwc.astype(self.previous_Bhwc.dtype),
@@ -50,15 +58,15 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(int(a.size) * a.dtype.itemsize for a in (self.k_LBWNHE, self.v_LBWNHE, self.frame_W, self.count, self.previous_Bhwc))
+        return sum(int(a.size) * a.dtype.itemsize for a in (self.k_LBHNWE, self.v_LBHNWE, self.frame_W, self.count, self.previous_Bhwc))
 
 
 def empty(layers: int, batch: int, window: int, tokens: int, heads: int, head_dim: int,
           latent_hwc: tuple[int, int, int], dtype=jnp.float32) -> KVCache:
-    shape = (layers, batch, window, tokens, heads, head_dim)
+    shape = (layers, batch, heads, tokens, window, head_dim)
     return KVCache(
-        k_LBWNHE=jnp.zeros(shape, dtype),
-        v_LBWNHE=jnp.zeros(shape, dtype),
+        k_LBHNWE=jnp.zeros(shape, dtype),
+        v_LBHNWE=jnp.zeros(shape, dtype),
         frame_W=jnp.full((window,), -1, jnp.int32),
         count=jnp.zeros((), jnp.int32),
         previous_Bhwc=jnp.zeros((batch, *latent_hwc), jnp.float32),

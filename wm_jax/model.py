@@ -157,7 +157,7 @@ class WorldModel(nn.Module):
         """The cache as the next frame's temporal layers read it (`TemporalBlock.read_cache`)."""
         offsets_W, valid_W = cache.offsets()
         layers = [
-            block.read_cache(cache.k_LBWNHE[layer], cache.v_LBWNHE[layer], offsets_W, valid_W)
+            block.read_cache(cache.k_LBHNWE[layer], cache.v_LBHNWE[layer], offsets_W, valid_W)
             for layer, block in enumerate(self.temporal)
         ]
         if not layers:
@@ -185,7 +185,7 @@ class WorldModel(nn.Module):
             if i in temporal:
                 layer = temporal[i]
                 x_BND, (k, v) = self.temporal[layer].stream(
-                    x_BND, c_BD, actions_BK, view.k_LBMKHE[layer], view.v_LBMKHE[layer], view.mask_NK
+                    x_BND, c_BD, actions_BK, view.k_LBHMKE[layer], view.v_LBHMKE[layer], view.mask_NK
                 )
                 keys.append(k)
                 values.append(v)
@@ -205,13 +205,13 @@ def _previous(x_BTHWC):
 class CacheView:
     """What a new frame's temporal layers read from the cache, prepared once per frame.
 
-    Letters: L temporal layers, B batch, M = N (each token its own column of keys) or 1 (keys
-    shared by all tokens, with a temporal neighbourhood), K cached keys, H heads, E head dim,
+    Letters: L temporal layers, B batch, H heads, M = N (each token its own column of keys) or
+    1 (keys shared by all tokens, with a temporal neighbourhood), K cached keys, E head dim,
     N tokens per frame. `TemporalBlock.read_cache` says which layout a model uses.
     """
 
-    k_LBMKHE: jnp.ndarray  # rotated by each slot's age
-    v_LBMKHE: jnp.ndarray
+    k_LBHMKE: jnp.ndarray  # rotated by each slot's age
+    v_LBHMKE: jnp.ndarray
     mask_NK: jnp.ndarray  # True where a query token may read a cached key (the same in every layer)
     previous_BHWC: jnp.ndarray  # the last cached frame's input latent
 

@@ -57,3 +57,15 @@ def rotate(x, theta) -> jnp.ndarray:
     theta = theta.astype(jnp.float32)
     out = x_rot.astype(jnp.float32) * jnp.cos(theta) + half_turn.astype(jnp.float32) * jnp.sin(theta)
     return jnp.concatenate([out.astype(x.dtype), x_pass], axis=-1)
+
+
+def rotate_by(x, cos, sin) -> jnp.ndarray:
+    """`rotate` with the angles' cosines and sines given, all of x's features rotated: a reader
+    that rotates many features by few angles (the KV cache: N·H tokens per slot, one angle per
+    slot and feature) computes the tables once, instead of a cosine and a sine per element.
+
+    x: [..., D]; cos, sin: broadcastable to x.
+    """
+    pairs = x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2)
+    half_turn = jnp.stack([-pairs[..., 1], pairs[..., 0]], axis=-1).reshape(x.shape)
+    return (x.astype(jnp.float32) * cos + half_turn.astype(jnp.float32) * sin).astype(x.dtype)
