@@ -286,6 +286,14 @@ def _oasis_vae(args: argparse.Namespace) -> dict:
 
     if not args.src:
         raise ValueError("--layout oasis-vae needs the checkpoint SRC (vit-l-20.safetensors)")
+    foreign = [flag for flag, value in (("--to-world-model", args.to_world_model), ("--class-label", args.class_label),
+                                        ("--latent-size", args.latent_size), ("--autoencoder", args.autoencoder),
+                                        ("--prediction", args.prediction), ("--noise-schedule", args.noise_schedule),
+                                        ("--diffusion-steps", args.diffusion_steps), ("--decoder", args.decoder))
+               if value is not None]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)} do(es) not apply to --layout oasis-vae (an autoencoder: its size is "
+                         "--frame-size, its heads --heads)")
     loaded = torch_reader.load_state_dict(args.src, key=args.key)
     frame = _parse_size(args.frame_size, "--frame-size", "360x640") if args.frame_size else oasis_vae.DEFAULT_FRAME_SIZE
     heads = oasis_vae.DEFAULT_HEADS if args.heads is None else args.heads

@@ -109,6 +109,14 @@ def test_wrong_sizes_and_non_vae_checkpoints_are_refused():
         oasis_vae.convert(numpy_sd(reference_vae()), heads=3, frame_size=FRAME)
 
 
+def test_flags_of_other_layouts_are_refused(tmp_path, capsys):
+    write_safetensors(tmp_path / "vae.safetensors", numpy_sd(reference_vae()))
+    argv = [tmp_path / "vae.safetensors", tmp_path / "ae", "--layout", "oasis-vae", "--heads", HEADS,
+            "--frame-size", f"{FRAME[0]}x{FRAME[1]}", "--latent-size", "3x5"]
+    assert convert_cli(argv) == 2
+    assert "--latent-size" in capsys.readouterr().err and not (tmp_path / "ae").exists()
+
+
 def test_released_config_shapes():
     """The released ViT-VAE-L/20's shapes, from its description: ~ 4 x 12.6M per block-pair, no compute."""
     cfg = oasis_vae.OASIS_VIT_L20
@@ -119,4 +127,4 @@ def test_released_config_shapes():
     assert len([k for k in shapes["decoder"] if k.startswith("block_")]) == 12
     assert cfg.latent_grid == (18, 32)
     rows = oasis_vae.table(cfg).rows
-    assert len(rows) == 2 + 12 * 6 + 2 + 2 + 2 + 12 * 12 + 2 + 2  # every tensor of the 18 blocks and the ends
+    assert len(rows) == 2 + 6 * 12 + 2 + 2 + 2 + 12 * 12 + 2 + 2 == 228  # 12 tensors a block, 18 blocks, and the ends
