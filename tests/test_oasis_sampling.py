@@ -113,15 +113,6 @@ def test_cached_oasis_recipe_matches_oasis_sliding_window_loop(models, rebuild):
         assert errors[inside:].min() > 1e-3, errors  # the test can tell the two apart
 
 
-def test_rebuild_context_before_the_window_fills_is_the_plain_cache(models):
-    reference, config, params = models
-    prompt, actions = _inputs()
-    plain = dataclasses.replace(diffusion.OASIS_SAMPLER, steps=STEPS)
-    a, _ = _wm_rollout(config, params, plain, prompt, actions, jax.random.key(4))
-    b, _ = _wm_rollout(config, params, dataclasses.replace(plain, rebuild_context=True), prompt, actions, jax.random.key(4))
-    np.testing.assert_allclose(a[:, :MAX_FRAMES], b[:, :MAX_FRAMES], atol=1e-5, rtol=0)
-
-
 def test_context_is_labelled_not_noised(models):
     """context_noised=False writes the frame itself, labelled at the context level: the cache
     holds the clean latent; with context_noised=True it holds a noised one."""
