@@ -7,6 +7,7 @@
     Data.datasets = {'recordings/pan': 1.0}
     Optimizer.learning_rate = 1e-3
     NoiseConfig.context_share = 0.25      # wm_jax.diffusion.NoiseConfig
+    OwnContext.clips = 4                  # wm_jax.train.world.OwnContextConfig
     Mesh.fsdp = 4
 
 The model's latent_size and in_channels follow from the latents and Data.resolution.
@@ -23,10 +24,12 @@ import gin
 from wm_jax import diffusion
 from wm_jax.train.sharding import MeshConfig
 from wm_jax.train.state import OptimizerConfig
+from wm_jax.train.world import OwnContextConfig
 
 Optimizer = gin.configurable("Optimizer")(OptimizerConfig)
 Mesh = gin.configurable("Mesh")(MeshConfig)
 Noise = gin.external_configurable(diffusion.NoiseConfig, "NoiseConfig")
+OwnContext = gin.configurable("OwnContext")(OwnContextConfig)
 
 
 @gin.configurable("Data")
@@ -80,6 +83,7 @@ class Experiment:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=Optimizer)
     noise: diffusion.NoiseConfig = dataclasses.field(default_factory=Noise)
+    own_context: OwnContextConfig = dataclasses.field(default_factory=OwnContext)
     mesh: MeshConfig = dataclasses.field(default_factory=Mesh)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 

@@ -61,11 +61,30 @@ def model_config(name: str, overrides: dict, ae_config, resolution, clip_len: in
 
 
 @dataclasses.dataclass(frozen=True)
+class OwnContextConfig:
+    """Training on the model's own frames (issue 15: rollouts drift because generation feeds
+    each frame the model's own, imperfect, earlier frames, which training never showed it).
+
+    The first `clips` clips of each batch keep their first frame; the frames after it, up to
+    the last, are replaced by the model's own rollout from that frame under the clip's keys
+    (`steps` Euler steps, no guidance, no gradient); the last frame is trained, at a drawn noise
+    level, to become the real last frame from that context. 0: off."""
+
+    clips: int = 0
+    steps: int = 2
+
+    def __post_init__(self):
+        if self.clips < 0 or self.steps < 1:
+            raise ValueError(f"OwnContext needs clips >= 0 and steps >= 1, got {self.clips}, {self.steps}")
+
+
+@dataclasses.dataclass(frozen=True)
 class WorldTask:
     model: ModelConfig
     latents: autoencoder.AutoencoderConfig
     noise: diffusion.NoiseConfig
     stage: str  # "image": actions are replaced by the null action (a lone frame has no transition)
+    own_context: OwnContextConfig = OwnContextConfig()
 
     def init_params(self, rng):
         return init_params(self.model, rng)
@@ -86,9 +105,48 @@ class WorldTask:
                 return model.apply({"params": params}, x, t, a)
             return model.apply({"params": params}, *context, x, t, a, method=WorldModel.teacher_forced)
 
-        loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K,
-                                                    prediction=self.model.prediction)
-        return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
+        own = self.own_context.clips
+        if own == 0:
+            loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K,
+                                                        prediction=self.model.prediction)
+            return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
+        return self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
+
+    def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
+        b, t = latents_BThwc.shape[:2]
+        own = self.own_context.clips
+        if own > b or t < 3:
+            raise ValueError(f"OwnContext.clips = {own} needs batches of at least {own} clips of >= 3 frames; "
+                             f"got {b} clips of {t}")
+        rng_rollout, rng_real, rng_own = jax.random.split(jax.random.fold_in(rng, 7), 3)
+        context_BThwc = own_rollout(self.model, self.own_context.steps, params, latents_BThwc[:own],
+                                    actions_BTK[:own], rng_rollout)
+        # Only the last frame is trained on these clips: the rest hold the model's frames, not targets.
+        last_only_BT = jnp.broadcast_to(jnp.arange(t) == t - 1, (own, t))
+        generation_case = dataclasses.replace(self.noise, context_share=1.0)
+        own_loss, own_BT = diffusion.forcing_loss(predict, context_BThwc, actions_BTK[:own], rng_own, generation_case,
+                                                  null_K, last_only_BT, self.model.prediction)
+        if own == b:
+            return own_loss, {"loss_last_frame": jnp.mean(own_BT[:, -1]), "loss_own_context": own_loss}
+        real_loss, real_BT = diffusion.forcing_loss(predict, latents_BThwc[own:], actions_BTK[own:], rng_real, self.noise,
+                                                    null_K, prediction=self.model.prediction)
+        # Every trained frame weighs the same, as in one batch.
+        real_frames = (b - own) * t
+        loss = (real_loss * real_frames + own_loss * own) / (real_frames + own)
+        last_BT = jnp.concatenate([own_BT[:, -1], real_BT[:, -1]])
+        return loss, {"loss_last_frame": jnp.mean(last_BT), "loss_own_context": own_loss}
+
+
+def own_rollout(config: ModelConfig, steps: int, params, latents_BThwc, actions_BTK, rng):
+    """The clip with its frames 1..T-2 replaced by the model's rollout from frame 0 under the
+    clip's keys (no gradient); the last frame stays real."""
+    params = jax.lax.stop_gradient(params)
+    sampler = diffusion.SamplerConfig(steps=steps)
+    rng_init, rng_roll = jax.random.split(rng)
+    state = rollout.init_state(config, params, latents_BThwc[:, :1], actions_BTK[:, :1], rng=rng_init, sampler=sampler)
+    _, generated_BThwc = rollout.rollout(params, state, actions_BTK[:, 1:-1], rng_roll, config=config, sampler=sampler)
+    own_BThwc = jnp.concatenate([latents_BThwc[:, :1], generated_BThwc, latents_BThwc[:, -1:]], axis=1)
+    return jax.lax.stop_gradient(own_BThwc)
 
 
 class Evaluator:

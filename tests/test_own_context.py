@@ -1,0 +1,83 @@
+"""Training on the model's own frames (`OwnContext`): the context is the model's rollout, the
+last frame stays real, and no gradient flows through the rollout."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wm_jax import autoencoder, diffusion, rollout
+from wm_jax.train.world import OwnContextConfig, WorldTask, own_rollout
+
+
+def _clip(config, b, t, seed=0):
+    h, w = config.latent_size
+    latents = jax.random.normal(jax.random.key(seed), (b, t, h, w, config.in_channels))
+    actions = jax.random.bernoulli(jax.random.key(seed + 1), 0.3, (b, t, config.action_dim)).astype(jnp.float32)
+    return latents, actions
+
+
+def test_own_rollout_replaces_the_middle_frames_by_the_model_s_own_rollout(tiny_config, tiny_random_params):
+    config = tiny_config.replace(max_frames=5)
+    latents, actions = _clip(config, 2, 5)
+    own = own_rollout(config, 2, tiny_random_params, latents, actions, jax.random.key(3))
+    np.testing.assert_array_equal(own[:, 0], latents[:, 0])
+    np.testing.assert_array_equal(own[:, -1], latents[:, -1])
+    sampler = diffusion.SamplerConfig(steps=2)
+    rng_init, rng_roll = jax.random.split(jax.random.key(3))
+    state = rollout.init_state(config, tiny_random_params, latents[:, :1], actions[:, :1], rng=rng_init, sampler=sampler)
+    _, expected = rollout.rollout(tiny_random_params, state, actions[:, 1:-1], rng_roll, config=config, sampler=sampler)
+    np.testing.assert_allclose(own[:, 1:-1], expected, atol=1e-5)
+    assert float(jnp.abs(own[:, 1:-1] - latents[:, 1:-1]).mean()) > 0.1  # not the real frames
+
+
+def _task(config, clips):
+    return WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(), "world",
+                     OwnContextConfig(clips=clips))
+
+
+def test_own_context_loss_trains_the_last_frame_without_a_gradient_through_the_rollout(tiny_config, tiny_random_params):
+    config = tiny_config.replace(max_frames=4)
+    task = _task(config, clips=2)
+    latents, actions = _clip(config, 3, 4, seed=5)
+    null_K = jnp.asarray(config.action_space.null())
+    rng = jax.random.key(11)
+
+    def loss_of(params, context):
+        # The same loss with the rollout's frames handed in as constants.
+        def predict(x, t, a, _=None):
+            from wm_jax.model import WorldModel
+            return WorldModel(config).apply({"params": params}, x, t, a)
+        fixed = dataclasses.replace(task, own_context=OwnContextConfig(clips=2))
+        fixed_rollout = lambda *args: context
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("wm_jax.train.world.own_rollout", fixed_rollout)
+            return fixed._loss_with_own_context(predict, params, latents, actions, null_K, rng)[0]
+
+    def full(params):
+        from wm_jax.model import WorldModel
+        predict = lambda x, t, a, _=None: WorldModel(config).apply({"params": params}, x, t, a)
+        return task._loss_with_own_context(predict, params, latents, actions, null_K, rng)[0]
+
+    rng_rollout = jax.random.split(jax.random.fold_in(rng, 7), 3)[0]
+    context = own_rollout(config, 2, tiny_random_params, latents[:2], actions[:2], rng_rollout)
+    loss, grads = jax.value_and_grad(full)(tiny_random_params)
+    expected_loss, expected_grads = jax.value_and_grad(loss_of)(tiny_random_params, context)
+    assert np.isfinite(float(loss))
+    np.testing.assert_allclose(float(loss), float(expected_loss), rtol=1e-5)
+    for got, want in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(expected_grads)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_own_context_refuses_more_clips_than_the_batch(tiny_config, tiny_random_params):
+    config = tiny_config.replace(max_frames=4)
+    latents, actions = _clip(config, 2, 4)
+    task = _task(config, clips=3)
+    with pytest.raises(ValueError, match="OwnContext.clips = 3 needs batches of at least 3 clips"):
+        task._loss_with_own_context(None, tiny_random_params, latents, actions, None, jax.random.key(0))
+    with pytest.raises(ValueError, match="clips >= 0"):
+        OwnContextConfig(clips=-1)
