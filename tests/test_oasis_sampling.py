@@ -160,3 +160,13 @@ def test_wm_rollout_samples_a_converted_oasis_with_its_recipe(tmp_path, models, 
     from PIL import Image
 
     assert Image.open(tmp_path / "o.png").size == (6 * LATENT[1], LATENT[0])  # the start frame + 5, pixel_p1: 4x6
+
+
+def test_rebuild_context_needs_a_state_made_for_it(models):
+    _, config, params = models
+    prompt, actions = _inputs()
+    state = rollout.init_state(config, params, jnp.asarray(prompt), jnp.asarray(actions[:, :1]), rng=jax.random.key(0),
+                               sampler=diffusion.OASIS_SAMPLER)
+    step = rollout.make_step(config, dataclasses.replace(diffusion.OASIS_SAMPLER, rebuild_context=True))
+    with pytest.raises(ValueError, match="rebuild_context needs the window's frames"):
+        step(params, state, jnp.asarray(actions[:, 1]), jax.random.key(1))

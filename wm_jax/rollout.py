@@ -143,6 +143,9 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     check_inputs(config, noise, noise[:, 0, 0, 0], action_BK, frames_axis=False)
     read = state.cache
     if sampler.rebuild_context:
+        if state.window is None:
+            raise ValueError("sampler.rebuild_context needs the window's frames in the state: make it with "
+                             "init_state(..., sampler=) of a sampler with rebuild_context=True")
         read = rebuild_cache(config, params, state.window, jax.random.fold_in(rng_context, 1), sampler)
     # Derived from rng_noise, not a third split: flow sampling draws exactly what it always drew.
     latent = generate_frame(config, params, read, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
