@@ -168,7 +168,7 @@ def test_context_noise_reaches_the_cache(tiny_config, tiny_random_params):
     clean = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=SAMPLER)
     noisy_sampler = SamplerConfig(steps=3, context_noise=0.2)
     noisy = rollout.init_state(config, params, context, rng=jax.random.key(0), sampler=noisy_sampler)
-    assert float(jnp.abs(clean.cache.k_LBHNWE - noisy.cache.k_LBHNWE).max()) > 1e-3
+    assert max(float(jnp.abs(a - b).max()) for a, b in zip(clean.cache.k_BHNWE, noisy.cache.k_BHNWE)) > 1e-3
     _, latent = rollout.make_step(config, noisy_sampler)(params, noisy, _actions(config, 1, 1)[:, 0], jax.random.key(1))
     assert bool(jnp.isfinite(latent).all())
 
@@ -193,17 +193,18 @@ def test_x0_residual_model_with_a_silent_head_copies_the_last_frame(tiny_config)
 
 
 def test_cache_holds_each_frame_in_its_slot_heads_and_tokens_first():
-    """Layout [L, B, H, N, W, E]: frame f's keys [L, B, N, H, E] land in slot f % W, and the
-    ring evicts the oldest frame."""
+    """One [B, H, N, W, E] buffer per layer: frame f's keys [L, B, N, H, E] land in slot f % W,
+    and the ring evicts the oldest frame."""
     layers, batch, window, tokens, heads, dim = 2, 1, 3, 4, 2, 6
     cache = kv_cache.empty(layers, batch, window, tokens, heads, dim, (2, 2, 1))
     frames = [jax.random.normal(jax.random.key(f), (layers, batch, tokens, heads, dim)) for f in range(4)]
     for f, k in enumerate(frames):
         cache = cache.write(k, -k, jnp.zeros((batch, 2, 2, 1)))
-    assert cache.k_LBHNWE.shape == (layers, batch, heads, tokens, window, dim)
+    assert len(cache.k_BHNWE) == layers and cache.k_BHNWE[0].shape == (batch, heads, tokens, window, dim)
     for f, slot in ((1, 1), (2, 2), (3, 0)):  # frame 0 was evicted by frame 3
-        np.testing.assert_array_equal(cache.k_LBHNWE[:, :, :, :, slot], jnp.swapaxes(frames[f], 2, 3))
-        np.testing.assert_array_equal(cache.v_LBHNWE[:, :, :, :, slot], -jnp.swapaxes(frames[f], 2, 3))
+        for layer in range(layers):
+            np.testing.assert_array_equal(cache.k_BHNWE[layer][:, :, :, slot], jnp.swapaxes(frames[f][layer], 1, 2))
+            np.testing.assert_array_equal(cache.v_BHNWE[layer][:, :, :, slot], -jnp.swapaxes(frames[f][layer], 1, 2))
     offsets, valid = cache.offsets()
     np.testing.assert_array_equal(offsets, [1, 3, 2])
     assert bool(valid.all())
@@ -230,5 +231,5 @@ def test_step_reads_the_cache_without_moving_it(tiny_config, tiny_random_params,
     state = rollout.init_state(config, tiny_random_params, _latents(config, 1, 2), rng=jax.random.key(0), sampler=sampler)
     step = rollout.make_step(config, sampler)
     hlo = step.lower(tiny_random_params, state, _actions(config, 1, 1)[:, 0], jax.random.key(1)).compile().as_text()
-    per_layer = int(np.prod(state.cache.k_LBHNWE.shape[1:]))
+    per_layer = int(np.prod(state.cache.k_BHNWE[0].shape))
     assert _big_copies(hlo, per_layer) == []

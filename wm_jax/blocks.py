@@ -275,12 +275,14 @@ class TemporalBlock(nn.Module):
         copy of the buffer but the rotation.
         """
         b, h, n, w, e = k_BHNWE.shape
-        theta_WE = rope.angles(-offsets_W, self.freqs)
-        # The W·E cosines and sines once: fused into the rotation, XLA computed a cosine and a
-        # sine for every cached element, which made this read cost more than the attention.
-        cos_WE, sin_WE = jax.lax.optimization_barrier((jnp.cos(theta_WE), jnp.sin(theta_WE)))
-        rotated_k = rope.rotate_by(k_BHNWE, cos_WE, sin_WE)
         slot_ok_W = valid_W & (offsets_W <= self.window)
+        # Cosines and sines of every age a read slot can have, a constant table, looked up per
+        # slot: from angles computed in the graph, XLA fuses a cosine and a sine into the
+        # rotation for every cached element, which made this read cost more than the attention.
+        theta_AE = rope.angles(-np.arange(self.window + 1), self.freqs)
+        age_W = jnp.where(slot_ok_W, offsets_W, 0)  # other slots are masked: any angle will do
+        cos_WE, sin_WE = jnp.cos(theta_AE)[age_W], jnp.sin(theta_AE)[age_W]
+        rotated_k = rope.rotate_by(k_BHNWE, cos_WE, sin_WE)
         if not self.neighbourhood:
             return rotated_k, v_BHNWE, jnp.broadcast_to(slot_ok_W, (n, w))
         flat = lambda a: a.reshape(b, h, 1, n * w, e)

@@ -157,13 +157,13 @@ class WorldModel(nn.Module):
         """The cache as the next frame's temporal layers read it (`TemporalBlock.read_cache`)."""
         offsets_W, valid_W = cache.offsets()
         layers = [
-            block.read_cache(cache.k_LBHNWE[layer], cache.v_LBHNWE[layer], offsets_W, valid_W)
+            block.read_cache(cache.k_BHNWE[layer], cache.v_BHNWE[layer], offsets_W, valid_W)
             for layer, block in enumerate(self.temporal)
         ]
         if not layers:
-            return CacheView(jnp.zeros((0,)), jnp.zeros((0,)), jnp.zeros((0,), bool), cache.previous_Bhwc)
+            return CacheView((), (), jnp.zeros((0,), bool), cache.previous_Bhwc)
         k, v, mask = zip(*layers)
-        return CacheView(jnp.stack(k), jnp.stack(v), mask[0], cache.previous_Bhwc)
+        return CacheView(k, v, mask[0], cache.previous_Bhwc)
 
     def stream(self, x_BHWC, t_B, actions_BK, view: "CacheView"):
         """One new frame per batch element, attending to the cache as `read_cache` returned it.
@@ -185,7 +185,7 @@ class WorldModel(nn.Module):
             if i in temporal:
                 layer = temporal[i]
                 x_BND, (k, v) = self.temporal[layer].stream(
-                    x_BND, c_BD, actions_BK, view.k_LBHMKE[layer], view.v_LBHMKE[layer], view.mask_NK
+                    x_BND, c_BD, actions_BK, view.k_BHMKE[layer], view.v_BHMKE[layer], view.mask_NK
                 )
                 keys.append(k)
                 values.append(v)
@@ -193,7 +193,10 @@ class WorldModel(nn.Module):
         cfg = self.config
         empty = jnp.zeros((0, x_BHWC.shape[0], cfg.tokens_per_frame, cfg.num_heads, cfg.head_dim))
         stack = lambda arrays: jnp.stack(arrays) if arrays else empty
-        return out, (stack(keys), stack(values))
+        # Released with the output, so a cache write that takes them comes after every read of
+        # the cache in this pass: otherwise XLA may schedule the in-place write first and guards
+        # against it by copying the whole cache.
+        return jax.lax.optimization_barrier((out, (stack(keys), stack(values))))
 
 
 def _previous(x_BTHWC):
@@ -210,8 +213,8 @@ class CacheView:
     N tokens per frame. `TemporalBlock.read_cache` says which layout a model uses.
     """
 
-    k_LBHMKE: jnp.ndarray  # rotated by each slot's age
-    v_LBHMKE: jnp.ndarray
+    k_BHMKE: tuple[jnp.ndarray, ...]  # one per temporal layer, rotated by each slot's age
+    v_BHMKE: tuple[jnp.ndarray, ...]  # per layer, not stacked: a stacked one is a copy of the cache
     mask_NK: jnp.ndarray  # True where a query token may read a cached key (the same in every layer)
     previous_BHWC: jnp.ndarray  # the last cached frame's input latent
 
