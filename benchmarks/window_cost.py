@@ -48,9 +48,10 @@ def main(argv=None) -> dict:
     windows = [int(w) for w in args.windows.split(",")]
     load_start = bench.load_average()
     runs = {}
+    # The window sets no parameter's shape: one set of params serves every window.
+    params = bench.randomized_params(oasis_shape(args.depth, windows[0]).replace(width=args.width), jax.random.key(0))
     for w in windows:
         config = oasis_shape(args.depth, w).replace(width=args.width)
-        params = bench.randomized_params(config, jax.random.key(0))
         context = bench.context_latents(config, w, jax.random.key(1))
         state = rollout.init_state(config, params, context, rng=jax.random.key(2), sampler=sampler)
         step = rollout.make_step(config, sampler)
