@@ -15,13 +15,14 @@ def register(subparsers) -> None:
         help="class-conditional images from a converted DiT (classifier-free guidance, DDPM or DDIM)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Sample N images of one class from a class-conditional DiT converted with `wm convert --layout dit` "
-            "(which keeps its class table, class_table.npy), the way DiT's own sample.py does: DDPM ancestral "
-            "steps over guided-diffusion's respacing of the 1000 training steps (the learned variance, x_0 not "
-            "clipped), classifier-free guidance between the class and the null class (the table's last row) on "
-            "the first 3 noise channels (DiT's choice; --guide-all-channels for all), from N(0, I) latents. "
-            "DDIM (--sampler ddim, --eta) visits the same steps. The latents are decoded by --autoencoder into a "
-            "grid (4 per row), or written as they are to OUT.npy."
+            "Sample N images of one class from a class-conditional DiT converted with `wm convert --layout dit`\n"
+            "(which keeps its class table, class_table.npy), the way DiT's own sample.py does: DDPM ancestral\n"
+            "steps over guided-diffusion's respacing of the 1000 training steps (learned variance, x_0 not\n"
+            "clipped), classifier-free guidance between the class and the null class (the table's last row)\n"
+            "on the first 3 noise channels (DiT's choice; --guide-all-channels for all), from N(0, I)\n"
+            "latents. DDIM (--sampler ddim, --eta) visits the same steps. A sampler that does not fit the\n"
+            "model's recorded objective is refused, naming both. The latents are decoded by --autoencoder\n"
+            "into a grid (4 per row), or written as they are to OUT.npy."
         ),
         epilog=(
             "example (DiT-XL/2 256x256; decode with an autoencoder of SD's VAE latents x 0.18215, e.g. TAESD "
@@ -37,8 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--cfg", type=float, default=4.0,
                         help="classifier-free guidance scale (default 4, DiT's sample.py; 1: no guidance, no null pass)")
     parser.add_argument("--steps", type=int, default=250, help="denoising steps (default 250, DiT's sample.py)")
-    parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", metavar="METHOD",
-                        help="ddpm (ancestral, DiT's sample.py; default) or ddim")
+    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+                        help="ddpm (ancestral, DiT's sample.py; the default for DDPM-family models) or ddim; "
+                             "euler/heun only for a flow model (auto: the objective's own)")
     parser.add_argument("--eta", type=float, default=0.0, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--n", type=int, default=8, help="images to sample (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -104,7 +106,8 @@ def run(args) -> int:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     config, params, class_table = load(args.checkpoint)
     class_D, null_D = class_conditional.class_rows(class_table, args.label)
-    sampler = class_conditional.dit_sampler(args.steps, args.sampler, args.eta)
+    method = args.sampler or ("auto" if config.objective.is_flow else "ddpm")
+    sampler = class_conditional.dit_sampler(args.steps, method, args.eta)
     method = diffusion.sampler_method(config.objective, sampler)  # a misfit refused, naming both
     ae = None
     if args.autoencoder:

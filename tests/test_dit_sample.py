@@ -145,6 +145,7 @@ def test_cli_converts_samples_and_explains(tmp_path, models, capsys):
     for extra, message in [
         (["--class", "10"], "class 10 is out of range"),
         (["--sampler", "ddim", "--eta", "-1"], "eta must be >= 0"),
+        (["--sampler", "euler"], "sampler 'euler' does not fit the model's objective, DDPM epsilon prediction"),
         (["--out", str(tmp_path / "g.png")], "pass --autoencoder"),
         (["--autoencoder", "pixel_p1", "--out", str(tmp_path / "g.png")], "3-channel latents; the DiT's have 12"),
     ]:
