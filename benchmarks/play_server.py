@@ -22,10 +22,7 @@ import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from wm_jax.serve import websocket  # noqa: E402
+from websockets.sync.client import connect
 
 
 def main() -> int:
@@ -53,35 +50,34 @@ def main() -> int:
                 break
         else:
             raise SystemExit("wm play exited before serving")
-        ws = websocket.connect(host, port, timeout=120)
-        keys_cycle, seq, sent_at = [["w"], ["a"], ["d"], []], 0, {}
-        latencies, steps, frames, times = [], [], 0, []
-        started = next_switch = None
-        while True:
-            kind, data = ws.recv()
-            if kind == websocket.TEXT:
-                continue
-            now = time.perf_counter()
-            n = struct.unpack("!I", data[:4])[0]
-            header = json.loads(data[4 : 4 + n])
-            ws.send_text(json.dumps({"type": "ack", "id": header["id"]}))
-            if header["n"] == 0:
-                continue
-            if started is None:  # the clock starts at the first generated frame
-                started, next_switch = now, now
-            frames += 1
-            times.append(now)
-            steps.append(header["step_ms"])
-            if header["seq"] in sent_at:
-                latencies.append((now - sent_at.pop(header["seq"])) * 1e3)
-            if now >= next_switch:
-                seq += 1
-                sent_at[seq] = time.perf_counter()
-                ws.send_text(json.dumps({"type": "keys", "keys": keys_cycle[seq % 4], "seq": seq}))
-                next_switch = now + args.switch
-            if now - started >= args.seconds:
-                break
-        ws.close()
+        with connect(f"ws://{host}:{port}/ws", open_timeout=120, max_size=None, compression=None) as ws:
+            keys_cycle, seq, sent_at = [["w"], ["a"], ["d"], []], 0, {}
+            latencies, steps, frames, times = [], [], 0, []
+            started = next_switch = None
+            while True:
+                data = ws.recv()
+                if isinstance(data, str):  # events; frames are binary
+                    continue
+                now = time.perf_counter()
+                n = struct.unpack("!I", data[:4])[0]
+                header = json.loads(data[4 : 4 + n])
+                ws.send(json.dumps({"type": "ack", "id": header["id"]}))
+                if header["n"] == 0:
+                    continue
+                if started is None:  # the clock starts at the first generated frame
+                    started, next_switch = now, now
+                frames += 1
+                times.append(now)
+                steps.append(header["step_ms"])
+                if header["seq"] in sent_at:
+                    latencies.append((now - sent_at.pop(header["seq"])) * 1e3)
+                if now >= next_switch:
+                    seq += 1
+                    sent_at[seq] = time.perf_counter()
+                    ws.send(json.dumps({"type": "keys", "keys": keys_cycle[seq % 4], "seq": seq}))
+                    next_switch = now + args.switch
+                if now - started >= args.seconds:
+                    break
     finally:
         server.terminate()  # the subprocess this script started, by its handle
         server.wait(timeout=30)

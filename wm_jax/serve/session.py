@@ -14,9 +14,10 @@ Server -> client, JSON text messages:
     {"type": "world", "world": {...}, "start": "default" | "upload"}   a (re)start happened
     {"type": "status", "message": ...}    {"type": "error", "message": ...}   (the session goes on)
 Malformed messages (not JSON, nested too deep, numbers too long, wrong types) get an "error" and
-change nothing. A client that sends nothing for `idle_timeout` seconds (the page sends at least
-an "ack" per frame and an "alive" every few seconds) is closed and its slot freed; so is one that
-stops reading, once a send has waited that long.
+change nothing; text that is not UTF-8 breaks the WebSocket protocol itself, and the library
+closes the connection (1007). A client that sends nothing for `idle_timeout` seconds (the page
+sends at least an "ack" per frame and an "alive" every few seconds) is closed and its slot freed;
+so is one that stops reading, once a send has waited that long.
   and binary frames: 4-byte big-endian header length, a JSON header {"id", "n", "seq", "keys",
   "step_ms", "dropped", "width", "height"}, then height*width*3 bytes of RGB.
 
@@ -27,7 +28,8 @@ client sees a lower frame rate, never a growing queue. The world keeps its rate 
 
 Threads: the connection's thread reads messages and only records them (held keys, flags,
 commands); one generator thread owns the rollout state, runs commands between frames and steps
-the world. A disconnect stops the generator and drops the state.
+the world. Both send: a `websockets` connection takes whole messages from several threads. A
+disconnect stops the generator and drops the state.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ import time
 from typing import Callable
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.sync.server import ServerConnection
 
 from wm_jax import actions, images
-from wm_jax.serve import websocket
 
 MAX_IN_FLIGHT = 2
 MAX_KEYS = 16  # more keys held at once than this is not a keyboard
@@ -54,7 +58,7 @@ IDLE_TIMEOUT = 60.0  # seconds without a message from the client before the sess
 class Session:
     """world_loader(name) -> World (may take seconds: loading and compiling)."""
 
-    def __init__(self, ws: websocket.WebSocket, world_loader: Callable, world_name: str, *, seed: int = 0,
+    def __init__(self, ws: ServerConnection, world_loader: Callable, world_name: str, *, seed: int = 0,
                  fps: float | None = None, max_upload: int = images.MAX_UPLOAD_BYTES,
                  idle_timeout: float = IDLE_TIMEOUT):
         self.ws, self.load_world, self.seed, self.fps_override = ws, world_loader, seed, fps
@@ -70,6 +74,7 @@ class Session:
         self.last_ack = 0
         self.dropped = 0
         self.frame_number = 0
+        self.broken: OSError | None = None  # what ended the connection, when the network did
         self.commands: queue.Queue = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -82,29 +87,28 @@ class Session:
         generator = threading.Thread(target=self._generate, name="wm-play-generator", daemon=True)
         generator.start()
         # Reads and sends alike give up after idle_timeout: a client that neither talks nor
-        # reads cannot hold its slot for good.
-        self.ws.sock.settimeout(self.idle_timeout)
+        # reads cannot hold its slot for good. The library has no send timeout of its own and
+        # writes with sendall on this socket, so a timeout on the socket bounds each send; its
+        # reads wait in select() first, so the timeout never cuts a read short.
+        self.ws.socket.settimeout(self.idle_timeout)
         try:
             while not self._stop.is_set():
                 try:
-                    kind, payload = self.ws.recv()
-                except websocket.TimedOut:
+                    message = self.ws.recv(timeout=self.idle_timeout)
+                except TimeoutError:
                     self.error(f"closing: nothing heard from this page for {self.idle_timeout:g} s")
+                    self.ws.close(CloseCode.GOING_AWAY, "idle")
                     break
-                except websocket.MessageTooBig as error:
-                    self.error(f"upload too large: {error.size / 1e6:.1f} MB; the limit is {self.max_upload / 1e6:.0f} MB")
-                    continue
-                if kind == websocket.BINARY:
-                    self._on_upload(payload)
+                if isinstance(message, bytes):
+                    self._on_upload(message)
                 else:
-                    self._on_text(payload)
-        except websocket.Closed:
-            pass
+                    self._on_text(message)
+        except ConnectionClosed as closed:
+            self.broken = _network_error(closed)
         finally:
             self._stop.set()
             self._wake.set()
             generator.join(timeout=30)
-            self.ws.close(websocket.GOING_AWAY)
             self.state = self.world = None  # free the rollout state now, not when the handler dies
 
     def _on_upload(self, data: bytes) -> None:
@@ -117,8 +121,8 @@ class Session:
             return
         self._command("start", image)
 
-    def _on_text(self, payload: bytes) -> None:
-        message = _parse_message(payload)
+    def _on_text(self, text: str) -> None:
+        message = _parse_message(text)
         if isinstance(message, str):
             self.error(message)
             return
@@ -173,19 +177,13 @@ class Session:
         self.commands.put((name, argument))
         self._wake.set()
 
-    def stop(self) -> None:
-        """End the session from another thread (server shutdown)."""
-        self._stop.set()
-        self._wake.set()
-        self.ws.abort()
-
     def error(self, message: str) -> None:
         self._send_json({"type": "error", "message": message})
 
     def _send_json(self, message: dict) -> None:
         try:
-            self.ws.send_text(json.dumps(message))
-        except websocket.Closed:
+            self.ws.send(json.dumps(message))
+        except ConnectionClosed:
             self._stop.set()
 
     # -- the generator thread: the only code that touches the world and the state ----------------
@@ -240,8 +238,8 @@ class Session:
             "step_ms": round(step_ms, 2), "dropped": self.dropped, "height": frame.shape[0], "width": frame.shape[1],
         }).encode()
         try:
-            self.ws.send_binary(struct.pack("!I", len(header)) + header + np.ascontiguousarray(frame, np.uint8).tobytes())
-        except websocket.Closed:
+            self.ws.send(struct.pack("!I", len(header)) + header + np.ascontiguousarray(frame, np.uint8).tobytes())
+        except ConnectionClosed:
             self._stop.set()
 
     def _generate(self) -> None:
@@ -272,7 +270,7 @@ class Session:
         except Exception as error:  # a failure here must reach the user, not vanish with the thread
             self.error(f"generation failed: {type(error).__name__}: {error}")
             self._stop.set()
-            self.ws.close(websocket.GOING_AWAY, "generation failed")
+            self.ws.close(CloseCode.INTERNAL_ERROR, "generation failed")
 
 
 def _is_counter(value) -> bool:
@@ -280,13 +278,21 @@ def _is_counter(value) -> bool:
     return type(value) is int and 0 <= value <= MAX_COUNTER
 
 
-def _parse_message(payload: bytes) -> dict | str:
+def _network_error(closed: ConnectionClosed) -> OSError | None:
+    """The socket error (reset, broken pipe, a send that timed out) behind a closed connection;
+    None when it closed by the protocol (a close frame, a limit the library enforces)."""
+    cause = closed.__cause__
+    return cause if isinstance(cause, OSError) else None
+
+
+def _parse_message(text: str) -> dict | str:
     """A client's text message as a dict with a string "type", or the error to send back."""
-    if len(payload) > MAX_TEXT:
-        return f"malformed message: {len(payload)} bytes; text messages are at most {MAX_TEXT}"
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEXT:
+        return f"malformed message: {size} bytes; text messages are at most {MAX_TEXT}"
     try:
-        message = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        message = json.loads(text)
+    except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and integers past Python's digit limit;
         # RecursionError, arrays nested thousands deep.
         return "malformed message: not JSON"
