@@ -141,6 +141,10 @@ def test_converted_oasis_records_its_sampler_and_loads_with_it(tmp_path, models,
     assert world.info.sampler == diffusion.OASIS_SAMPLER
     world = wm_world.load_world(tmp_path / "m", autoencoder_spec="pixel_p1", sampler_steps=4)
     assert world.info.sampler == dataclasses.replace(diffusion.OASIS_SAMPLER, steps=4)
+    (tmp_path / "m" / wm_world.SAMPLER_FILE).unlink()  # converted before samplers were recorded: still Oasis'
+    assert wm_world.recorded_sampler(tmp_path / "m") == diffusion.OASIS_SAMPLER
+    (tmp_path / "m" / "conversion.json").unlink()  # a model trained here: the default
+    assert wm_world.recorded_sampler(tmp_path / "m") == SamplerConfig()
 
 
 def test_wm_rollout_samples_a_converted_oasis_with_its_recipe(tmp_path, models, capsys):

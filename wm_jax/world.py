@@ -232,9 +232,17 @@ def record_sampler(model_dir, sampler: SamplerConfig) -> None:
 
 
 def recorded_sampler(model_dir) -> SamplerConfig:
-    """The sampler a model directory records (`SAMPLER_FILE`), else the default one."""
-    path = pathlib.Path(model_dir) / SAMPLER_FILE
-    return sampler_from_fields(json.loads(path.read_text())) if path.exists() else SamplerConfig()
+    """The sampler a model directory records (`SAMPLER_FILE`); an Oasis converted before
+    samplers were recorded gets Oasis' (`diffusion.OASIS_SAMPLER`); else the default one."""
+    from wm_jax import diffusion
+
+    model_dir = pathlib.Path(model_dir)
+    if (model_dir / SAMPLER_FILE).exists():
+        return sampler_from_fields(json.loads((model_dir / SAMPLER_FILE).read_text()))
+    conversion = model_dir / "conversion.json"
+    if conversion.is_file() and json.loads(conversion.read_text()).get("layout") == "oasis":
+        return diffusion.OASIS_SAMPLER
+    return SamplerConfig()
 
 
 def _keys_from(keys) -> tuple[tuple[str, str], ...]:
