@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from wm_jax import diffusion
 from wm_jax.configs import ModelConfig
