@@ -52,8 +52,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load(checkpoint: str):
-    """(config, params, class table [classes + 1, D]) of a converted DiT directory."""
+def load_class_table(checkpoint: str):
+    """(config, class table [classes + 1, D]) of a converted DiT directory, without its weights."""
+    import json
+
     import numpy as np
 
     from experiments.cmd_convert import CLASS_TABLE_FILE
@@ -68,11 +70,11 @@ def load(checkpoint: str):
     if not table.is_file():
         raise ValueError(f"--checkpoint {path} has no {CLASS_TABLE_FILE}: it is not a class-conditional DiT, or it was "
                          "converted before wm convert kept the class table; convert the checkpoint again (--layout dit)")
-    config, params = wm_model.load(str(path))
+    config = wm_model.config_from_dict(json.loads((path / "config.json").read_text()))
     class_table = np.load(table, allow_pickle=False)
     if class_table.ndim != 2 or class_table.shape[1] != config.width:
         raise ValueError(f"{table}: shape {class_table.shape}, expected [classes + 1, {config.width}]")
-    return config, params, class_table
+    return config, class_table
 
 
 def grid(frames_NHWC, columns: int = GRID_COLUMNS):
@@ -104,7 +106,7 @@ def run(args) -> int:
                          "space), or write the latents to OUT.npy")
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
-    config, params, class_table = load(args.checkpoint)
+    config, class_table = load_class_table(args.checkpoint)  # bad input refused before the weights load
     class_D, null_D = class_conditional.class_rows(class_table, args.label)
     method = args.sampler or ("auto" if config.objective.is_flow else "ddpm")
     sampler = class_conditional.dit_sampler(args.steps, method, args.eta)
@@ -115,6 +117,9 @@ def run(args) -> int:
         if ae[0].latent_channels != config.in_channels:
             raise ValueError(f"--autoencoder {args.autoencoder} makes {ae[0].latent_channels}-channel latents; "
                              f"the DiT's have {config.in_channels}")
+    from wm_jax import model as wm_model
+
+    params = wm_model.load(args.checkpoint)[1]
     guided = None if args.guide_all_channels else class_conditional.DIT_GUIDED_CHANNELS
     print(f"{args.checkpoint}: class {args.label}, {args.n} images, {method} {args.steps} steps (DiT's respacing), "
           f"guidance {args.cfg:g} on {'all' if guided is None else guided} channels; the model's objective: "
