@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import pathlib
 import socket
 import sys
@@ -51,6 +52,7 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/play.js": ("play.js
           "/play.css": ("play.css", "text/css; charset=utf-8")}
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 REQUEST_TIMEOUT = 30.0  # seconds for a connection to send its request (the library's open_timeout)
+LOGGER = logging.getLogger("wm_jax.serve")  # the library logs through it (see _NetworkErrorsInOneLine)
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -109,7 +111,11 @@ class PlayServer:
             self._play, sock=sock, process_request=self._http, origins=[None, *self.origins],
             max_size=max_upload,  # the largest upload; text messages are capped lower by the session
             compression=None,  # frames are small and sent on loopback: deflate would only cost CPU
-            open_timeout=REQUEST_TIMEOUT, server_header="wm-play")
+            # The session's idle timeout decides when a page is gone (and a send that cannot
+            # proceed fails); the library's keepalive would log a traceback for a client that
+            # stalls past its pong deadline.
+            ping_interval=None,
+            open_timeout=REQUEST_TIMEOUT, server_header="wm-play", logger=LOGGER)
 
     @property
     def url(self) -> str:
@@ -199,6 +205,26 @@ def _refuse_busy(connection, max_sessions: int) -> None:
         connection.close(CloseCode.TRY_AGAIN_LATER, "busy")
     except ConnectionClosed:
         pass  # it left first
+
+
+class _NetworkErrorsInOneLine(logging.Filter):
+    """The library logs a connection that fails inside its own threads with a traceback. A
+    vanished or stalled client is routine here: one line, as for a reset (OSError), or none
+    for data that reached a connection just closed, e.g. after a send to a stalled client timed
+    out (EOFError "stream ended"): the session's own line reports that end. Other errors keep
+    their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, EOFError):
+            return False
+        if isinstance(error, OSError):
+            record.msg, record.args = f"wm play: {record.getMessage()}: {type(error).__name__}: {error}", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+LOGGER.addFilter(_NetworkErrorsInOneLine())
 
 
 def log_connection_end(address, error: BaseException) -> None:

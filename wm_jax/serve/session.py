@@ -104,7 +104,7 @@ class Session:
                 else:
                     self._on_text(message)
         except ConnectionClosed as closed:
-            self.broken = _network_error(closed)
+            self._closed(closed)
         finally:
             self._stop.set()
             self._wake.set()
@@ -177,14 +177,20 @@ class Session:
         self.commands.put((name, argument))
         self._wake.set()
 
+    def _closed(self, closed: ConnectionClosed) -> None:
+        """The connection is gone (seen by whichever thread sent or read first): stop, and keep
+        the network error behind it, if any, for the server's one log line."""
+        self.broken = self.broken or _network_error(closed)
+        self._stop.set()
+
     def error(self, message: str) -> None:
         self._send_json({"type": "error", "message": message})
 
     def _send_json(self, message: dict) -> None:
         try:
             self.ws.send(json.dumps(message))
-        except ConnectionClosed:
-            self._stop.set()
+        except ConnectionClosed as closed:
+            self._closed(closed)
 
     # -- the generator thread: the only code that touches the world and the state ----------------
 
@@ -239,8 +245,8 @@ class Session:
         }).encode()
         try:
             self.ws.send(struct.pack("!I", len(header)) + header + np.ascontiguousarray(frame, np.uint8).tobytes())
-        except ConnectionClosed:
-            self._stop.set()
+        except ConnectionClosed as closed:
+            self._closed(closed)
 
     def _generate(self) -> None:
         next_time = time.perf_counter()
