@@ -322,6 +322,35 @@ def test_silent_clients_are_closed_and_their_slots_freed(play_server):
             assert any("nothing heard" in e.get("message", "") for e in events)
 
 
+def test_a_client_that_stops_reading_is_closed_and_its_slot_freed(play_server, capsys):
+    """It keeps acknowledging frames it never reads (so frames keep coming and the socket's
+    buffers fill): the send that cannot proceed fails after idle_timeout, the slot is freed,
+    and the server logs one line."""
+    assert _wait_for_no_sessions(play_server) == 0
+    play_server.registry.load("demo")  # loaded before the 1-s idle clock runs
+    host, port = play_server.server_address[:2]
+    sock = socket.create_connection((host, port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room: the buffers fill fast
+    play_server.idle_timeout, play_server.fps = 1.0, 1000.0
+    try:
+        # max_queue=1: the client library stops reading the socket once one message waits.
+        with _connect(play_server, sock=sock, max_queue=1, ping_interval=None) as ws:
+            while not isinstance(ws.recv(timeout=60), bytes):
+                pass
+            (player,) = play_server.sessions
+            deadline = time.time() + 30
+            with contextlib.suppress(ConnectionClosed):
+                while play_server.sessions and time.time() < deadline:
+                    # Acknowledges (peeking at the server, in this process) what it never read.
+                    ws.send(json.dumps({"type": "ack", "id": player.frames_sent}))
+                    time.sleep(0.002)
+    finally:
+        play_server.idle_timeout, play_server.fps = session.IDLE_TIMEOUT, 60
+    assert _wait_for_no_sessions(play_server) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ended: TimeoutError" in err, err
+
+
 def test_an_unread_post_body_is_not_parsed_as_a_request(play_server):
     host, port = play_server.server_address[:2]
     smuggled = f"GET /api/status HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
