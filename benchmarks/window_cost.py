@@ -8,6 +8,7 @@ and its ratio to the first window's, and the load average before and after.
     nice -n 10 .venv/bin/python benchmarks/window_cost.py                 # Oasis 500M shape, depth 2
     nice -n 10 .venv/bin/python benchmarks/window_cost.py --depth 16      # the whole 500M shape (slow)
     nice -n 10 .venv/bin/python benchmarks/window_cost.py --hlo DIR       # also the optimised HLO per window
+    nice -n 10 .venv/bin/python benchmarks/window_cost.py --profile DIR   # also XLA's top ops per window
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--frames", type=int, default=6, help="timed frames per window")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--hlo", default=None, help="write each window's optimised HLO here")
+    parser.add_argument("--profile", default=None,
+                        help="also trace 4 frames per window into DIR/wW (bench.profile_step, as `wm bench --profile`)")
     args = parser.parse_args(argv)
     sampler = SamplerConfig(steps=args.steps)
     windows = [int(w) for w in args.windows.split(",")]
@@ -80,6 +83,9 @@ def main(argv=None) -> dict:
         "ms_min": {w: round(1e3 * min(r["times"]), 1) for w, r in runs.items()},
         "ratio_of_min_to_first": {w: round(min(r["times"]) / min(runs[windows[0]]["times"]), 3) for w, r in runs.items()},
     }
+    if args.profile:
+        report["profile"] = {w: bench.profile_step(r["config"], sampler, os.path.join(args.profile, f"w{w}"), frames=4, top=12)
+                             for w, r in runs.items()}
     print(json.dumps(report, indent=1))
     return report
 
