@@ -15,10 +15,13 @@ def summarize(path: str | pathlib.Path) -> dict:
     """Episodes, frames, resolution, frames per key (from the actions themselves), bytes on disk."""
     store = EpisodeStore(path)
     key_counts = np.zeros(actions_lib.NUM_ACTIONS, np.int64)
+    no_key_frames = 0
     sources, fps = set(), set()
     for episode in range(len(store)):
         record = store.read_record(episode)
-        key_counts += (record["actions"] > 0.5).sum(axis=0)
+        held_TK = record["actions"] > 0.5
+        key_counts += held_TK.sum(axis=0)
+        no_key_frames += int((~held_TK.any(axis=1)).sum())
         sources.add(_text(record["source"]))
         fps.add(float(record["fps"]))
     height, width = store.resolution
@@ -33,6 +36,8 @@ def summarize(path: str | pathlib.Path) -> dict:
         "fps": sorted(fps),
         "vocab_version": store.metadata["vocab_version"],
         "action_histogram": {key: int(count) for key, count in zip(actions_lib.VOCAB, key_counts) if count},
+        # What a world learns "no key" from (issue 15: exploring policies rarely stand still).
+        "no_key_frames": no_key_frames,
         "bytes_on_disk": sum(file.stat().st_size for file in store.version_dir.iterdir() if file.is_file()),
     }
 

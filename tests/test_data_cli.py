@@ -34,6 +34,17 @@ def test_inspect_reports_counts_resolution_and_keys(recorded, capsys):
     assert summary["episodes"] == 3 and summary["frames"] == 60
     assert summary["resolution"] == [24, 32] and summary["sources"] == ["image_pan"]
     assert sum(summary["action_histogram"].values()) > 0 and summary["bytes_on_disk"] > 0
+    assert summary["no_key_frames"] < 0.4 * summary["frames"]  # the default policy mostly moves
+
+
+def test_still_share_makes_the_policy_stand_still_and_inspect_counts_it(tmp_path, capsys):
+    out = tmp_path / "still"
+    assert _run(["record", "image_pan", "--out", str(out), "--episodes", "3", "--steps", "20",
+                 "--resolution", "24x32", "--seed", "1", "--still-share", "0.9"]) == 0
+    capsys.readouterr()
+    assert _run(["data", "inspect", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["no_key_frames"] > 0.6 * summary["frames"]
 
 
 def test_preview_is_the_same_picture_for_the_same_seed(recorded, tmp_path):
