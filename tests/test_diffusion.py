@@ -65,28 +65,6 @@ def test_loss_masks_padding_and_drops_actions():
     assert 0 < int(dropped.sum()) < 6
 
 
-def test_teacher_forcing_reads_lightly_noised_context_and_skips_the_first_frame():
-    latents = jax.random.normal(jax.random.key(0), (2, 4, 4, 4, 2))
-    actions, null = jnp.zeros((2, 4, 3)), jnp.zeros((3,))
-    config = NoiseConfig(teacher_forcing=True, context_share=0.0, context_noise_max=0.2)
-    seen = {}
-
-    def predict(x_t, t, a, context):
-        seen["context_x"], seen["context_t"] = context
-        return jnp.zeros_like(x_t).at[:, 0].set(1e3)  # a huge error on the first frame only
-
-    loss, per_frame = diffusion.forcing_loss(predict, latents, actions, jax.random.key(1), config, null)
-    assert float(per_frame[:, 0].min()) > 1e5 and float(loss) < 100  # frame 0 is not trained
-    context_t = np.asarray(seen["context_t"])
-    assert context_t.shape == (2, 4) and 0 <= context_t.min() and context_t.max() <= 0.2 and context_t.std() > 0
-    t_ = seen["context_t"][..., None, None, None]
-    implied_noise = np.asarray((seen["context_x"] - (1 - t_) * latents) / t_)  # x = (1-t)·x0 + t·ε
-    assert abs(implied_noise.mean()) < 0.15 and 0.85 < implied_noise.std() < 1.15
-    assert not np.allclose(implied_noise, np.asarray(latents), atol=0.5)
-    with pytest.raises(ValueError, match="context_share = 0"):
-        NoiseConfig(teacher_forcing=True)
-
-
 def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
     """An x0 prediction and the velocity it implies, v = (x_t - x0)/t, score the same per frame
     wherever t is above the floor; below it the x0 loss is weighted by the floor instead."""

@@ -224,21 +224,17 @@ class TemporalBlock(nn.Module):
             steer = steer + jnp.einsum("...k,khs->...hs", actions_K.astype(jnp.float32), self.offset_action)
         return self.OFFSET_GAIN * (steer + self.offset_bias)
 
-    def __call__(self, x_BTND, c_BTD, actions_BTK, positions_T=None, attendable_T=None):
-        """A whole clip. positions_T: each frame's time (default 0..T-1); attendable_T: which
-        frames later ones may read (default all). A frame reads the attendable frames at earlier
-        times within the window, and itself: with a second, non-attendable copy of a clip at the
-        same times, every frame of the copy sees the clip's frames as a cache would hold them."""
+    def __call__(self, x_BTND, c_BTD, actions_BTK):
+        """A whole clip: a frame reads the frames before it within the window, and itself."""
         b, t, n, _ = x_BTND.shape
-        positions_T = jnp.arange(t) if positions_T is None else jnp.asarray(positions_T)
-        attendable_T = jnp.ones(t, bool) if attendable_T is None else jnp.asarray(attendable_T)
+        positions_T = jnp.arange(t)
         modulation = [m[:, :, None] for m in self.adaLN(c_BTD)]
         q, k, v = self._project(x_BTND, modulation)  # [B, T, N, H, E]
         theta_T = rope.angles(positions_T, self.freqs)[:, None, None]
         q_rotated, k = rope.rotate(q, theta_T), rope.rotate(k, theta_T)
         columns = lambda a: jnp.moveaxis(a, 2, 1).reshape(b * n, t, *a.shape[3:])
         age_TT = positions_T[:, None] - positions_T[None, :]
-        earlier_TT = (age_TT > 0) & (age_TT <= self.window) & attendable_T[None, :]
+        earlier_TT = (age_TT > 0) & (age_TT <= self.window)
         same_TT = jnp.eye(t, dtype=bool)
         if not self.neighbourhood:
             out = attention(columns(q_rotated), columns(k), columns(v), (earlier_TT | same_TT)[None, None])

@@ -168,16 +168,6 @@ class NoiseConfig:
     context_noise_max: float = 0.1
     # Share of frames whose action is replaced by the null action, for guidance.
     action_dropout: float = 0.1
-    # Train every frame in the generation case (`WorldModel.teacher_forced`): a second copy of
-    # the clip at context levels in [0, context_noise_max] is what each frame reads, as the cache
-    # holds it in generation. Twice the tokens a step; frames after the first are trained, where
-    # diffusion forcing trains the generation case on one frame of a context_share clip.
-    teacher_forcing: bool = False
-
-    def __post_init__(self):
-        if self.teacher_forcing and self.context_share:
-            raise ValueError("NoiseConfig.teacher_forcing trains every frame on a clean-ish context already; "
-                             f"set context_share = 0 (got {self.context_share})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,21 +264,11 @@ def drop_actions(rng, actions_BTK, null_K, rate: float):
     return jnp.where(keep_BT[..., None], actions_BTK, jnp.asarray(null_K, actions_BTK.dtype))
 
 
-def context_frames(rng, latents_BTHWC, max_level: float):
-    """(x, t): the clip lightly noised, each frame at a level uniform in [0, max_level], as
-    generation writes finished frames into the cache (at `SamplerConfig.context_noise`)."""
-    rng_level, rng_noise = jax.random.split(rng)
-    t_BT = jax.random.uniform(rng_level, latents_BTHWC.shape[:2], maxval=max_level)
-    noise = jax.random.normal(rng_noise, latents_BTHWC.shape, latents_BTHWC.dtype)
-    return add_noise(latents_BTHWC, noise, t_BT), t_BT
-
-
 def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: NoiseConfig, null_K, mask_BT=None,
                  prediction: str = "velocity"):
     """Diffusion-forcing loss; returns (scalar loss, per-frame loss [B, T]).
 
-    predict(x_t, t, actions[, (context_x, context_t)]) -> model output [B, T, H, W, C_out]
-    (the context only with `config.teacher_forcing`); the first C channels are
+    predict(x_t, t, actions) -> model output [B, T, H, W, C_out]; the first C channels are
     the velocity or x_0 (`prediction`) (C_out = 2C when a model also predicts sigma, which this
     loss does not train).
     mask_BT: 1 for real frames, 0 for padding.
@@ -304,12 +284,7 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
     actions_BTK = drop_actions(rng_drop, actions_BTK, null_K, config.action_dropout)
     channels = latents_BTHWC.shape[-1]
     mask_BT = jnp.ones((b, t)) if mask_BT is None else mask_BT
-    if config.teacher_forcing:
-        context = context_frames(jax.random.fold_in(rng, 1), latents_BTHWC, config.context_noise_max)
-        output = predict(x_t, t_BT, actions_BTK, context)[..., :channels]
-        mask_BT = mask_BT * (jnp.arange(t) > 0)  # generation never makes a frame without context
-    else:
-        output = predict(x_t, t_BT, actions_BTK)[..., :channels]
+    output = predict(x_t, t_BT, actions_BTK)[..., :channels]
     if prediction == "velocity":
         per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
     else:

@@ -4,9 +4,7 @@ Letters: B batch, T frames, H W latent height and width, C channels, K action en
 N tokens per frame, D width, L temporal layers.
 
 `WorldModel.__call__` runs whole clips with causal temporal attention (training, and the
-reference the streaming path is tested against); `WorldModel.teacher_forced` runs a clip as
-generation meets each of its frames (training with `NoiseConfig.teacher_forcing`);
-`WorldModel.stream` runs one frame against a `KVCache`, as `WorldModel.read_cache` prepares it
+reference the streaming path is tested against); `WorldModel.stream` runs one frame against a `KVCache`, as `WorldModel.read_cache` prepares it
 once per frame (generation). All are pure functions of the params through `model.apply`.
 
 Conditioning per frame: c[b,t] = timestep_embedding(1000·t[b,t]) + action_embedding(a[b,t]),
@@ -120,25 +118,9 @@ class WorldModel(nn.Module):
         """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32)."""
         check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
         t = x_BTHWC.shape[1]
-        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC), np.arange(t), np.ones(t, bool))
+        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC))
 
-    def teacher_forced(self, context_BTHWC, context_t_BT, x_BTHWC, t_BT, actions_BTK):
-        """Every frame of x as `stream` generates it: frame i (at level t[i]) reads the context
-        frames before it (at their own, low, levels), as a cache written with them holds them.
-        Runs the clip twice over (context, then x, at the same times) -> output for x
-        [B, T, H, W, C_out] (fp32). Training on it puts every frame in the generation case, where
-        diffusion forcing's noisy context or a clip's last frame alone put one frame in T."""
-        check_inputs(self.config, context_BTHWC, context_t_BT, actions_BTK, frames_axis=True)
-        check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
-        t = x_BTHWC.shape[1]
-        both = lambda a, b: jnp.concatenate([a, b], axis=1)
-        previous_BTHWC = _previous(context_BTHWC)
-        out = self._clip(both(context_BTHWC, x_BTHWC), both(context_t_BT, t_BT), both(actions_BTK, actions_BTK),
-                         both(previous_BTHWC, previous_BTHWC), np.tile(np.arange(t), 2),
-                         np.arange(2 * t) < t)
-        return out[:, t:]
-
-    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC, positions_T, attendable_T):
+    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC):
         b, t = x_BTHWC.shape[:2]
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
@@ -150,7 +132,7 @@ class WorldModel(nn.Module):
             x_GND = block(x_GND, c_GD, rope_NE)
             if i in temporal:
                 x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
-                x_GND = temporal[i](x_BTND, c_BTD, actions_BTK, positions_T, attendable_T).reshape(x_GND.shape)
+                x_GND = temporal[i](x_BTND, c_BTD, actions_BTK).reshape(x_GND.shape)
         return self._add_previous(self._unpatchify(self.final(x_GND, c_GD), (b, t)), previous_BTHWC)
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":

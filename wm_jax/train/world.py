@@ -100,10 +100,8 @@ class WorldTask:
         if self.stage == "image":
             actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
         model = WorldModel(self.model)
-        def predict(x, t, a, context=None):
-            if context is None:
-                return model.apply({"params": params}, x, t, a)
-            return model.apply({"params": params}, *context, x, t, a, method=WorldModel.teacher_forced)
+        def predict(x, t, a):
+            return model.apply({"params": params}, x, t, a)
 
         own = self.own_context.clips
         if own == 0:
