@@ -100,6 +100,7 @@ class WorldTask:
         if self.stage == "image":
             actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
         model = WorldModel(self.model)
+
         def predict(x, t, a):
             return model.apply({"params": params}, x, t, a)
 
@@ -131,8 +132,8 @@ class WorldTask:
         # Every trained frame weighs the same, as in one batch.
         real_frames = (b - own) * t
         loss = (real_loss * real_frames + own_loss * own) / (real_frames + own)
-        last_BT = jnp.concatenate([own_BT[:, -1], real_BT[:, -1]])
-        return loss, {"loss_last_frame": jnp.mean(last_BT), "loss_own_context": own_loss}
+        last_B = jnp.concatenate([own_BT[:, -1], real_BT[:, -1]])
+        return loss, {"loss_last_frame": jnp.mean(last_B), "loss_own_context": own_loss}
 
 
 def own_rollout(config: ModelConfig, steps: int, params, latents_BThwc, actions_BTK, rng):
