@@ -21,12 +21,12 @@ def _clip(config, b, t, seed=0):
 
 
 def test_own_rollout_replaces_the_middle_frames_by_the_model_s_own_rollout(tiny_config, tiny_random_params):
-    config = tiny_config.replace(max_frames=5)
-    latents, actions = _clip(config, 2, 5)
-    own = jax.jit(own_rollout, static_argnums=(0, 1))(config, 2, tiny_random_params, latents, actions, jax.random.key(3))
+    config = tiny_config.replace(max_frames=4)
+    latents, actions = _clip(config, 1, 4)
+    own = jax.jit(own_rollout, static_argnums=(0, 1))(config, 1, tiny_random_params, latents, actions, jax.random.key(3))
     np.testing.assert_array_equal(own[:, 0], latents[:, 0])
     np.testing.assert_array_equal(own[:, -1], latents[:, -1])
-    sampler = diffusion.SamplerConfig(steps=2)
+    sampler = diffusion.SamplerConfig(steps=1)
     rng_init, rng_roll = jax.random.split(jax.random.key(3))
     state = rollout.init_state(config, tiny_random_params, latents[:, :1], actions[:, :1], rng=rng_init, sampler=sampler)
     _, expected = rollout.rollout(tiny_random_params, state, actions[:, 1:-1], rng_roll, config=config, sampler=sampler)
@@ -40,13 +40,13 @@ def _task(config, clips):
 
 
 def test_no_gradient_flows_through_the_rollout_and_the_last_frame_is_trained(tiny_config, tiny_random_params):
-    config = tiny_config.replace(max_frames=4)
-    latents, actions = _clip(config, 3, 4, seed=5)
+    config = tiny_config.replace(max_frames=3)
+    latents, actions = _clip(config, 2, 3, seed=5)
     rollout_sum = lambda params: own_rollout(config, 1, params, latents, actions, jax.random.key(3)).sum()
     zero_grads = jax.jit(jax.grad(rollout_sum))(tiny_random_params)
     assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree_util.tree_leaves(zero_grads))
 
-    task = _task(config, clips=2)
+    task = _task(config, clips=1)
     null_K = jnp.asarray(config.action_space.null())
 
     def loss(params, latents):
@@ -57,10 +57,10 @@ def test_no_gradient_flows_through_the_rollout_and_the_last_frame_is_trained(tin
     value, grads = value_and_grad(tiny_random_params, latents)
     assert np.isfinite(float(value)) and any(float(jnp.abs(g).max()) > 0 for g in jax.tree_util.tree_leaves(grads))
     # The own-context clips' middle frames are replaced by the rollout: changing them changes nothing.
-    changed = latents.at[:2, 1:-1].add(1.0)
+    changed = latents.at[:1, 1:-1].add(1.0)
     np.testing.assert_allclose(float(value_and_grad(tiny_random_params, changed)[0]), float(value), rtol=1e-6)
     # Their last frame is the target: changing it changes the loss.
-    assert abs(float(value_and_grad(tiny_random_params, latents.at[:2, -1].add(1.0))[0]) - float(value)) > 1e-3
+    assert abs(float(value_and_grad(tiny_random_params, latents.at[:1, -1].add(1.0))[0]) - float(value)) > 1e-3
 
 
 def test_own_context_refuses_more_clips_than_the_batch(tiny_config, tiny_random_params):
