@@ -45,7 +45,6 @@ import numpy as np
 def _taesd(args: argparse.Namespace) -> dict:
     from conversion import torch_reader
     from conversion.layouts import taesd
-    from wm_jax import autoencoder as ae
 
     encoder_path = args.encoder or args.src
     if not encoder_path:
@@ -64,15 +63,22 @@ def _taesd(args: argparse.Namespace) -> dict:
         "source_key": enc.source_key,
         "file_dtypes": file_dtypes,
     }
+    return _save_autoencoder(args, config, variables, info, config, taesd.verify)
+
+
+def _save_autoencoder(args, config, variables, info: dict, described, verify) -> dict:
+    """Writes a converted autoencoder; the summary printed, with --verify's error against a reference."""
+    from wm_jax import autoencoder as ae
+
     summary = {
         **info,
-        "config": config,
+        "config": described,
         "parameters": int(sum(np.size(x) for x in _leaves(variables["params"]))),
         "stored_dtype": "float32",
     }
     if args.verify:
         with np.load(args.verify) as ref:
-            summary["max_abs_error"] = taesd.verify(config, variables, dict(ref))
+            summary["max_abs_error"] = verify(config, variables, dict(ref))
     ae.save(args.out, config, variables, info=info)
     return summary
 
@@ -307,20 +313,11 @@ def _oasis_vae(args: argparse.Namespace) -> dict:
         "latent_scale": f"{oasis_vae.SCALING_FACTOR} (latent stats std = 1/scale: normalised latents are Oasis' DiT latents)",
     }
     del loaded
-    summary = {
-        **info,
-        "config": (f"frames {frame[0]}x{frame[1]}, patch {config.downscale}, latent {config.latent_grid[0]}x"
+    described = (f"frames {frame[0]}x{frame[1]}, patch {config.downscale}, latent {config.latent_grid[0]}x"
                    f"{config.latent_grid[1]}x{config.latent_channels}, encoder {config.width}x{config.blocks} "
                    f"({config.heads} heads), decoder {config.decoder_width}x{config.decoder_blocks} "
-                   f"({config.decoder_heads} heads), mlp_ratio {config.mlp_ratio:g}"),
-        "parameters": int(sum(np.size(x) for x in _leaves(variables["params"]))),
-        "stored_dtype": "float32",
-    }
-    if args.verify:
-        with np.load(args.verify) as ref:
-            summary["max_abs_error"] = oasis_vae.verify(config, variables, dict(ref))
-    ae.save(args.out, config, variables, info=info)
-    return summary
+                   f"({config.decoder_heads} heads), mlp_ratio {config.mlp_ratio:g}")
+    return _save_autoencoder(args, config, variables, info, described, oasis_vae.verify)
 
 
 def _leaves(tree):
