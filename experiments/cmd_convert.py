@@ -288,7 +288,6 @@ def _sampler_line(sampler) -> str:
 def _oasis_vae(args: argparse.Namespace) -> dict:
     from conversion import torch_reader
     from conversion.layouts import oasis_vae
-    from wm_jax import autoencoder as ae
 
     if not args.src:
         raise ValueError("--layout oasis-vae needs the checkpoint SRC (vit-l-20.safetensors)")
