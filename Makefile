@@ -38,7 +38,7 @@ browser:
 
 # Wallpaper and game-art packages whose pictures the `pan` world trains on (data/photo_library.py;
 # BUILD_NOTES "Photographs for `pan`"). Idempotent: installs only what is missing; needs root.
-# Not part of `make test`. Then: .venv/bin/python -m data.photo_library --out recordings/pan_photos
+# Not part of `make test`. Then: .venv/bin/python -m wm_jax.datasets.photo_library --out recordings/pan_photos
 PHOTO_PACKAGES := plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers lomiri-wallpapers-16.04 \
 	lomiri-wallpapers-20.04 wesnoth-1.16-data wesnoth-1.16-did wesnoth-1.16-dm wesnoth-1.16-httt wesnoth-1.16-l \
 	wesnoth-1.16-sota wesnoth-1.16-trow wesnoth-1.16-tsg wesnoth-1.16-ttb hedgewars-data supertux-data \

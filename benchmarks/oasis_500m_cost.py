@@ -130,7 +130,7 @@ def main() -> None:
         wall, rss, out = _child([sys.executable, __file__, "--make-only", src])
         report = {"parameters": int(out.strip().splitlines()[-1]), "checkpoint_gib": round(os.path.getsize(src) / 2**30, 2),
                   "make_checkpoint_s": round(wall, 1)}
-        wall, rss, _ = _child([sys.executable, "-m", "experiments.cli", "convert", src, dst, "--layout", "oasis",
+        wall, rss, _ = _child([sys.executable, "-m", "wm_jax.cli", "convert", src, dst, "--layout", "oasis",
                                "--latent-size", "18x32"])
         report["convert"] = {"wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2)}
         os.remove(src)

@@ -20,7 +20,7 @@ Per config and window W (the frames the model sees per new frame, the new one in
    conversion did), keeps the rotary tables, saves its state_dict to a temporary `.pt`;
 2. converts it with `wm convert SRC DST --layout oasis --latent-size HxW --heads H --max-frames W`
    (a child process: the path a user takes) and prints the max abs difference between the
-   upstream forward and the converted model's (`conversion.layouts.oasis.verify`) on W frames;
+   upstream forward and the converted model's (`wm_jax.conversion.layouts.oasis.verify`) on W frames;
 3. times per frame, after one warm-up frame, with a full window (W - 1 random context frames):
    (a) Oasis' loop as its generate.py runs it (stabilized version, commit f59deef): per new frame
        a clamped randn chunk is appended, and at every one of the `--steps` DDIM steps the whole
@@ -128,7 +128,7 @@ def convert(model, kwargs: dict, window: int, work: str) -> tuple[str, float]:
     src, dst = os.path.join(work, "oasis_random.pt"), os.path.join(work, f"oasis_wm_w{window}")
     torch.save(model.state_dict(), src)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "experiments.cli", "convert", src, dst, "--layout", "oasis",
+    subprocess.run([sys.executable, "-m", "wm_jax.cli", "convert", src, dst, "--layout", "oasis",
                     "--latent-size", f"{kwargs['input_h']}x{kwargs['input_w']}", "--heads", str(kwargs["num_heads"]),
                     "--max-frames", str(window)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return dst, time.perf_counter() - started
@@ -138,7 +138,7 @@ def forward_difference(model, directory: str, kwargs: dict, window: int) -> floa
     import numpy as np
     import torch
 
-    from conversion.layouts import oasis
+    from wm_jax.conversion.layouts import oasis
     from wm_jax import model as wm_model
 
     gen = torch.Generator().manual_seed(1)

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from conversion.layouts import oasis_vae
-from conversion.table import flatten_target
+from wm_jax.conversion.layouts import oasis_vae
+from wm_jax.conversion.table import flatten_target
 from wm_jax import autoencoder as ae
 
 

@@ -1,7 +1,7 @@
 """The `pan` world's photograph library: hundreds of distinct pictures from installed packages.
 
     make photos                                   # the Debian packages (root); once
-    .venv/bin/python -m data.photo_library --out recordings/pan_photos
+    .venv/bin/python -m wm_jax.datasets.photo_library --out recordings/pan_photos
 
 makes OUT/train/ and OUT/heldout/, folders of links to the photographs and painted scenes that
 the packages in SOURCES ship (Debian wallpaper and game-art packages, and the sample photographs
@@ -40,7 +40,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from data import photo_split
+from wm_jax.datasets import photo_split
 from wm_jax import images as wm_images
 
 MIN_SIDE = 256

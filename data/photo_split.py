@@ -1,6 +1,6 @@
 """The train / held-out photograph split of the 64x64 worlds, as folders of links.
 
-    .venv/bin/python -m data.photo_split --out recordings/ae
+    .venv/bin/python -m wm_jax.datasets.photo_split --out recordings/ae
 
 makes recordings/ae/photos_train/ and recordings/ae/photos_heldout/, each holding links to
 photographs that installed packages ship (scikit-image, matplotlib, pygame), so that

@@ -9,8 +9,8 @@ from typing import Iterator
 
 import tqdm
 
-from data.episode import Episode
-from data.tfds_builder import write_episodes
+from wm_jax.datasets.episode import Episode
+from wm_jax.datasets.tfds_builder import write_episodes
 
 
 def _record_one(job) -> Episode | None:

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from data.episode import Episode
+from wm_jax.datasets.episode import Episode
 from wm_jax import actions as actions_lib
 from wm_jax.data import episode_format as fmt
 

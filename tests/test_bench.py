@@ -82,7 +82,7 @@ def test_bench_world_times_the_bundle_as_it_plays(demo_world_dir, tmp_path, monk
     included); --steps overrides one field and keeps the rest."""
     import shutil
 
-    from experiments import cli
+    from wm_jax import cli
 
     world_dir = tmp_path / "guided"
     shutil.copytree(demo_world_dir, world_dir)

@@ -60,8 +60,8 @@ def test_split_episodes():
 @pytest.fixture(scope="module")
 def scripted_pan(tmp_path_factory):
     """Two photographs, each panned out and back from its centre: the real frames repeat."""
-    from data.recording import record_dataset
-    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.recording import record_dataset
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
 
     recorder = ImagePanRecorder(resolution=(32, 32), script="right*3 left*3 up*3 down*3")
     return record_dataset(recorder, str(tmp_path_factory.mktemp("pan_script")), 2, 13, 0, 1)
@@ -125,7 +125,7 @@ def test_zoom_scale_recovers_the_recorders_zoom_and_pans_read_as_one():
     past the zoom limit where the camera stops), every transition's estimate is within 10% of the
     recorder's scale (the issue-19 bar), in fact within 3%; pure pans and a zoom held at its limit
     read ~1.0."""
-    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
     from wm_jax import keyscript
 
     recorder = ImagePanRecorder(resolution=(64, 64), pan_step=8, script=ZOOM_SCRIPT)
@@ -144,7 +144,7 @@ def test_zoom_scale_recovers_the_recorders_zoom_and_pans_read_as_one():
 
 def test_zoom_scale_is_symmetric_and_ignores_a_shift():
     """Swapping the frames inverts the scale; a pure circular shift of a texture reads 1."""
-    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
 
     recorder = ImagePanRecorder(resolution=(64, 64), script="e*2")
     frames = recorder.record(0, seed=0, steps=3).frames
@@ -173,8 +173,8 @@ def test_zoom_by_key_scores_each_key_against_the_real_frames():
 def test_camera_motion_reports_zoom_per_key(monkeypatch, tmp_path):
     """A perfect model zooms as the real frames do; a still one scores 0 on e and q while its pan
     directions are also 0 (it never moves)."""
-    from data.recording import record_dataset
-    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.recording import record_dataset
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
 
     recorder = ImagePanRecorder(resolution=(64, 64), pan_step=8, script="e*3 q*3 right*2 left*2")
     dataset = record_dataset(recorder, str(tmp_path / "zoom"), 1, 11, 0, 1)

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from conversion import table as T
-from conversion.layouts import dit
+from wm_jax.conversion import table as T
+from wm_jax.conversion.layouts import dit
 from wm_jax import configs
 from wm_jax import model as wm_model
 
@@ -71,7 +71,7 @@ def run_image_model(config, params, x_BCHW, t_B, actions=None):
 
 
 def convert_cli(argv) -> int:
-    from experiments import cli
+    from wm_jax import cli
 
     return cli.main(["convert", *map(str, argv)])
 
@@ -257,7 +257,7 @@ def test_timestep_scale_flag_reaches_the_model(tmp_path, capsys):
     import torch
     from torch_dit_reference import DiT
 
-    from experiments import cli
+    from wm_jax import cli
     from wm_jax import model as wm_model
 
     torch.manual_seed(0)

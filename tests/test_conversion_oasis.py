@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from conversion import table as T
-from conversion.layouts import oasis
+from wm_jax.conversion import table as T
+from wm_jax.conversion.layouts import oasis
 from wm_jax import model as wm_model
 
 torch = pytest.importorskip("torch")

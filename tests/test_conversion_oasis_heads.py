@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversion.layouts import oasis
+from wm_jax.conversion.layouts import oasis
 from wm_jax import model as wm_model
 
 torch = pytest.importorskip("torch")

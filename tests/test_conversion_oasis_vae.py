@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from conversion import table as T
-from conversion.layouts import oasis_vae
+from wm_jax.conversion import table as T
+from wm_jax.conversion.layouts import oasis_vae
 from wm_jax import autoencoder as ae
 
 torch = pytest.importorskip("torch")

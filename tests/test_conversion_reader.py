@@ -1,4 +1,4 @@
-"""conversion.torch_reader: torch.save archives and safetensors into numpy, never running pickle code."""
+"""wm_jax.conversion.torch_reader: torch.save archives and safetensors into numpy, never running pickle code."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from conversion import torch_reader
+from wm_jax.conversion import torch_reader
 
 torch = pytest.importorskip("torch")
 

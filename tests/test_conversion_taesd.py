@@ -8,9 +8,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from conversion import table as T
-from conversion import torch_reader
-from conversion.layouts import taesd
+from wm_jax.conversion import table as T
+from wm_jax.conversion import torch_reader
+from wm_jax.conversion.layouts import taesd
 from wm_jax import autoencoder as ae
 
 torch = pytest.importorskip("torch")
@@ -142,7 +142,7 @@ def test_infer_config_refuses_non_taesd_state_dicts():
 
 @needs_weights
 def test_wm_convert_cli_writes_a_checkpoint_that_load_reads_and_verifies(tmp_path, torch_ref, capsys):
-    from experiments import cli
+    from wm_jax import cli
 
     enc, dec = torch_ref
     rng = np.random.default_rng(2)
@@ -177,7 +177,7 @@ def test_wm_convert_cli_writes_a_checkpoint_that_load_reads_and_verifies(tmp_pat
 
 @needs_weights
 def test_wm_convert_cli_reports_strict_errors(tmp_path, capsys):
-    from experiments import cli
+    from wm_jax import cli
 
     # Encoder and decoder swapped: nothing fits, and the command says so instead of writing.
     argv = ["convert", str(DEC), str(tmp_path / "out"), "--layout", "taesd", "--decoder", str(ENC)]
@@ -188,7 +188,7 @@ def test_wm_convert_cli_reports_strict_errors(tmp_path, capsys):
 
 def test_wm_convert_single_file_training_checkpoint(tmp_path):
     """One .pt holding {"model", "ema"} with encoder.*/decoder.* keys: ema is taken by default."""
-    from experiments import cli
+    from wm_jax import cli
 
     torch.manual_seed(1)
     enc, dec = ref_encoder(4, width=8, levels=2, blocks=1), ref_decoder(4, width=8, levels=2, blocks=1)

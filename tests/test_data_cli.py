@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from experiments import cmd_data, cmd_record
+from wm_jax.cli import data as cmd_data, record as cmd_record
 
 
 def _run(argv):

@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from data.episode import Episode
-from data.recording import iter_episodes
-from data.sources.image_pan import ImagePanRecorder
-from data.tfds_builder import write_episodes
+from wm_jax.datasets.episode import Episode
+from wm_jax.datasets.recording import iter_episodes
+from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+from wm_jax.datasets.tfds_builder import write_episodes
 from wm_jax import actions as actions_lib
 from wm_jax.data import EpisodeStore, make_clip_dataset, make_clip_iterator
 

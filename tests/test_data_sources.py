@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import images
-from data.recording import iter_episodes
-from data.sources.atari import AtariRecorder, keys_for_action
-from data.sources.crafter_env import ACTION_KEYS, CrafterRecorder
-from data.sources.doom import KEY_TO_BUTTON, DoomRecorder
-from data.sources.image_pan import ImagePanRecorder
-from data.sources.video_files import VideoRecorder
+from wm_jax.datasets import images
+from wm_jax.datasets.recording import iter_episodes
+from wm_jax.datasets.sources.atari import AtariRecorder, keys_for_action
+from wm_jax.datasets.sources.crafter_env import ACTION_KEYS, CrafterRecorder
+from wm_jax.datasets.sources.doom import KEY_TO_BUTTON, DoomRecorder
+from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+from wm_jax.datasets.sources.video_files import VideoRecorder
 from wm_jax import actions as actions_lib
 
 
@@ -154,7 +154,7 @@ def test_image_pan_moves_pan_step_pixels_per_frame_the_key_s_way(tmp_path, pan_s
 
 
 def test_image_pan_augment_shows_a_photo_mirrored_or_turned(tmp_path):
-    from data.sources.image_pan import dihedral
+    from wm_jax.datasets.sources.image_pan import dihedral
 
     photo = np.random.default_rng(2).integers(0, 255, (30, 40, 3), np.uint8)
     views = [dihedral(photo, which) for which in range(8)]
@@ -178,7 +178,7 @@ def test_image_pan_augment_shows_a_photo_mirrored_or_turned(tmp_path):
 
 
 def test_hold_policy_still_share_sets_the_no_key_probability_and_keeps_the_others_ratios():
-    from data.hold_policy import HoldPolicy
+    from wm_jax.datasets.hold_policy import HoldPolicy
 
     choices, weights = [("w",), ("left",), ()], [6.0, 2.0, 1.0]
     policy = HoldPolicy(choices, np.random.default_rng(0), weights, still_share=0.3)
@@ -194,7 +194,7 @@ def test_hold_policy_still_share_sets_the_no_key_probability_and_keeps_the_other
 def test_record_cli_passes_still_share_to_doom_and_refuses_it_elsewhere():
     import argparse
 
-    from experiments.cmd_record import make_recorder
+    from wm_jax.cli.record import make_recorder
 
     args = argparse.Namespace(source="doom", still_share=0.25)
     assert make_recorder(args).still_share == 0.25

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conversion.layouts import dit
+from wm_jax.conversion.layouts import dit
 from wm_jax import class_conditional, diffusion
 from wm_jax.diffusion import SamplerConfig
 
@@ -119,7 +119,7 @@ def test_bad_input_gets_a_clear_error(models):
 
 
 def test_cli_converts_samples_and_explains(tmp_path, models, capsys):
-    from experiments import cli
+    from wm_jax import cli
 
     reference, config, params, table = models
     torch.save(reference.state_dict(), tmp_path / "dit.pt")

@@ -3,13 +3,13 @@ long-horizon run (the 10,000-frame one is in tests/test_eval.py, marked slow).""
 
 import json
 
-from experiments.cli import main
+from wm_jax.cli import main
 
 
 def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
-    from data.recording import iter_episodes
-    from data.sources.image_pan import ImagePanRecorder
-    from data.tfds_builder import write_episodes
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
     from wm_jax.world import make_demo_world
 
     world = make_demo_world(tmp_path / "world")

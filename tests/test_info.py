@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import cli
+from wm_jax import cli
 from wm_jax import configs, info
 from wm_jax import model as wm_model
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conversion.layouts import oasis
+from wm_jax.conversion.layouts import oasis
 from wm_jax import actions, images
 from wm_jax import world as wm_world
 from wm_jax.configs import ModelConfig
@@ -121,7 +121,7 @@ def test_converted_oasis_world_plays_with_the_arrow_keys(converted):
 def test_wm_rollout_on_a_converted_oasis_world(converted, tmp_path, capsys):
     model_dir, vae_dir = converted
     (tmp_path / "start.png").write_bytes(images.encode_png(_image()))
-    from experiments import cli
+    from wm_jax import cli
 
     out = tmp_path / "strip.png"
     argv = ["rollout", "--checkpoint", str(model_dir), "--autoencoder", str(vae_dir), "--image",
@@ -140,7 +140,7 @@ def test_converted_with_its_autoencoder_plays_without_flags(converted, tmp_path,
     assert world.ae_config.kind == "vit" and world.info.sampler.noise_clamp == 20.0  # Oasis' recipe, from world.json
     keys = dict(world.info.keys)
     assert keys["w"] == "forward" and keys["space"] == "jump" and keys["left"] == "turn left (camera_yaw -0.25, 5 deg a frame)"
-    from experiments import cli
+    from wm_jax import cli
 
     out = tmp_path / "strip.png"
     assert cli.main(["rollout", "--checkpoint", str(bundle), "--keys", "w right", "--steps", str(STEPS), "--out", str(out)]) == 0

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conversion.layouts import oasis
+from wm_jax.conversion.layouts import oasis
 from wm_jax import diffusion, rollout
 from wm_jax.diffusion import SamplerConfig
 
@@ -148,7 +148,7 @@ def test_converted_oasis_records_its_sampler_and_loads_with_it(tmp_path, models,
 
 
 def test_wm_rollout_samples_a_converted_oasis_with_its_recipe(tmp_path, models, capsys):
-    from experiments import cli
+    from wm_jax import cli
     from test_conversion_dit import convert_cli
 
     reference, _, _ = models

@@ -344,7 +344,7 @@ def test_generate_frame_samples_a_model_with_its_objectives_sampler(monkeypatch)
 
 
 def test_wm_rollout_refuses_a_sampler_that_does_not_fit_before_generating(demo_world_dir, tmp_path, capsys):
-    from experiments import cli
+    from wm_jax import cli
 
     argv = ["rollout", "--checkpoint", str(demo_world_dir), "--out", str(tmp_path / "x.png"), "--keys", "w"]
     assert cli.main(argv + ["--sampler", "ddpm"]) == 2

@@ -7,8 +7,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from data import photo_library, photo_split
-from data.photo_library import Source
+from wm_jax.datasets import photo_library, photo_split
+from wm_jax.datasets.photo_library import Source
 
 
 def _scene(seed: int, size=(640, 400)) -> Image.Image:

@@ -1,6 +1,6 @@
 """The worlds' photograph split: disjoint folders of readable photographs."""
 
-from data import images, photo_split
+from wm_jax.datasets import images, photo_split
 
 
 def test_split_is_disjoint_and_readable(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import cli
+from wm_jax import cli
 from wm_jax import world as wm_world
 
 

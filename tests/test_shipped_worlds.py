@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from data import photo_split
+from wm_jax.datasets import photo_split
 from wm_jax import images, keyscript
 from wm_jax import world as wm_world
 
@@ -75,7 +75,7 @@ def test_doom_world_turns_the_way_its_keys_say():
     turn key slides the picture as in the recordings (left: to the right, right: to the left,
     ~8 px a frame at 64x64), and the two keys differ. A world that copies its last frame slides
     neither way (the session-2 doom: -0.8 px for both keys)."""
-    from data.sources.doom import DoomRecorder
+    from wm_jax.datasets.sources.doom import DoomRecorder
     from experiments.turn_probe import generated_shifts
 
     doom = wm_world.load_world(wm_world.SHIPPED_DIR / "doom")
@@ -88,7 +88,7 @@ def test_doom_world_turns_the_way_its_keys_say():
 def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):
     """From clean context, the one-step prediction of the next frame is the previous one shifted
     the pressed key's way (not a copy) in most clips over a photograph never trained on."""
-    from data.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
     from experiments.shift_probe import probe
     from PIL import Image
 

@@ -35,9 +35,9 @@ def test_targets_are_issue_15s_bars():
 
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
-    from data.recording import iter_episodes
-    from data.sources.image_pan import ImagePanRecorder
-    from data.tfds_builder import write_episodes
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
 
     directory = tmp_path_factory.mktemp("held_out")
     write_episodes(directory, iter_episodes(ImagePanRecorder(resolution=(64, 64), allow_zoom=False), episodes=3, steps=12, seed=0))

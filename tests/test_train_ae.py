@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.cli import main
+from wm_jax.cli import main
 from train_helpers import ROOT, run_python
 from wm_jax import autoencoder
 from wm_jax.data import make_clip_iterator
@@ -28,9 +28,9 @@ RES = (32, 32)  # LPIPS' AlexNet needs >= 32 px
 
 
 def _record(out, episodes: int, seed: int) -> str:
-    from data.recording import iter_episodes
-    from data.sources.image_pan import ImagePanRecorder
-    from data.tfds_builder import write_episodes
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
 
     recorder = ImagePanRecorder(resolution=RES, allow_zoom=False)
     write_episodes(out, iter_episodes(recorder, episodes=episodes, steps=24, seed=seed))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import randomize
-from experiments.cli import main
+from wm_jax.cli import main
 from train_helpers import SMOKE, bindings, record_pan
 from wm_jax import configs
 from wm_jax import model as wm_model

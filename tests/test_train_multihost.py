@@ -23,7 +23,7 @@ def _free_port() -> int:
 def test_two_processes_train_together_and_agree_on_the_loss(tmp_path):
     dataset = record_pan(tmp_path / "pan")
     port = _free_port()
-    argv = [sys.executable, "-m", "experiments.cli", "train", "--gin_file", SMOKE, "--workdir", str(tmp_path / "run")]
+    argv = [sys.executable, "-m", "wm_jax.cli", "train", "--gin_file", SMOKE, "--workdir", str(tmp_path / "run")]
     for binding in bindings(dataset, **{"Experiment.num_steps": 4, "Experiment.checkpoint_every": 2, "Mesh.fsdp": 2}):
         argv += ["--gin_param", binding]
     procs = []

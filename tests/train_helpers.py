@@ -12,9 +12,9 @@ SMOKE = os.path.join(ROOT, "experiments", "configs", "smoke.gin")
 
 def record_pan(out) -> str:
     """Six 24-frame image_pan episodes at 16x16 (about half a second)."""
-    from data.recording import iter_episodes
-    from data.sources.image_pan import ImagePanRecorder
-    from data.tfds_builder import write_episodes
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
 
     recorder = ImagePanRecorder(resolution=(16, 16), allow_zoom=False)
     write_episodes(out, iter_episodes(recorder, episodes=6, steps=24, seed=0))

@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, TakeRow, apply, flatten_target, unflatten
+from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, TakeRow, apply, flatten_target, unflatten
 from wm_jax import embeddings
 from wm_jax import model as wm_model
 from wm_jax.blocks import TemporalBlock

@@ -46,8 +46,8 @@ from typing import Mapping
 import jax
 import numpy as np
 
-from conversion.layouts.dit import _linear, block_count
-from conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
+from wm_jax.conversion.layouts.dit import _linear, block_count
+from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
 from wm_jax import model as wm_model
 from wm_jax import rope
 from wm_jax.configs import ModelConfig

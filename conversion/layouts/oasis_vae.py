@@ -27,7 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
-from conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
+from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
 from wm_jax import autoencoder as ae
 
 NAME = "oasis-vae"

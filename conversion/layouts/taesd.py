@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from conversion.table import CONV2D, IDENTITY, Row, Table, apply
+from wm_jax.conversion.table import CONV2D, IDENTITY, Row, Table, apply
 from wm_jax import autoencoder as ae
 from wm_jax.autoencoder import AutoencoderConfig
 

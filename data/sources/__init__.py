@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 
 _SOURCES = {
-    "image_pan": "data.sources.image_pan:ImagePanRecorder",
-    "doom": "data.sources.doom:DoomRecorder",
-    "atari": "data.sources.atari:AtariRecorder",
-    "crafter": "data.sources.crafter_env:CrafterRecorder",
-    "video": "data.sources.video_files:VideoRecorder",
+    "image_pan": "wm_jax.datasets.sources.image_pan:ImagePanRecorder",
+    "doom": "wm_jax.datasets.sources.doom:DoomRecorder",
+    "atari": "wm_jax.datasets.sources.atari:AtariRecorder",
+    "crafter": "wm_jax.datasets.sources.crafter_env:CrafterRecorder",
+    "video": "wm_jax.datasets.sources.video_files:VideoRecorder",
 }
 NAMES = tuple(_SOURCES)
 

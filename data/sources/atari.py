@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from data.episode import Episode, episode_rng, episode_seed, keys_to_actions
-from data.hold_policy import HoldPolicy
+from wm_jax.datasets.episode import Episode, episode_rng, episode_seed, keys_to_actions
+from wm_jax.datasets.hold_policy import HoldPolicy
 
 _PARTS = (("UP", "up"), ("DOWN", "down"), ("LEFT", "left"), ("RIGHT", "right"), ("FIRE", "space"))
 

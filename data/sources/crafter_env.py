@@ -11,8 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from data.episode import Episode, episode_rng, episode_seed, keys_to_actions
-from data.hold_policy import HoldPolicy
+from wm_jax.datasets.episode import Episode, episode_rng, episode_seed, keys_to_actions
+from wm_jax.datasets.hold_policy import HoldPolicy
 
 ACTION_KEYS = {
     "noop": (), "move_left": ("a",), "move_right": ("d",), "move_up": ("w",), "move_down": ("s",),

@@ -19,8 +19,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from data.episode import Episode, episode_rng, episode_seed, keys_to_actions
-from data.hold_policy import HoldPolicy
+from wm_jax.datasets.episode import Episode, episode_rng, episode_seed, keys_to_actions
+from wm_jax.datasets.hold_policy import HoldPolicy
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import logging
 import numpy as np
 from PIL import Image
 
-from data import images
-from data.episode import Episode, episode_rng, keys_to_actions
-from data.hold_policy import HoldPolicy
+from wm_jax.datasets import images
+from wm_jax.datasets.episode import Episode, episode_rng, keys_to_actions
+from wm_jax.datasets.hold_policy import HoldPolicy
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from data.episode import Episode
+from wm_jax.datasets.episode import Episode
 from wm_jax import actions as actions_lib
 
 log = logging.getLogger(__name__)

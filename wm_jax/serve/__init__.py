@@ -1,6 +1,6 @@
 """Playing worlds in a browser: a page and a WebSocket per player, served by `websockets`.
 
-Lives in the library (not experiments/) because it is what `wm play` runs and what a notebook
+Lives in the library (not the CLI) because it is what `wm play` runs and what a notebook
 or another program embeds: `serve(WorldRegistry({...}))`. The `websockets` package (its threaded
 server) speaks HTTP and the WebSocket protocol; these files hold only what is ours.
 

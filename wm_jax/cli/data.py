@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from data.inspection import summarize
+    from wm_jax.datasets.inspection import summarize
 
     summary = summarize(args.dir)
     if args.json:
@@ -48,7 +48,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    from data.inspection import contact_sheet
+    from wm_jax.datasets.inspection import contact_sheet
 
     if args.clips < 1 or args.frames < 1:
         raise ValueError(f"--clips and --frames must be >= 1, got {args.clips} and {args.frames}")

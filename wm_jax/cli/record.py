@@ -29,7 +29,7 @@ _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map":
 
 
 def register(subparsers) -> None:
-    from data import sources
+    from wm_jax.datasets import sources
 
     parser = subparsers.add_parser(
         "record", help="record gameplay/photos/videos into an episode dataset",
@@ -73,7 +73,7 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def make_recorder(args: argparse.Namespace):
-    from data import sources
+    from wm_jax.datasets import sources
 
     recorder_cls = sources.recorder_class(args.source)
     fields = {field.name for field in dataclasses.fields(recorder_cls)}
@@ -99,7 +99,7 @@ def make_recorder(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import tensorflow_datasets as tfds
 
-    from data.recording import record_dataset
+    from wm_jax.datasets.recording import record_dataset
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     tfds.disable_progress_bar()  # ours counts frames across workers

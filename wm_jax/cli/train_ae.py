@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.cmd_train import add_run_arguments, prepare, print_final
+from wm_jax.cli.train import add_run_arguments, prepare, print_final
 
 EPILOG = """\
 examples:

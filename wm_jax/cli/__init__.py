@@ -11,19 +11,19 @@ import importlib
 import sys
 
 COMMANDS = (
-    "experiments.cmd_info",
-    "experiments.cmd_record",
-    "experiments.cmd_data",
-    "experiments.cmd_convert",
-    "experiments.cmd_train",
-    "experiments.cmd_train_ae",
-    "experiments.cmd_plot",
-    "experiments.cmd_export_world",
-    "experiments.cmd_bench",
-    "experiments.cmd_eval",
-    "experiments.cmd_play",
-    "experiments.cmd_rollout",
-    "experiments.cmd_sample",
+    "wm_jax.cli.info",
+    "wm_jax.cli.record",
+    "wm_jax.cli.data",
+    "wm_jax.cli.convert",
+    "wm_jax.cli.train",
+    "wm_jax.cli.train_ae",
+    "wm_jax.cli.plot",
+    "wm_jax.cli.export_world",
+    "wm_jax.cli.bench",
+    "wm_jax.cli.eval",
+    "wm_jax.cli.play",
+    "wm_jax.cli.rollout",
+    "wm_jax.cli.sample",
 )
 
 
@@ -52,6 +52,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wm {args.command}: error: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

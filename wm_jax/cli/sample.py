@@ -58,7 +58,7 @@ def load_class_table(checkpoint: str):
 
     import numpy as np
 
-    from experiments.cmd_convert import CLASS_TABLE_FILE
+    from wm_jax.cli.convert import CLASS_TABLE_FILE
     from wm_jax import model as wm_model
     from wm_jax import world as wm_world
 

@@ -43,8 +43,8 @@ import numpy as np
 
 
 def _taesd(args: argparse.Namespace) -> dict:
-    from conversion import torch_reader
-    from conversion.layouts import taesd
+    from wm_jax.conversion import torch_reader
+    from wm_jax.conversion.layouts import taesd
 
     encoder_path = args.encoder or args.src
     if not encoder_path:
@@ -162,8 +162,8 @@ def _objective(args: argparse.Namespace, layout_default: dict | None, unknown: s
 
 
 def _dit(args: argparse.Namespace) -> dict:
-    from conversion import torch_reader
-    from conversion.layouts import dit
+    from wm_jax.conversion import torch_reader
+    from wm_jax.conversion.layouts import dit
     from wm_jax import configs
 
     if not args.src:
@@ -223,8 +223,8 @@ def _dit(args: argparse.Namespace) -> dict:
 
 
 def _oasis(args: argparse.Namespace) -> dict:
-    from conversion import torch_reader
-    from conversion.layouts import oasis
+    from wm_jax.conversion import torch_reader
+    from wm_jax.conversion.layouts import oasis
 
     if not args.src:
         raise ValueError("--layout oasis needs the checkpoint SRC")
@@ -286,8 +286,8 @@ def _sampler_line(sampler) -> str:
 
 
 def _oasis_vae(args: argparse.Namespace) -> dict:
-    from conversion import torch_reader
-    from conversion.layouts import oasis_vae
+    from wm_jax.conversion import torch_reader
+    from wm_jax.conversion.layouts import oasis_vae
 
     if not args.src:
         raise ValueError("--layout oasis-vae needs the checkpoint SRC (vit-l-20.safetensors)")
