@@ -20,7 +20,7 @@ Per config and window W (the frames the model sees per new frame, the new one in
    conversion did), keeps the rotary tables, saves its state_dict to a temporary `.pt`;
 2. converts it with `wm convert SRC DST --layout oasis --latent-size HxW --heads H --max-frames W`
    (a child process: the path a user takes) and prints the max abs difference between the
-   upstream forward and the converted model's (`wm_jax.conversion.layouts.oasis.verify`) on W frames;
+   upstream forward and the converted model's (`wm_jax.conversion.layouts.oasis.forward_error`) on W frames;
 3. times per frame, after one warm-up frame, with a full window (W - 1 random context frames):
    (a) Oasis' loop as its generate.py runs it (stabilized version, commit f59deef): per new frame
        a clamped randn chunk is appended, and at every one of the `--steps` DDIM steps the whole
@@ -149,7 +149,7 @@ def forward_difference(model, directory: str, kwargs: dict, window: int) -> floa
         out = model(x, t, cond)
     config, params = wm_model.load(directory)
     reference = {"x": x.numpy(), "t": t.numpy(), "cond": cond.numpy(), "out": out.numpy()}
-    return float(oasis.verify(config, params, {k: np.asarray(v) for k, v in reference.items()})["oasis"])
+    return float(oasis.forward_error(config, params, {k: np.asarray(v) for k, v in reference.items()})["oasis"])
 
 
 def alphas_cumprod_oasis():
@@ -212,10 +212,10 @@ def time_wm_step(directory: str, window: int, steps: int, frames: int) -> list[f
 
     from wm_jax import bench, rollout
     from wm_jax import model as wm_model
-    from wm_jax import world as wm_world
+    from wm_jax import bundle
 
     config, params = wm_model.load(directory)
-    sampler = dataclasses.replace(wm_world.recorded_sampler(directory), steps=steps)
+    sampler = dataclasses.replace(bundle.recorded_sampler(directory), steps=steps)
     context = bench.context_latents(config, window - 1, jax.random.key(1))
     state = rollout.init_state(config, params, context, rng=jax.random.key(2), sampler=sampler)
     step = rollout.make_step(config, sampler)

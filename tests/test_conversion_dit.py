@@ -246,7 +246,8 @@ def test_unconditional_checkpoint_gets_zero_constant_conditioning():
     sd = numpy_sd(reference_dit())
     del sd["y_embedder.embedding_table.weight"]
     converted = dit.convert(sd, heads=HEADS)
-    assert converted.class_label is None and "action_embed/bias" in converted.from_init
+    assert converted.class_table is None and converted.info["class_row"] == "none (unconditional checkpoint)"
+    assert "action_embed/bias" in converted.info["from_init"]
     np.testing.assert_array_equal(converted.params["action_embed"]["bias"], 0)
     jax.tree_util.tree_map(lambda a, b: None, converted.params, wm_model.abstract_params(converted.config))  # same tree
 

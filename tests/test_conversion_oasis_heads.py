@@ -48,7 +48,7 @@ def test_no_table_falls_back_to_16_and_says_so():
     all_tables = numpy_sd(reference_oasis())
     assert oasis.infer_heads(all_tables) == (HEADS, f"{HEADS} (head_dim {HEAD_DIM} from blocks.0.s_attn.rotary_emb.freqs "
                                                     f"and {1 + 2 * 2} more)")
-    config, _, _ = oasis.convert(all_tables, latent_size=(6, 8), max_frames=MAX_FRAMES)  # library default: inferred too
+    config = oasis.convert(all_tables, latent_size=(6, 8), max_frames=MAX_FRAMES).config  # library default: inferred too
     assert config.num_heads == HEADS
 
 

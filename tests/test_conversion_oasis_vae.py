@@ -98,7 +98,8 @@ def test_every_strictness_problem_is_listed():
 
 
 def test_wrong_sizes_and_non_vae_checkpoints_are_refused():
-    config, variables = oasis_vae.convert(numpy_sd(reference_vae()), heads=HEADS, frame_size=FRAME)
+    converted = oasis_vae.convert(numpy_sd(reference_vae()), heads=HEADS, frame_size=FRAME)
+    config, variables = converted.config, converted.variables
     with pytest.raises(ValueError, match=r"runs at 12x20 frames only .* got 16x20"):
         ae.encode(variables, np.zeros((1, 16, 20, 3), np.float32), config)
     with pytest.raises(ValueError, match=r"decodes 3x5 latents only"):

@@ -45,8 +45,8 @@ def tiny_oasis():
     torch.manual_seed(0)
     reference = OasisDiT(PATCH, CHANNELS, WIDTH, DEPTH, HEADS, action_dim=ACTIONS).eval()
     sd = {k: v.detach().numpy().copy() for k, v in reference.state_dict().items()}
-    config, params, _ = oasis.convert(sd, heads=HEADS, latent_size=LATENT, max_frames=MAX_FRAMES)
-    return reference, config, jax.tree_util.tree_map(jnp.asarray, params)
+    converted = oasis.convert(sd, heads=HEADS, latent_size=LATENT, max_frames=MAX_FRAMES)
+    return reference, converted.config, jax.tree_util.tree_map(jnp.asarray, converted.params)
 
 
 def _inputs():
@@ -128,6 +128,7 @@ def test_context_is_labelled_not_noised(models):
 
 def test_converted_oasis_records_its_sampler_and_loads_with_it(tmp_path, models, capsys):
     from test_conversion_dit import convert_cli
+    from wm_jax import bundle
     from wm_jax import world as wm_world
 
     reference, _, _ = models
@@ -135,16 +136,16 @@ def test_converted_oasis_records_its_sampler_and_loads_with_it(tmp_path, models,
     argv = [tmp_path / "oasis.pt", tmp_path / "m", "--layout", "oasis", "--heads", HEADS, "--latent-size", "4x6",
             "--max-frames", MAX_FRAMES]
     assert convert_cli(argv) == 0
-    recorded = json.loads((tmp_path / "m" / wm_world.SAMPLER_FILE).read_text())
-    assert wm_world.sampler_from_fields(recorded) == diffusion.OASIS_SAMPLER
+    recorded = json.loads((tmp_path / "m" / bundle.SAMPLER_FILE).read_text())
+    assert bundle.sampler_from_fields(recorded) == diffusion.OASIS_SAMPLER
     world = wm_world.load_world(tmp_path / "m", autoencoder_spec="pixel_p1")
     assert world.info.sampler == diffusion.OASIS_SAMPLER
     world = wm_world.load_world(tmp_path / "m", autoencoder_spec="pixel_p1", sampler_steps=4)
     assert world.info.sampler == dataclasses.replace(diffusion.OASIS_SAMPLER, steps=4)
-    (tmp_path / "m" / wm_world.SAMPLER_FILE).unlink()  # converted before samplers were recorded: still Oasis'
-    assert wm_world.recorded_sampler(tmp_path / "m") == diffusion.OASIS_SAMPLER
+    (tmp_path / "m" / bundle.SAMPLER_FILE).unlink()  # converted before samplers were recorded: still Oasis'
+    assert bundle.recorded_sampler(tmp_path / "m") == diffusion.OASIS_SAMPLER
     (tmp_path / "m" / "conversion.json").unlink()  # a model trained here: the default
-    assert wm_world.recorded_sampler(tmp_path / "m") == SamplerConfig()
+    assert bundle.recorded_sampler(tmp_path / "m") == SamplerConfig()
 
 
 def test_wm_rollout_samples_a_converted_oasis_with_its_recipe(tmp_path, models, capsys):

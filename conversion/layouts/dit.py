@@ -56,8 +56,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wm_jax.conversion.converted import Converted, describe_model
+from wm_jax.conversion.objective import objective_fields
 from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, TakeRow, apply, flatten_target, unflatten
-from wm_jax import embeddings
+from wm_jax import configs, embeddings
 from wm_jax import model as wm_model
 from wm_jax.blocks import TemporalBlock
 from wm_jax.configs import ModelConfig
@@ -297,7 +299,9 @@ def identity_leaves(config: ModelConfig, wanted: Mapping[tuple[str, ...], object
 
 
 @dataclasses.dataclass
-class Converted:
+class Built:
+    """The params of a DiT checkpoint and what building them found (`build`)."""
+
     config: ModelConfig
     params: dict
     shape: DiTShape
@@ -308,13 +312,13 @@ class Converted:
     from_init: tuple[str, ...]
 
 
-def convert(
+def build(
     sd: Mapping[str, np.ndarray],
     heads: int = DEFAULT_HEADS,
     class_label: int | None = None,
     world: ModelConfig | None = None,
     seed: int = 0,
-) -> Converted:
+) -> Built:
     """A DiT-layout state_dict -> wm_jax params (numpy), for the image model or, given `world`, that world model."""
     shape = infer_shape(sd)
     if world is None:
@@ -337,11 +341,65 @@ def convert(
     if shape.class_rows is not None:
         class_table = np.asarray(sd["y_embedder.embedding_table.weight"], np.float32)
         label = shape.class_rows - 1 if class_label is None else class_label
-    return Converted(config, params, shape, class_table, label, pos_err, overridden, tuple(from_init))
+    return Built(config, params, shape, class_table, label, pos_err, overridden, tuple(from_init))
+
+
+def convert(
+    state_dict: Mapping[str, np.ndarray],
+    heads: int = DEFAULT_HEADS,
+    class_label: int | None = None,
+    to_world_model: str | ModelConfig | None = None,
+    timestep_scale: float = 1000.0,
+    prediction: str | None = None,
+    noise_schedule: str | None = None,
+    diffusion_steps: int | None = None,
+    seed: int = 0,
+) -> Converted:
+    """A DiT-layout state_dict -> the wm_jax image model (one frame), or, given `to_world_model`
+    (a configuration name or a ModelConfig), the world model with it in its spatial blocks.
+
+    heads: not in any shape (DiT-XL/L/B: 16); class_label: the class-table row baked in as the
+    constant conditioning (default: the null row); timestep_scale: the source's embedder sees
+    scale·t (DiT 1000, SiT/REPA 1); prediction, noise_schedule, diffusion_steps: the objective,
+    required when timestep_scale says the checkpoint is not DiT's; seed: the temporal blocks' init.
+    """
+    # Shapes cannot tell how the source scaled time before its timestep embedding, nor, for a
+    # SiT or REPA checkpoint (same naming, time unscaled), what it was trained to predict.
+    objective = objective_fields(OBJECTIVE if timestep_scale == 1000.0 else None, prediction, noise_schedule,
+                                 diffusion_steps, unknown=(
+        f"a DiT-layout checkpoint fed t unscaled (--timestep-scale {timestep_scale:g}: SiT, REPA) does not say "
+        "its objective, and it is not DiT's (DDPM epsilon): pass --prediction velocity for REPA (rectified flow on "
+        "wm_jax's path), or --prediction and --noise-schedule for another; SiT runs time the other way (t = 1 is "
+        "data), which no objective here samples"))
+    world = configs.get_config(to_world_model) if isinstance(to_world_model, str) else to_world_model
+    built = build(state_dict, heads=heads, class_label=class_label, world=world, seed=seed)
+    config = built.config.replace(timestep_scale=timestep_scale, **objective)
+    overridden = {}
+    if world is not None:  # the overrides as finally written (the objective may differ from DiT's)
+        changed = set(built.overridden) | set(objective)
+        overridden = {k: (getattr(world, k), getattr(config, k)) for k in sorted(changed)
+                      if getattr(world, k) != getattr(config, k)}
+    label, rows = built.class_label, built.shape.class_rows
+    if label is None:
+        class_row = "none (unconditional checkpoint)"
+    else:
+        class_row = f"{label} of {rows}" + (" (the null class)" if label == rows - 1 else "")
+    info = {
+        "inferred": built.shape.describe(),
+        "heads": heads,
+        "class_row": class_row,
+        "objective": config.objective.describe(),
+        "pos_embed_diff": built.pos_embed_error,
+        "to_world_model": to_world_model if world is None or isinstance(to_world_model, str) else "a ModelConfig",
+        "overridden": {k: f"{a} -> {b}" for k, (a, b) in overridden.items()},
+        "from_init": {p: FROM_INIT_REASONS[p] for p in built.from_init},
+    }
+    return Converted(layout=NAME, config=config, params=built.params, info=info, description=describe_model(config),
+                     class_table=built.class_table)
 
 
 def verify(converted: Converted, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Max abs error against a reference in PyTorch's layout.
+    """Max abs error of a converted DiT against a reference in PyTorch's layout.
 
     reference: x [B, C, H, W], t [B] (0..999), y [B] int class labels (the null class allowed;
     omit for an unconditional model), out [B, C_out, H, W]. Each sample runs as a one-frame

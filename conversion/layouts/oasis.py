@@ -46,8 +46,11 @@ from typing import Mapping
 import jax
 import numpy as np
 
+from wm_jax.conversion.converted import Converted, WorldLink, describe_model
 from wm_jax.conversion.layouts.dit import _linear, block_count
+from wm_jax.conversion.objective import objective_fields
 from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
+from wm_jax import diffusion
 from wm_jax import model as wm_model
 from wm_jax import rope
 from wm_jax.configs import ModelConfig
@@ -59,6 +62,7 @@ DEFAULT_MAX_FRAMES = 32
 SPATIAL_MAX_FREQ = 256.0  # what wm_jax.rope.axial_angles uses; Oasis' spatial RotaryEmbedding(max_freq=256)
 TEMPORAL_THETA = 10000.0
 OBJECTIVE = dict(prediction="v_prediction", noise_schedule="sigmoid", diffusion_steps=1000)
+FPS = 20.0  # a converted world's frame rate: Oasis' 20 fps (CAMERA_AXES' turns a second assume it)
 
 # Oasis' action vector (open-oasis utils.ACTION_KEYS, the VPT/MineRL action names), in order,
 # and the wm_jax key name each is given: the key Minecraft binds it to by default, so the player
@@ -242,24 +246,65 @@ def check_rotary(sd: Mapping[str, np.ndarray], config: ModelConfig) -> list[str]
     return checked
 
 
-def convert(
+def build(
     sd: Mapping[str, np.ndarray],
-    heads: int | None = None,
+    heads: int,
     latent_size: tuple[int, int] = DEFAULT_LATENT_SIZE,
     max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> tuple[ModelConfig, dict, list[str]]:
-    """(config, params as numpy, rotary keys checked) for an Oasis state_dict; heads None: `infer_heads`."""
-    if heads is None:
-        infer_config(sd, 1, latent_size, max_frames)  # the "not an Oasis checkpoint" error first
-        heads, _ = infer_heads(sd)
+    """(config, params as numpy, rotary keys checked) for an Oasis state_dict with `heads` heads."""
     config = infer_config(sd, heads, latent_size, max_frames)
     checked = check_rotary(sd, config)
     params = apply(table(config), sd, wm_model.abstract_params(config))
     return config, params, checked
 
 
-def verify(config: ModelConfig, params: Mapping, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Max abs error against a reference in PyTorch's layout.
+def convert(
+    state_dict: Mapping[str, np.ndarray],
+    heads: int | None = None,
+    latent_size: tuple[int, int] = DEFAULT_LATENT_SIZE,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    prediction: str | None = None,
+    noise_schedule: str | None = None,
+    diffusion_steps: int | None = None,
+    autoencoder: str | None = None,
+) -> Converted:
+    """An Oasis state_dict -> the wm_jax world model, sampled with Oasis' recipe (OASIS_SAMPLER).
+
+    heads: None reads them from a stored rotary table (`infer_heads`); latent_size, max_frames:
+    what the shapes cannot tell; prediction, noise_schedule, diffusion_steps: an objective other
+    than Oasis' (`OBJECTIVE`); autoencoder: a converted oasis-vae directory, which makes the
+    saved directory a world bundle playable as it is.
+    """
+    objective = objective_fields(OBJECTIVE, prediction, noise_schedule, diffusion_steps)
+    infer_config(state_dict, 1, latent_size, max_frames)  # "not an Oasis checkpoint" before anything else
+    if heads is None:
+        heads, heads_told = infer_heads(state_dict)
+    else:
+        heads_told = f"{heads} (--heads)"
+    config, params, checked = build(state_dict, heads, latent_size, max_frames)
+    config = config.replace(**objective)
+    info = {
+        "heads": heads_told,
+        "rotary_tables_checked": len(checked),
+        "objective": config.objective.describe(),
+        "action_keys": ", ".join(config.action_keys),
+        "camera_keys": "; ".join(f"{n}/{p}: {e} -/+{a:g}" for e, n, p, a in config.action_axes) or "none",
+    }
+    world = None
+    if autoencoder is not None:
+        world = WorldLink(autoencoder=str(autoencoder), keys=world_keys(config), fps=FPS, title="Oasis")
+    return Converted(layout=NAME, config=config, params=params, info=info, description=describe_model(config),
+                     sampler=diffusion.OASIS_SAMPLER, world=world)
+
+
+def verify(converted: Converted, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Max abs error of a converted Oasis against a reference in PyTorch's layout (`forward_error`)."""
+    return forward_error(converted.config, converted.params, reference)
+
+
+def forward_error(config: ModelConfig, params: Mapping, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Max abs error of a model's forward pass against a reference in PyTorch's layout.
 
     reference: x [B, T, C, H, W], t [B, T] noise levels 0..999, cond [B, T, A] (Oasis' action
     vectors), out [B, T, C_out, H, W].

@@ -27,6 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
+from wm_jax.conversion.converted import Converted
 from wm_jax.conversion.table import CONV2D, IDENTITY, LINEAR, Row, Table, apply
 from wm_jax import autoencoder as ae
 
@@ -119,20 +120,33 @@ def table(config: ae.AutoencoderConfig) -> Table:
 
 
 def convert(
-    sd: Mapping[str, np.ndarray], heads: int = DEFAULT_HEADS, frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE
-) -> tuple[ae.AutoencoderConfig, dict]:
-    """(config, variables) of the wm_jax autoencoder holding this ViT-VAE.
+    state_dict: Mapping[str, np.ndarray], heads: int = DEFAULT_HEADS, frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE
+) -> Converted:
+    """The wm_jax vit autoencoder holding this ViT-VAE; `heads` and `frame_size` are what its shapes cannot tell.
 
     Latent stats are (0, 1/SCALING_FACTOR): normalised latents are Oasis' DiT latents.
     """
-    config = infer_config(sd, heads, frame_size)
-    params = apply(table(config), sd, ae.abstract_variables(config)["params"])
+    config = infer_config(state_dict, heads, frame_size)
+    params = apply(table(config), state_dict, ae.abstract_variables(config)["params"])
     c = config.latent_channels
     stats = {"mean": np.zeros((c,), np.float32), "std": np.full((c,), 1.0 / SCALING_FACTOR, np.float32)}
-    return config, {"params": params, "latent_stats": stats}
+    info = {
+        "heads": heads,
+        "latent_scale": f"{SCALING_FACTOR} (latent stats std = 1/scale: normalised latents are Oasis' DiT latents)",
+    }
+    return Converted(layout=NAME, config=config, params=params, info=info, description=describe(config),
+                     collections={"latent_stats": stats})
 
 
-def verify(config: ae.AutoencoderConfig, variables: Mapping, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
+def describe(config: ae.AutoencoderConfig) -> str:
+    frame = config.frame_size
+    return (f"frames {frame[0]}x{frame[1]}, patch {config.downscale}, latent {config.latent_grid[0]}x"
+            f"{config.latent_grid[1]}x{config.latent_channels}, encoder {config.width}x{config.blocks} "
+            f"({config.heads} heads), decoder {config.decoder_width}x{config.decoder_blocks} "
+            f"({config.decoder_heads} heads), mlp_ratio {config.mlp_ratio:g}")
+
+
+def verify(converted: Converted, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Max abs error of both halves against a reference in Oasis' layout and ranges (unscaled latents).
 
     reference: image [B, 3, H, W] in [-1, 1], latent [B, h·w, c] (the encoder's posterior mean),
@@ -142,6 +156,7 @@ def verify(config: ae.AutoencoderConfig, variables: Mapping, reference: Mapping[
     if missing:
         raise KeyError(f"reference file lacks {missing} (oasis-vae references hold image, latent, random_latent, "
                        "decoded_random)")
+    config, variables = converted.config, converted.variables
     c = config.latent_channels
     raw = ae.with_latent_stats(variables, np.zeros((c,), np.float32), np.ones((c,), np.float32))
     image = np.asarray(reference["image"], np.float32).transpose(0, 2, 3, 1)

@@ -1,8 +1,8 @@
 """TAESD family (taesd, taesdxl, taef1, taesd3, taef2) -> wm_jax.autoencoder, conv kind.
 
 Source: the two files `<name>_encoder.pth` and `<name>_decoder.pth`, each the state_dict of a
-torch `nn.Sequential`, so keys are `<index>.<...>`. Joined here under `encoder.` / `decoder.`
-(a single file already holding both prefixes works the same). Indices, from the public
+torch `nn.Sequential`, so keys are `<index>.<...>`: the PARTS of a source, read under `encoder.` /
+`decoder.` (a single file already holding both prefixes works the same). Indices, from the public
 `taesd.py` (N = outer blocks, B = blocks per level, L = levels):
 
   encoder: conv(3,w) | N x Block | L x [conv stride 2, no bias | B x Block] | conv(w,c)
@@ -20,11 +20,13 @@ from typing import Mapping
 
 import numpy as np
 
+from wm_jax.conversion.converted import Converted
 from wm_jax.conversion.table import CONV2D, IDENTITY, Row, Table, apply
 from wm_jax import autoencoder as ae
 from wm_jax.autoencoder import AutoencoderConfig
 
 NAME = "taesd"
+PARTS = ("encoder", "decoder")  # a source may be the two files, {"encoder": path, "decoder": path}
 
 
 def _conv_rows(torch_prefix: str, flax_path: tuple[str, ...], bias: bool = True) -> list[Row]:
@@ -152,20 +154,23 @@ def infer_config(sd: Mapping[str, np.ndarray]) -> AutoencoderConfig:
     )
 
 
-def convert(encoder_sd: Mapping[str, np.ndarray], decoder_sd: Mapping[str, np.ndarray]) -> tuple[AutoencoderConfig, dict]:
-    """(config, variables) of the wm_jax autoencoder holding this encoder/decoder pair.
+def convert(state_dict: Mapping[str, np.ndarray]) -> Converted:
+    """The wm_jax conv autoencoder holding a TAESD-family encoder/decoder pair.
 
-    Latent stats are (0, 1): the converted model's latents are exactly TAESD's raw latents.
+    state_dict: the two halves under `encoder.` / `decoder.` (a source in PARTS, or one file
+    holding both). Latent stats are (0, 1): the converted model's latents are exactly TAESD's
+    raw latents.
     """
-    sd = join(encoder_sd, decoder_sd)
-    cfg = infer_config(sd)
-    params = apply(table(cfg), sd, ae.abstract_variables(cfg)["params"])
+    split(state_dict)  # refuses anything but the two halves, saying so
+    cfg = infer_config(state_dict)
+    params = apply(table(cfg), state_dict, ae.abstract_variables(cfg)["params"])
     c = cfg.latent_channels
     stats = {"mean": np.zeros((c,), np.float32), "std": np.ones((c,), np.float32)}
-    return cfg, {"params": params, "latent_stats": stats}
+    return Converted(layout=NAME, config=cfg, params=params, info={}, description=str(cfg),
+                     collections={"latent_stats": stats})
 
 
-def verify(cfg: AutoencoderConfig, variables: Mapping, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
+def verify(converted: Converted, reference: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Max abs error of both halves against a reference in PyTorch's layout and TAESD's ranges.
 
     reference: image [B,3,H,W] in [0,1], latent [B,c,h,w] (encoder output), random_latent
@@ -174,6 +179,7 @@ def verify(cfg: AutoencoderConfig, variables: Mapping, reference: Mapping[str, n
     missing = [k for k in ("image", "latent", "random_latent", "decoded_random") if k not in reference]
     if missing:
         raise KeyError(f"reference file lacks {missing} (taesd references hold image, latent, random_latent, decoded_random)")
+    cfg, variables = converted.config, converted.variables
     to_nhwc = lambda a: np.asarray(a, np.float32).transpose(0, 2, 3, 1)  # noqa: E731
     z = np.asarray(ae.encode(variables, to_nhwc(reference["image"]) * 2 - 1, cfg))
     x = np.asarray(ae.decode(variables, to_nhwc(reference["random_latent"]), cfg))

@@ -26,68 +26,30 @@ the head has 2C channels); oasis, v-prediction with sigmoid betas over 1000 step
 checkpoint with --timestep-scale other than 1000 (SiT, REPA) does not say its objective: pass
 --prediction (REPA: velocity; SiT runs time the other way, which no objective here samples).
 
-Each layout is one entry of LAYOUTS: a function (args) -> summary dict that reads the sources,
-converts through its table in conversion/layouts/, writes args.out, and, given --verify,
-returns the max abs errors against the reference file. Add `dit` and `oasis` there.
+This command only turns flags into a call of the library (wm_jax.conversion: convert, verify,
+save; the same for every layout, one module per layout in conversion/layouts/) and prints.
 Files are read with conversion.torch_reader: no torch, no pickle code run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Callable
 
-import numpy as np
+from wm_jax.conversion.layouts import NAMES  # names only: `wm --help` imports no jax
 
-
-def _taesd(args: argparse.Namespace) -> dict:
-    from wm_jax.conversion import torch_reader
-    from wm_jax.conversion.layouts import taesd
-
-    encoder_path = args.encoder or args.src
-    if not encoder_path:
-        raise ValueError("--layout taesd needs the encoder file (SRC or --encoder) and --decoder, or one file with both")
-    enc = torch_reader.load_state_dict(encoder_path, key=args.key)
-    if args.decoder:
-        enc_sd, dec_sd = enc.tensors, torch_reader.load_state_dict(args.decoder, key=args.key).tensors
-    else:  # one file holding encoder.* and decoder.*
-        enc_sd, dec_sd = taesd.split(enc.tensors)
-    config, variables = taesd.convert(enc_sd, dec_sd)
-    file_dtypes = sorted({str(v.dtype) for v in list(enc_sd.values()) + list(dec_sd.values())})
-    info = {
-        "layout": "taesd",
-        "encoder": os.path.abspath(encoder_path),
-        "decoder": os.path.abspath(args.decoder or encoder_path),
-        "source_key": enc.source_key,
-        "file_dtypes": file_dtypes,
-    }
-    return _save_autoencoder(args, config, variables, info, config, taesd.verify)
+# Flags passed to the layout as options of the same name, when given; a layout that does not
+# take one refuses it (the library's UnknownOptions, said here in flags).
+OPTION_FLAGS = ("heads", "timestep_scale", "prediction", "noise_schedule", "diffusion_steps", "class_label",
+                "to_world_model", "latent_size", "max_frames", "frame_size", "autoencoder")
+SIZE_EXAMPLES = {"latent_size": "18x32", "frame_size": "360x640"}
 
 
-def _save_autoencoder(args, config, variables, info: dict, described, verify) -> dict:
-    """Writes a converted autoencoder; the summary printed, with --verify's error against a reference."""
-    from wm_jax import autoencoder as ae
-
-    summary = {
-        **info,
-        "config": described,
-        "parameters": int(sum(np.size(x) for x in _leaves(variables["params"]))),
-        "stored_dtype": "float32",
-    }
-    if args.verify:
-        with np.load(args.verify) as ref:
-            summary["max_abs_error"] = verify(config, variables, dict(ref))
-    ae.save(args.out, config, variables, info=info)
-    return summary
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
 
 
-def _file_dtypes(sd) -> list[str]:
-    return sorted({str(v.dtype) for v in sd.values()})
-
-
-def _parse_size(text: str, flag: str = "--latent-size", example: str = "18x32") -> tuple[int, int]:
+def _parse_size(text: str, flag: str, example: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -95,259 +57,40 @@ def _parse_size(text: str, flag: str = "--latent-size", example: str = "18x32") 
     return h, w
 
 
-def _to_jax_in_place(tree: dict) -> None:
-    """Replace each numpy leaf by a jax array, one at a time, in its own dict.
-
-    The converted numpy leaves are mostly views of the checkpoint's storages (transposes copy
-    nothing); replacing them one by one lets each storage go as soon as its copy exists, so the
-    source and the converted params never both exist in full. Orbax's save then adds one host
-    copy; handing it numpy arrays instead would cost two.
-    """
-    import jax.numpy as jnp
-
-    for key in list(tree):
-        if isinstance(tree[key], dict):
-            _to_jax_in_place(tree[key])
-        else:
-            tree[key] = jnp.asarray(tree[key])
+def _source(args: argparse.Namespace):
+    """SRC, or taesd's two files as the parts of one source."""
+    first = args.encoder or args.src
+    if not first:
+        raise ValueError("no source checkpoint: give SRC (taesd: or --encoder, with --decoder)")
+    return {"encoder": first, "decoder": args.decoder} if args.decoder else first
 
 
-def _write_model(args: argparse.Namespace, config, params, info: dict) -> None:
-    import json
-
-    from wm_jax import model as wm_model
-
-    wm_model.save(args.out, config, params)
-    with open(os.path.join(args.out, "conversion.json"), "w") as f:
-        json.dump(info, f, indent=2, default=str)
-
-
-def _config_line(config) -> str:
-    h, w = config.latent_size
-    return (
-        f"latent {h}x{w}x{config.in_channels} -> {config.output_channels}, patch {config.patch_size}, "
-        f"width {config.width}, depth {config.depth}, heads {config.num_heads}, mlp_ratio {config.mlp_ratio:g}, "
-        f"temporal_every {config.temporal_every}, actions {config.action_dim}, window {config.window}, "
-        f"max_frames {config.max_frames}"
-    )
-
-
-# The DiT class table (all rows, the null class last), beside a converted DiT, for `wm sample`.
-CLASS_TABLE_FILE = "class_table.npy"
-FLOW_PREDICTIONS = ("velocity",)  # the flow choices of --prediction (x0_residual is the project's own)
-
-
-def _objective(args: argparse.Namespace, layout_default: dict | None, unknown: str = "") -> dict:
-    """The objective fields (ModelConfig) to record: the layout's, with what --prediction,
-    --noise-schedule and --diffusion-steps say instead; `unknown` is the error when the layout
-    cannot tell and no --prediction is given."""
-    fields = dict(layout_default or {})
-    if args.prediction:
-        fields["prediction"] = args.prediction
-        if args.prediction in FLOW_PREDICTIONS:
-            fields["noise_schedule"] = "flow"
-        elif fields.get("noise_schedule") == "flow":
-            del fields["noise_schedule"]
-    if args.noise_schedule:
-        fields["noise_schedule"] = args.noise_schedule
-    if args.diffusion_steps:
-        fields["diffusion_steps"] = args.diffusion_steps
-    if "prediction" not in fields:
-        raise ValueError(unknown)
-    if "noise_schedule" not in fields:
-        raise ValueError(f"--prediction {fields['prediction']} needs --noise-schedule (linear, cosine or sigmoid): "
-                         "the checkpoint does not say which betas it was trained with")
-    fields.setdefault("diffusion_steps", 1000)
-    return fields
-
-
-def _dit(args: argparse.Namespace) -> dict:
-    from wm_jax.conversion import torch_reader
-    from wm_jax.conversion.layouts import dit
-    from wm_jax import configs
-
-    if not args.src:
-        raise ValueError("--layout dit needs the checkpoint SRC")
-    # Shapes cannot tell how the source scaled time before its timestep embedding, nor, for a
-    # SiT or REPA checkpoint (same naming, time unscaled), what it was trained to predict.
-    objective = _objective(args, dit.OBJECTIVE if args.timestep_scale == 1000.0 else None, unknown=(
-        f"a DiT-layout checkpoint fed t unscaled (--timestep-scale {args.timestep_scale:g}: SiT, REPA) does not say "
-        "its objective, and it is not DiT's (DDPM epsilon): pass --prediction velocity for REPA (rectified flow on "
-        "wm_jax's path), or --prediction and --noise-schedule for another; SiT runs time the other way (t = 1 is "
-        "data), which no objective here samples"))
-    loaded = torch_reader.load_state_dict(args.src, key=args.key)
-    world = configs.get_config(args.to_world_model) if args.to_world_model else None
-    dtypes = _file_dtypes(loaded.tensors)
-    heads = dit.DEFAULT_HEADS if args.heads is None else args.heads
-    converted = dit.convert(loaded.tensors, heads=heads, class_label=args.class_label, world=world)
-    converted.config = converted.config.replace(timestep_scale=args.timestep_scale, **objective)
-    if world is not None:  # the overrides as finally written (the objective may differ from DiT's)
-        changed = set(converted.overridden) | set(objective)
-        converted.overridden = {k: (getattr(world, k), getattr(converted.config, k)) for k in sorted(changed)
-                                if getattr(world, k) != getattr(converted.config, k)}
-    del loaded  # the source tensors: only the storages the params view stay alive
-    _to_jax_in_place(converted.params)
-    label, rows = converted.class_label, converted.shape.class_rows
-    if label is None:
-        class_row = "none (unconditional checkpoint)"
-    else:
-        class_row = f"{label} of {rows}" + (" (the null class)" if label == rows - 1 else "")
-    info = {
-        "layout": "dit",
-        "source": os.path.abspath(args.src),
-        "source_key": args.key,
-        "file_dtypes": dtypes,
-        "inferred": converted.shape.describe(),
-        "heads": heads,
-        "class_row": class_row,
-        "objective": converted.config.objective.describe(),
-        "pos_embed_diff": converted.pos_embed_error,
-        "to_world_model": args.to_world_model,
-        "overridden": {k: f"{a} -> {b}" for k, (a, b) in converted.overridden.items()},
-        "from_init": {p: dit.FROM_INIT_REASONS[p] for p in converted.from_init},
-    }
-    summary = {
-        **info,
-        "config": _config_line(converted.config),
-        "parameters": int(sum(np.size(x) for x in _leaves(converted.params))),
-        "stored_dtype": "float32",
-    }
-    if args.verify:
-        with np.load(args.verify) as ref:
-            summary["max_abs_error"] = dit.verify(converted, dict(ref))
-    _write_model(args, converted.config, converted.params, info)
-    if converted.class_table is not None:  # wm sample conditions on any class with it
-        np.save(os.path.join(args.out, CLASS_TABLE_FILE), converted.class_table)
-        summary["class_table"] = f"{CLASS_TABLE_FILE} ({converted.class_table.shape[0]} rows, the last the null class)"
-    return summary
-
-
-def _oasis(args: argparse.Namespace) -> dict:
-    from wm_jax.conversion import torch_reader
-    from wm_jax.conversion.layouts import oasis
-
-    if not args.src:
-        raise ValueError("--layout oasis needs the checkpoint SRC")
-    if args.to_world_model or args.class_label is not None:
-        raise ValueError("--to-world-model and --class-label apply to --layout dit only (Oasis already is a world model)")
-    objective = _objective(args, oasis.OBJECTIVE)
-    loaded = torch_reader.load_state_dict(args.src, key=args.key)
-    dtypes = _file_dtypes(loaded.tensors)
-    latent = _parse_size(args.latent_size) if args.latent_size else oasis.DEFAULT_LATENT_SIZE
-    oasis.infer_config(loaded.tensors, 1, latent, args.max_frames)  # "not an Oasis checkpoint" before anything else
-    if args.heads is None:
-        heads, heads_told = oasis.infer_heads(loaded.tensors)
-    else:
-        heads, heads_told = args.heads, f"{args.heads} (--heads)"
-    print(f"{'heads':>14}: {heads_told}")
-    config, params, checked = oasis.convert(loaded.tensors, heads=heads, latent_size=latent, max_frames=args.max_frames)
-    config = config.replace(**objective)
-    del loaded
-    _to_jax_in_place(params)
-    info = {
-        "layout": "oasis",
-        "source": os.path.abspath(args.src),
-        "source_key": args.key,
-        "file_dtypes": dtypes,
-        "heads": heads_told,
-        "rotary_tables_checked": len(checked),
-        "objective": config.objective.describe(),
-        "action_keys": ", ".join(config.action_keys),
-        "camera_keys": "; ".join(f"{n}/{p}: {e} -/+{a:g}" for e, n, p, a in config.action_axes) or "none",
-    }
-    summary = {
-        **info,
-        "config": _config_line(config),
-        "parameters": int(sum(np.size(x) for x in _leaves(params))),
-        "stored_dtype": "float32",
-    }
-    if args.verify:
-        with np.load(args.verify) as ref:
-            summary["max_abs_error"] = oasis.verify(config, params, dict(ref))
-    _write_model(args, config, params, info)
-    # Sampled as Oasis samples it by default (wm rollout / wm play on this directory).
-    from wm_jax import diffusion
-    from wm_jax import world as wm_world
-
-    wm_world.record_sampler(args.out, diffusion.OASIS_SAMPLER)
-    summary["sampler"] = f"{wm_world.SAMPLER_FILE}: Oasis' recipe ({_sampler_line(diffusion.OASIS_SAMPLER)})"
-    if args.autoencoder:  # the directory becomes a world bundle decoding through that autoencoder
-        wm_world.link_world(args.out, args.autoencoder, name=os.path.basename(os.path.abspath(args.out)),
-                            keys=oasis.world_keys(config), fps=20.0, sampler=diffusion.OASIS_SAMPLER,
-                            description=f"Oasis converted from {os.path.basename(args.src)}", provenance=info)
-        summary["world"] = f"{wm_world.INFO_FILE}: autoencoder {os.path.abspath(args.autoencoder)}"
-    return summary
-
-
-def _sampler_line(sampler) -> str:
-    context = "clean, labelled" if not sampler.context_noised else "noised to"
-    return (f"{sampler.method} {sampler.steps} steps, noise clamped at {sampler.noise_clamp:g}, "
-            f"context {context} level {round(sampler.context_noise * 1000)}/1000")
-
-
-def _oasis_vae(args: argparse.Namespace) -> dict:
-    from wm_jax.conversion import torch_reader
-    from wm_jax.conversion.layouts import oasis_vae
-
-    if not args.src:
-        raise ValueError("--layout oasis-vae needs the checkpoint SRC (vit-l-20.safetensors)")
-    foreign = [flag for flag, value in (("--to-world-model", args.to_world_model), ("--class-label", args.class_label),
-                                        ("--latent-size", args.latent_size), ("--autoencoder", args.autoencoder),
-                                        ("--prediction", args.prediction), ("--noise-schedule", args.noise_schedule),
-                                        ("--diffusion-steps", args.diffusion_steps), ("--decoder", args.decoder))
-               if value is not None]
-    if foreign:
-        raise ValueError(f"{', '.join(foreign)} do(es) not apply to --layout oasis-vae (an autoencoder: its size is "
-                         "--frame-size, its heads --heads)")
-    loaded = torch_reader.load_state_dict(args.src, key=args.key)
-    frame = _parse_size(args.frame_size, "--frame-size", "360x640") if args.frame_size else oasis_vae.DEFAULT_FRAME_SIZE
-    heads = oasis_vae.DEFAULT_HEADS if args.heads is None else args.heads
-    config, variables = oasis_vae.convert(loaded.tensors, heads=heads, frame_size=frame)
-    info = {
-        "layout": "oasis-vae",
-        "source": os.path.abspath(args.src),
-        "source_key": loaded.source_key,
-        "file_dtypes": _file_dtypes(loaded.tensors),
-        "heads": heads,
-        "latent_scale": f"{oasis_vae.SCALING_FACTOR} (latent stats std = 1/scale: normalised latents are Oasis' DiT latents)",
-    }
-    del loaded
-    described = (f"frames {frame[0]}x{frame[1]}, patch {config.downscale}, latent {config.latent_grid[0]}x"
-                   f"{config.latent_grid[1]}x{config.latent_channels}, encoder {config.width}x{config.blocks} "
-                   f"({config.heads} heads), decoder {config.decoder_width}x{config.decoder_blocks} "
-                   f"({config.decoder_heads} heads), mlp_ratio {config.mlp_ratio:g}")
-    return _save_autoencoder(args, config, variables, info, described, oasis_vae.verify)
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _leaves(v)
-    else:
-        yield tree
-
-
-# layout name -> converter.
-LAYOUTS: dict[str, Callable[[argparse.Namespace], dict]] = {
-    "taesd": _taesd,
-    "dit": _dit,  # DiT / SiT / REPA naming
-    "oasis": _oasis,  # the open Oasis spatio-temporal DiT
-    "oasis-vae": _oasis_vae,  # the open Oasis ViT autoencoder
-}
+def _options(args: argparse.Namespace) -> dict:
+    options = {name: getattr(args, name) for name in OPTION_FLAGS if getattr(args, name) is not None}
+    for name, example in SIZE_EXAMPLES.items():
+        if name in options:
+            options[name] = _parse_size(options[name], _flag(name), example)
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
-    args.out = args.out or args.dst
-    if not args.out:
+    from wm_jax import conversion
+
+    out = args.out or args.dst
+    if not out:
         raise ValueError("no output directory: give DST or --out")
-    if os.path.exists(args.out) and os.listdir(args.out):
-        raise ValueError(f"output directory {args.out} exists and is not empty")
-    summary = LAYOUTS[args.layout](args)
-    for key, value in summary.items():
-        if key != "max_abs_error":
-            print(f"{key:>14}: {value}")
-    print(f"{'written':>14}: {os.path.abspath(args.out)}")
-    errors = summary.get("max_abs_error")
+    conversion.check_output_dir(out)  # before the (long) conversion, not after it
+    try:
+        converted = conversion.convert(_source(args), args.layout, key=args.key, **_options(args))
+    except conversion.UnknownOptions as error:
+        flags = [_flag(name) for name in error.accepted if name in OPTION_FLAGS]
+        raise ValueError(f"{', '.join(map(_flag, error.names))} do(es) not apply to --layout {error.layout} "
+                         f"(its flags: {', '.join(flags) or 'none beyond SRC, DST, --key, --verify'})") from None
+    errors = conversion.verify(converted, args.verify) if args.verify else None
+    written = conversion.save(converted, out)  # written even when --verify fails, to look into
+    for key, value in conversion.summary(converted).items():
+        print(f"{key:>14}: {value}")
+    print(f"{'written':>14}: {written}")
     if errors is not None:
         worst = max(errors.values())
         for part, err in errors.items():
@@ -367,8 +110,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("src", nargs="?", help="source checkpoint (taesd: the encoder file)")
     p.add_argument("dst", nargs="?", help="output directory (same as --out)")
-    p.add_argument("--layout", required=True, choices=sorted(LAYOUTS), help="naming scheme of the source")
-    p.add_argument("--encoder", help="taesd: encoder file (instead of SRC)")
+    p.add_argument("--layout", required=True, choices=NAMES, help="naming scheme of the source")
+    p.add_argument("--encoder", help="taesd: encoder file (same as SRC)")
     p.add_argument("--decoder", help="taesd: decoder file (omit when SRC holds encoder.* and decoder.*)")
     p.add_argument("--out", help="output directory, read back by the matching wm_jax load()")
     p.add_argument("--key", default=None, help="entry of a training checkpoint to take (default: ema, else model)")
@@ -377,7 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--heads", type=int, default=None,
                    help="dit/oasis/oasis-vae: attention heads, which shapes cannot tell (default: dit and oasis-vae 16; "
                         "oasis: read from a stored rotary table, else 16)")
-    p.add_argument("--timestep-scale", type=float, default=1000.0,
+    p.add_argument("--timestep-scale", type=float, default=None,
                    help="dit: the source's timestep embedding sees scale*t for t in [0,1]: 1000 for DiT (default), 1 for SiT/REPA")
     # Choices as in wm_jax.diffusion (not imported here: `wm --help` starts without jax).
     p.add_argument("--prediction", choices=["velocity", "epsilon", "v_prediction"], default=None,
@@ -393,7 +136,8 @@ def register(subparsers) -> None:
                    help="dit: put the image DiT into the spatial blocks of this named world-model configuration "
                         "(e.g. wm_516m, tiny); temporal blocks and action kernel start at identity")
     p.add_argument("--latent-size", help="oasis: latent HxW the model runs on (shapes cannot tell; default 18x32)")
-    p.add_argument("--max-frames", type=int, default=32, help="oasis: frames of context (Oasis: 32); window = this - 1")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="oasis: frames of context (default 32, Oasis'); window = this - 1")
     p.add_argument("--frame-size", help="oasis-vae: frame HxW the autoencoder is built for (default 360x640, Oasis')")
     p.add_argument("--autoencoder", metavar="AE_DIR",
                    help="oasis: also write world.json, making DST a world bundle that decodes through AE_DIR (a "

@@ -58,14 +58,14 @@ def load_class_table(checkpoint: str):
 
     import numpy as np
 
-    from wm_jax.cli.convert import CLASS_TABLE_FILE
+    from wm_jax.conversion import CLASS_TABLE_FILE
+    from wm_jax import bundle
     from wm_jax import model as wm_model
-    from wm_jax import world as wm_world
 
     path = pathlib.Path(checkpoint)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--checkpoint {path}: no config.json; convert a DiT with wm convert SRC {path} --layout dit")
-    wm_world.check_objective_recorded(path)
+    bundle.check_objective_recorded(path)
     table = path / CLASS_TABLE_FILE
     if not table.is_file():
         raise ValueError(f"--checkpoint {path} has no {CLASS_TABLE_FILE}: it is not a class-conditional DiT, or it was "
@@ -113,7 +113,7 @@ def run(args) -> int:
     method = diffusion.sampler_method(config.objective, sampler)  # a misfit refused, naming both
     ae = None
     if args.autoencoder:
-        ae = wm_world._load_autoencoder(args.autoencoder)
+        ae = wm_world.load_autoencoder(args.autoencoder)
         if ae[0].latent_channels != config.in_channels:
             raise ValueError(f"--autoencoder {args.autoencoder} makes {ae[0].latent_channels}-channel latents; "
                              f"the DiT's have {config.in_channels}")
