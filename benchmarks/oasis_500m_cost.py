@@ -68,10 +68,10 @@ def time_steps(directory: str, steps: int, frames: int, recompute_frames: int) -
 
     from wm_jax import model as wm_model
     from wm_jax import rollout
-    from wm_jax import world as wm_world
+    from wm_jax import bundle
 
     config, params = wm_model.load(directory)
-    sampler = dataclasses.replace(wm_world.recorded_sampler(directory), steps=steps)
+    sampler = dataclasses.replace(bundle.recorded_sampler(directory), steps=steps)
     gen = np.random.default_rng(0)
     empty = wm_model.empty_cache(config, 1)
     w = empty.window

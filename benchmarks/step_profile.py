@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wm_jax import autoencoder, bench, model, rollout
-from wm_jax import world as world_lib
+from wm_jax import bundle
 
 # (pattern on the HLO metadata op_name, part). First match wins.
 PARTS = (
@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--world", default="doom")
     parser.add_argument("--frames", type=int, default=30)
     args = parser.parse_args(argv)
-    info, model_dir, ae_dir, _ = world_lib.read_bundle(world_lib.locate(args.world))
+    info, model_dir, ae_dir, _ = bundle.read_bundle(bundle.locate(args.world))
     config, params = model.load(str(model_dir))
     sampler = info.sampler
     report = {"world": args.world, "sampler": dataclasses.asdict(sampler), "load_average_start": bench.load_average(),

@@ -25,6 +25,7 @@ import numpy as np
 
 from experiments.shift_probe import guess_last_latent, recorded_episodes
 from wm_jax import autoencoder, evaluation
+from wm_jax import bundle
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--still", type=float, default=0.05, help="latent MSE below which a transition is still")
     parser.add_argument("--swap", default="left,right", help="two keys exchanged in the key test (default left,right)")
     args = parser.parse_args(argv)
-    world = world_lib.load_world(world_lib.locate(args.world))
+    world = world_lib.load_world(bundle.locate(args.world))
     frames, actions = recorded_clips(EpisodeStore(args.data), args.frames, args.stride)
     print(json.dumps(probe(world, frames, actions, still=args.still, swap=tuple(args.swap.split(",")))))
     return 0

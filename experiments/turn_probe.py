@@ -21,7 +21,7 @@ import json
 import numpy as np
 
 from experiments.shift_probe import recorded_episodes
-from wm_jax import actions, keyscript
+from wm_jax import actions, bundle, keyscript
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--starts", type=int, default=4, help="recorded start frames, one per episode (default 4)")
     parser.add_argument("--frames", type=int, default=8, help="frames each key is held (default 8)")
     args = parser.parse_args(argv)
-    world = world_lib.load_world(world_lib.locate(args.world))
+    world = world_lib.load_world(bundle.locate(args.world))
     store = EpisodeStore(args.data)
     episodes = range(min(args.starts, len(store.lengths)))
     starts = [store.read_clip(e, min(10, int(store.lengths[e]) - 1), 1)[0][0] for e in episodes] + [None]

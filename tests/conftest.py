@@ -39,6 +39,6 @@ def tiny_random_params(tiny_params):
 @pytest.fixture(scope="session")
 def demo_world_dir(tmp_path_factory):
     """An untrained tiny world bundle (pixel space, 64x64, random weights), made once per session."""
-    from wm_jax import world
+    from wm_jax.demo_world import make_demo_world
 
-    return world.make_demo_world(tmp_path_factory.mktemp("worlds") / "demo")
+    return make_demo_world(tmp_path_factory.mktemp("worlds") / "demo")

@@ -10,7 +10,7 @@ def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
     from wm_jax.datasets.recording import iter_episodes
     from wm_jax.datasets.sources.image_pan import ImagePanRecorder
     from wm_jax.datasets.tfds_builder import write_episodes
-    from wm_jax.world import make_demo_world
+    from wm_jax.demo_world import make_demo_world
 
     world = make_demo_world(tmp_path / "world")
     write_episodes(tmp_path / "data", iter_episodes(ImagePanRecorder(resolution=(64, 64), allow_zoom=False), episodes=2, steps=8, seed=0))

@@ -12,6 +12,7 @@ import pytest
 from wm_jax.conversion.layouts import oasis
 from wm_jax import actions, images
 from wm_jax import world as wm_world
+from wm_jax.bundle import link_world
 from wm_jax.configs import ModelConfig
 
 torch = pytest.importorskip("torch")
@@ -153,5 +154,5 @@ def test_converted_with_its_autoencoder_plays_without_flags(converted, tmp_path,
     cfg = ae.get_config("pixel_p2")
     ae.save(wrong, cfg, ae.init(cfg, __import__("jax").random.key(0)))
     with pytest.raises(ValueError, match="12-channel latents, the model expects 4"):
-        wm_world.link_world(model_dir, wrong, name="x", keys={"w": "forward"})
+        link_world(model_dir, wrong, name="x", keys={"w": "forward"})
     assert not (model_dir / "world.json").exists()

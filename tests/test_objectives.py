@@ -252,12 +252,13 @@ def test_model_config_records_the_objective_and_old_configs_read_as_flow():
 
 
 def test_a_converted_model_without_a_recorded_objective_is_refused(tmp_path):
+    from wm_jax import bundle
     from wm_jax import world as wm_world
 
     fields = wm_model.config_to_dict(configs.get_config("tiny"))
     del fields["noise_schedule"], fields["diffusion_steps"]
     (tmp_path / "config.json").write_text(json.dumps(fields))
-    wm_world.check_objective_recorded(tmp_path)  # trained here, not converted: rectified flow
+    bundle.check_objective_recorded(tmp_path)  # trained here, not converted: rectified flow
     (tmp_path / "conversion.json").write_text(json.dumps({"layout": "oasis"}))
     with pytest.raises(ValueError, match=r"--layout oasis.*cannot be told.*Convert the checkpoint again"):
         wm_world.load_world(tmp_path, autoencoder_spec="pixel_p4")

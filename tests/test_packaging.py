@@ -24,5 +24,8 @@ def test_wheel_holds_wm_jax_alone_with_the_cli_page_and_worlds(tmp_path):
                      "wm_jax/conversion/layouts/oasis.py", "wm_jax/datasets/sources/doom.py",
                      "wm_jax/serve/page/index.html", "wm_jax/worlds/pan/world.json"):
         assert required in names, required
+    # A shipped world installs what playing needs; its training logs and reports stay in the repository.
+    in_bundles = {name.split("/")[3] for name in names if name.startswith("wm_jax/worlds/") and name.count("/") >= 3}
+    assert in_bundles == {"world.json", "model", "autoencoder", "start.png"}, in_bundles
     (entry_points,) = [name for name in names if name.endswith("entry_points.txt")]
     assert "wm = wm_jax.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

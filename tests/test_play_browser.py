@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from wm_jax import stability
-from wm_jax import world as wm_world
+from wm_jax import bundle
 from wm_jax.serve import server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -61,7 +61,7 @@ def shipped_play():
     """A server with the shipped worlds (both compiled before it serves; each at its own frame
     rate) and a second browser, started meanwhile, so that the two worlds play at once."""
     _browser_or_skip()
-    registry = server.WorldRegistry({name: wm_world.SHIPPED_DIR / name for name in HELD})
+    registry = server.WorldRegistry({name: bundle.SHIPPED_DIR / name for name in HELD})
     with concurrent.futures.ThreadPoolExecutor(len(HELD) + 1) as pool:
         other = pool.submit(_chromium)
         loads = [pool.submit(registry.load, name) for name in HELD]

@@ -430,12 +430,12 @@ def test_a_16bit_upload_peaks_at_a_fraction_of_the_float_bitmap():
 
 def test_no_world_key_needs_a_modifier_the_browser_keeps():
     from wm_jax import actions
-    from wm_jax import world as wm_world
+    from wm_jax import bundle
 
     assert actions.play_bindings(["w", "ctrl", "f", "alt", "shift"]) == {
         "w": "w", "ctrl": "space", "f": "f", "alt": "r", "shift": "shift"}
     # doom fires on the model's "ctrl" (its action space keeps the name); the player presses f.
-    info, *_ = wm_world.read_bundle(wm_world.SHIPPED_DIR / "doom")
+    info, *_ = bundle.read_bundle(bundle.SHIPPED_DIR / "doom")
     keys = {k["key"]: k["press"] for k in info.to_json((64, 64))["keys"]}
     assert keys["ctrl"] == "f" and keys["w"] == "w"
     assert not set(keys.values()) & set(actions.BROWSER_RESERVED)

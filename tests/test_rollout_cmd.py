@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from wm_jax import cli
-from wm_jax import world as wm_world
+from wm_jax import bundle
 
 
 def _rollout(world_dir, out, *extra):
@@ -54,8 +54,8 @@ def test_rollout_rejects_bad_input(demo_world_dir, tmp_path, capsys):
 
 
 def test_play_says_clearly_when_no_world_is_available(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(wm_world, "SHIPPED_DIR", tmp_path / "empty")
-    monkeypatch.delenv(wm_world.PATH_ENV, raising=False)
+    monkeypatch.setattr(bundle, "SHIPPED_DIR", tmp_path / "empty")
+    monkeypatch.delenv(bundle.PATH_ENV, raising=False)
     assert cli.main(["play"]) == 2
     err = capsys.readouterr().err
     assert "no world is available" in err and "--checkpoint DIR" in err and "--demo" in err

@@ -1,4 +1,5 @@
-"""The worlds the project ships (wm_jax/worlds/): complete, small, and answering their keys on a
+"""The worlds the project ships (wm_jax/worlds/): complete, small, holding only what playing
+needs (their provenance is in the repository, experiments/worlds/), and answering their keys on a
 photograph none of them was trained on (the pan world's held-out split, data/photo_split.py)."""
 
 import json
@@ -8,12 +9,15 @@ import numpy as np
 import pytest
 
 from wm_jax.datasets import photo_split
-from wm_jax import images, keyscript
+from wm_jax import bundle, images, keyscript
 from wm_jax import world as wm_world
 
 SHIPPED = ("pan", "doom")
 MAX_BYTES = 25 * 2**20
-PAN_STEP = 8  # the pan world's training recordings: wm record image_pan --pan-step 8 (training/COMMANDS.md)
+PAN_STEP = 8  # the pan world's training recordings: wm record image_pan --pan-step 8 (experiments/worlds/pan/training/COMMANDS.md)
+# How each shipped world was made and how it scores on held-out data: kept in the repository, not shipped.
+PROVENANCE = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "worlds"
+PLAYING_NEEDS = {"world.json", "model", "autoencoder", "start.png"}
 
 
 def _bytes(folder: pathlib.Path) -> int:
@@ -22,7 +26,7 @@ def _bytes(folder: pathlib.Path) -> int:
 
 @pytest.fixture(scope="module")
 def pan():
-    return wm_world.load_world(wm_world.SHIPPED_DIR / "pan")
+    return wm_world.load_world(bundle.SHIPPED_DIR / "pan")
 
 
 @pytest.fixture(scope="module")
@@ -33,25 +37,25 @@ def held_out_photo():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_world_is_complete_and_small(name):
-    folder = wm_world.SHIPPED_DIR / name
-    assert wm_world.available_worlds()[name] == folder
+    folder = bundle.SHIPPED_DIR / name
+    assert bundle.available_worlds()[name] == folder
     assert _bytes(folder) < MAX_BYTES
     info = json.loads((folder / "world.json").read_text())
     assert info["name"] == name and info["keys"]
-    report = json.loads((folder / "eval.json").read_text())  # the held-out evaluation ships with it
+    assert {p.name for p in folder.iterdir()} == PLAYING_NEEDS  # no logs, configs or reports in the package
+    report = json.loads((PROVENANCE / name / "eval.json").read_text())  # the held-out evaluation, kept beside
     assert "held_out" in report
-    assert (folder / "training" / "COMMANDS.md").is_file()
+    assert (PROVENANCE / name / "training" / "COMMANDS.md").is_file()
 
 
 def test_pan_world_offers_zoom_keys_only_if_its_evaluation_shows_them_zooming():
     """Issue 19: the shipped pan's e/q did nothing (held 7 frames on held-out photographs: 0.97x /
     1.00x against the real frames' 1.98x / 0.52x), so world.json must not offer them; a pan world
-    that offers them must ship `wm eval --camera` zoom figures meeting the issue's bar (>= 90% of
+    that offers them must come with `wm eval --camera` zoom figures meeting the issue's bar (>= 90% of
     e/q transitions the key's way, within 10% of the real frames' scale)."""
-    folder = wm_world.SHIPPED_DIR / "pan"
-    offered = set(json.loads((folder / "world.json").read_text())["keys"])
+    offered = set(json.loads((bundle.SHIPPED_DIR / "pan" / "world.json").read_text())["keys"])
     if offered & {"e", "q"}:
-        zoom = json.loads((folder / "eval.json").read_text())["camera"]["zoom"]
+        zoom = json.loads((PROVENANCE / "pan" / "eval.json").read_text())["camera"]["zoom"]
         assert set(zoom["keys"]) >= offered & {"e", "q"}
         assert zoom["zoom_way_within_10pct_generated"] >= 0.9
 
@@ -78,7 +82,7 @@ def test_doom_world_turns_the_way_its_keys_say():
     from wm_jax.datasets.sources.doom import DoomRecorder
     from experiments.turn_probe import generated_shifts
 
-    doom = wm_world.load_world(wm_world.SHIPPED_DIR / "doom")
+    doom = wm_world.load_world(bundle.SHIPPED_DIR / "doom")
     held_out_start = DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10]
     shifts = generated_shifts(doom, [held_out_start, None], keys=("left", "right"), frames=8)
     assert shifts["left"]["mean_px"] > 3, shifts

@@ -1,7 +1,7 @@
-"""World bundles: round trip, the pure start/step interface, image fitting, key scripts."""
+"""A world at play: the pure start/step interface, rollouts, loading, image fitting, key scripts.
+The bundle format and finding bundles by name: test_bundle.py."""
 
 import io
-import json
 
 import jax
 import numpy as np
@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from wm_jax import autoencoder, configs, images, keyscript
+from wm_jax import bundle
 from wm_jax import model as wm_model
 from wm_jax import world as wm_world
 
@@ -16,24 +17,6 @@ from wm_jax import world as wm_world
 @pytest.fixture(scope="module")
 def demo(demo_world_dir):
     return wm_world.load_world(demo_world_dir)
-
-
-def test_bundle_round_trip(demo_world_dir, demo):
-    meta = json.loads((demo_world_dir / "world.json").read_text())
-    assert meta["format"] == wm_world.FORMAT
-    assert demo.resolution == (64, 64)
-    assert demo.config == configs.get_config("tiny", latent_size=(16, 16), in_channels=48)
-    assert demo.ae_config == autoencoder.get_config("pixel_p4")
-    assert [k for k, _ in demo.info.keys][:4] == ["w", "a", "s", "d"]
-    assert demo.info.fps == 20.0 and demo.info.sampler.steps == 4
-    # Params come back bit-exact, and the start image is the one saved.
-    _, params = wm_model.load(str(demo_world_dir / "model"))
-    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(demo.params)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert demo.start_image.shape == (64, 64, 3) and demo.start_image.dtype == np.uint8
-    np.testing.assert_array_equal(images.read(demo_world_dir / "start.png"), demo.start_image)
-    with pytest.raises(FileExistsError):
-        wm_world.make_demo_world(demo_world_dir)
 
 
 def test_step_is_deterministic_and_keys_matter(demo):
@@ -118,16 +101,16 @@ def test_bare_model_directory_and_errors(tmp_path, demo):
     with pytest.raises(FileNotFoundError, match="neither"):
         wm_world.load_world(tmp_path)
     with pytest.raises(ValueError, match="action space"):
-        wm_world.World(wm_world.WorldInfo("x", keys=(("nope", ""),)), demo.config, demo.params, demo.ae_config, demo.ae_variables)
+        wm_world.World(bundle.WorldInfo("x", keys=(("nope", ""),)), demo.config, demo.params, demo.ae_config, demo.ae_variables)
     with pytest.raises(ValueError, match="48-channel latents"):
-        wm_world.World(wm_world.WorldInfo("x"), tiny, demo.params, demo.ae_config, demo.ae_variables)
+        wm_world.World(bundle.WorldInfo("x"), tiny, demo.params, demo.ae_config, demo.ae_variables)
 
 
 def test_conv_autoencoder_world(tmp_path):
     """The shipped worlds will live in a trained conv autoencoder's latents: same interface."""
     config = configs.get_config("tiny", in_channels=8, action_keys=("up", "down", "<unknown>"))
     ae_config = autoencoder.get_config("tiny_f4c8")
-    path = wm_world.save_world(
+    path = bundle.save_world(
         tmp_path / "conv", name="conv", config=config, params=wm_model.init_params(config, jax.random.key(0)),
         ae_config=ae_config, ae_variables=autoencoder.init(ae_config, jax.random.key(1)), keys=["up", "down"],
         start_image=np.full((50, 80, 3), 128, np.uint8),
@@ -138,21 +121,6 @@ def test_conv_autoencoder_world(tmp_path):
     np.testing.assert_array_equal(loaded.action(["w", "ArrowUp"]), loaded.action(["up"]))
     state, frame = loaded.step(loaded.start(), ["ArrowUp"])
     assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8
-
-
-def test_world_search(tmp_path, monkeypatch, demo_world_dir):
-    monkeypatch.setattr(wm_world, "SHIPPED_DIR", tmp_path / "none")
-    monkeypatch.setenv(wm_world.PATH_ENV, str(demo_world_dir.parent))
-    assert wm_world.available_worlds() == {"demo": demo_world_dir}
-    assert wm_world.resolve("demo") == demo_world_dir
-    assert wm_world.locate("demo") == demo_world_dir and wm_world.locate(str(demo_world_dir)) == demo_world_dir
-    assert wm_world.default_world(["zeta", "doom", "alpha"]) == "doom"
-    assert wm_world.default_world(["b", "a"]) == "a" and wm_world.default_world([]) is None
-    with pytest.raises(KeyError, match="available: demo"):
-        wm_world.resolve("nowhere")
-    monkeypatch.setenv(wm_world.PATH_ENV, "")
-    with pytest.raises(KeyError, match="none found"):
-        wm_world.resolve("pan")
 
 
 def test_key_scripts():

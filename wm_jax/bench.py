@@ -552,7 +552,7 @@ def run(config_name: str, sampler: SamplerConfig, frames: int = 50, *, sweep_win
 
     overrides = {"compute_dtype": compute_dtype} if compute_dtype else {}
     if checkpoint:
-        from wm_jax.world import check_objective_recorded
+        from wm_jax.bundle import check_objective_recorded
 
         check_objective_recorded(checkpoint)
         config, params = model.load(checkpoint)

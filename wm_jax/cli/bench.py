@@ -59,7 +59,7 @@ def run(args) -> int:
     import dataclasses
 
     from wm_jax import bench, configs
-    from wm_jax import world as world_lib
+    from wm_jax import bundle as world_lib
     from wm_jax.diffusion import SamplerConfig
 
     checkpoint, autoencoder, sampler = args.checkpoint, args.autoencoder, SamplerConfig()

@@ -93,7 +93,7 @@ def _model(args):
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
             return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None
-        from wm_jax.world import check_objective_recorded
+        from wm_jax.bundle import check_objective_recorded
 
         check_objective_recorded(args.checkpoint)
         config, params = model.load(args.checkpoint)

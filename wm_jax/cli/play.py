@@ -62,12 +62,12 @@ def register(subparsers) -> None:
 def _entries(args) -> tuple[dict, str | None]:
     import pathlib
 
-    from wm_jax import world as wm_world
+    from wm_jax import bundle
 
-    entries = dict(wm_world.available_worlds())
+    entries = dict(bundle.available_worlds())
     default = None
     if args.world:
-        wm_world.resolve(args.world)  # a clear KeyError if it does not exist
+        bundle.resolve(args.world)  # a clear KeyError if it does not exist
         default = args.world
     for checkpoint in args.checkpoint:
         path = pathlib.Path(checkpoint).resolve()
@@ -82,7 +82,9 @@ def _entries(args) -> tuple[dict, str | None]:
         folder = tempfile.mkdtemp(prefix="wm_demo_world_")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         print("making the untrained demo world…", flush=True)
-        entries["demo"] = wm_world.make_demo_world(pathlib.Path(folder) / "demo")
+        from wm_jax.demo_world import make_demo_world
+
+        entries["demo"] = make_demo_world(pathlib.Path(folder) / "demo")
         default = default or "demo"
     return entries, default
 
@@ -107,7 +109,7 @@ def _port_is_taken(host: str, port: int) -> bool:
 
 
 def run(args) -> int:
-    from wm_jax import world as wm_world
+    from wm_jax import bundle
     from wm_jax.serve import server
 
     if _port_is_taken(args.host, args.port):
@@ -115,7 +117,7 @@ def run(args) -> int:
         return 2
     entries, default = _entries(args)
     if not entries:
-        where = ", ".join(str(p) for p in wm_world.search_path())
+        where = ", ".join(str(p) for p in bundle.search_path())
         print(NO_WORLD.format(where=where), file=sys.stderr, end="")
         return 2
     registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,

@@ -79,6 +79,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from wm_jax import diffusion, images
+    from wm_jax import bundle
     from wm_jax import world as wm_world
 
     out = pathlib.Path(args.out)
@@ -90,7 +91,7 @@ def run(args) -> int:
         image = images.read(args.image) if args.image else None
     except images.ImageError as error:
         raise ValueError(f"--image {error}") from None
-    path = wm_world.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
+    path = bundle.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
                                  sampler_method=args.sampler, eta=args.eta, rebuild_context=args.rebuild_context,
                                  quantization=args.quantize)

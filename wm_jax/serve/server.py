@@ -42,7 +42,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.sync import server as ws_server
 
-from wm_jax import images
+from wm_jax import bundle, images
 from wm_jax import world as wm_world
 from wm_jax.serve import session as session_lib
 from wm_jax.serve.session import Session
@@ -67,7 +67,7 @@ class WorldRegistry:
                  autoencoder_spec=None, sampler_steps: int | None = None, quantization: str | None = None,
                  sampler_method: str | None = None, eta: float | None = None, rebuild_context: bool | None = None):
         self.entries = dict(entries)
-        self.default = default if default is not None else wm_world.default_world(self.entries)
+        self.default = default if default is not None else bundle.default_world(self.entries)
         self.load_kwargs = dict(autoencoder_spec=autoencoder_spec, sampler_steps=sampler_steps, quantization=quantization,
                                 sampler_method=sampler_method, eta=eta, rebuild_context=rebuild_context)
         self._loaded: dict[str, wm_world.World] = {}
@@ -76,7 +76,7 @@ class WorldRegistry:
     def describe(self) -> list[dict]:
         out = []
         for name, path in self.entries.items():
-            meta_file = pathlib.Path(path) / wm_world.INFO_FILE
+            meta_file = pathlib.Path(path) / bundle.INFO_FILE
             meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
             out.append({"id": name, "name": meta.get("name", name), "description": meta.get("description", str(path))})
         return out

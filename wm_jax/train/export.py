@@ -1,4 +1,4 @@
-"""A finished `wm train` run -> a playable world bundle (see `wm_jax.world`).
+"""A finished `wm train` run -> a playable world bundle (see `wm_jax.bundle`).
 
 The run's own config (WORKDIR/config.gin) says which model configuration and latent source it
 trained; its latest checkpoint's EMA params become the world's params.
@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from wm_jax import world as wm_world
+from wm_jax import bundle
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.train import config as config_lib
 from wm_jax.train import init_from
@@ -46,7 +46,7 @@ def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] |
     _, gin_file, ae_config, ae_variables, config = _world_run(workdir)
     source, params = init_from.load(workdir)
     provenance = {"workdir": os.path.abspath(workdir), "params": source, "gin": open(gin_file).read()}
-    return wm_world.save_world(
+    return bundle.save_world(
         out, name=name, config=config, params=params, ae_config=ae_config, ae_variables=ae_variables, keys=keys,
         fps=fps, start_image=start_image, description=description, sampler=sampler, provenance=provenance,
     )
