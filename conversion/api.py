@@ -141,7 +141,7 @@ def save(converted: Converted, out_dir) -> pathlib.Path:
     directory's absolute path."""
     from wm_jax import autoencoder
     from wm_jax import model as wm_model
-    from wm_jax import bundle as wm_world
+    from wm_jax import bundle
 
     check_output_dir(out_dir)
     out = pathlib.Path(os.path.abspath(out_dir))
@@ -155,13 +155,14 @@ def save(converted: Converted, out_dir) -> pathlib.Path:
     if converted.class_table is not None:  # wm sample conditions on any class with it
         np.save(out / CLASS_TABLE_FILE, converted.class_table)
     if converted.sampler is not None:  # sampled as the source samples it (wm rollout / wm play)
-        wm_world.record_sampler(out, converted.sampler)
+        bundle.record_sampler(out, converted.sampler)
     if converted.world is not None:
         source = converted.info.get("source")
         origin = f" converted from {os.path.basename(source)}" if isinstance(source, str) else " converted"
-        wm_world.link_world(out, converted.world.autoencoder, name=out.name,
-                            keys=converted.world.keys, fps=converted.world.fps, sampler=converted.sampler,
-                            description=converted.world.title + origin, provenance=converted.info)
+        sampler = {} if converted.sampler is None else {"sampler": converted.sampler}
+        bundle.link_world(out, converted.world.autoencoder, name=out.name, keys=converted.world.keys,
+                          fps=converted.world.fps, description=converted.world.title + origin,
+                          provenance=converted.info, **sampler)
     return out
 
 
@@ -173,7 +174,7 @@ def describe_sampler(sampler) -> str:
 
 def summary(converted: Converted) -> dict[str, object]:
     """What `wm convert` prints: the provenance, the config, the size, and the files beside the weights."""
-    from wm_jax import bundle as wm_world
+    from wm_jax import bundle
 
     lines: dict[str, object] = {
         **converted.info,
@@ -184,7 +185,7 @@ def summary(converted: Converted) -> dict[str, object]:
     if converted.class_table is not None:
         lines["class_table"] = f"{CLASS_TABLE_FILE} ({converted.class_table.shape[0]} rows, the last the null class)"
     if converted.sampler is not None:
-        lines["sampler"] = f"{wm_world.SAMPLER_FILE}: the source's own recipe ({describe_sampler(converted.sampler)})"
+        lines["sampler"] = f"{bundle.SAMPLER_FILE}: the source's own recipe ({describe_sampler(converted.sampler)})"
     if converted.world is not None:
-        lines["world"] = f"{wm_world.INFO_FILE}: autoencoder {os.path.abspath(converted.world.autoencoder)}"
+        lines["world"] = f"{bundle.INFO_FILE}: autoencoder {os.path.abspath(converted.world.autoencoder)}"
     return lines
