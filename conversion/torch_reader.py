@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-import json
 import os
 import pickle
 import zipfile
