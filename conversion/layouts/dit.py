@@ -28,12 +28,11 @@ the converted model is the unconditional image model. `class_label` bakes anothe
 instead (the model then always generates that class). The action embedding's kernel is not in
 the checkpoint: it starts at zero (actions change nothing until trained).
 
-Time input: wm_jax's timestep embedding sees 1000·t (t in [0, 1]), the scale DiT's integer
-timesteps 0..999 use, so DiT checkpoints convert exactly. SiT and REPA share the naming but
-feed t in [0, 1] unscaled to the same embedder: their networks convert one to one, yet wm_jax
-would feed them 1000x their time input until the model gets a configurable timestep scale
-(see BUILD_NOTES, Conversion). SiT also runs time the other way (t = 1 is data) and predicts
-data - noise; REPA's path is wm_jax's (x_t = (1-t)x_0 + t·ε, v = ε - x_0).
+Time input: wm_jax's timestep embedding sees timestep_scale·t (t in [0, 1]), 1000 by default,
+the scale DiT's integer timesteps 0..999 use, so DiT checkpoints convert exactly. SiT and REPA
+share the naming but feed t in [0, 1] unscaled to the same embedder: their networks convert one
+to one with `timestep_scale=1` (recorded in the config). SiT also runs time the other way
+(t = 1 is data) and predicts data - noise; REPA's path is wm_jax's (x_t = (1-t)x_0 + t·ε, v = ε - x_0).
 
 Objective: DiT is trained for DDPM ε-prediction with the linear beta schedule over 1000 steps
 (the public DiT `diffusion/__init__.py` defaults), with a learned variance (guided-diffusion's
