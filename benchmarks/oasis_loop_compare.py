@@ -28,7 +28,7 @@ Per config and window W (the frames the model sees per new frame, the new one in
        level 14, v-prediction DDIM update of the last frame; fp32 (no autocast: CPU), one
        PyTorch thread (torch.set_num_threads(1));
    (b) wm_jax's cached step: `rollout.make_step` with the converted directory's recorded sampler
-       (`world.recorded_sampler`: Oasis' recipe) at `--steps`, its cache prefilled with the same
+       (`bundle.recorded_sampler`: Oasis' recipe) at `--steps`, its cache prefilled with the same
        W - 1 frames (`rollout.init_state`).
    Both in this one process, so pin it: `taskset -c 1` makes both use one core.
 

@@ -16,7 +16,7 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class WorldLink:
-    """A world bundle made in place at save time (wm_jax.world.link_world): the model directory
+    """A world bundle made in place at save time (wm_jax.bundle.link_world): the model directory
     decodes through `autoencoder` (a converted autoencoder directory), with these keys."""
 
     autoencoder: str
