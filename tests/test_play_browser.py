@@ -186,7 +186,7 @@ def test_page_plays_in_chromium(driver, page_server, tmp_path):
 
 def _collapse_check(first_HW3, last_HW3) -> tuple[dict, list[str]]:
     """The last frame against the first (uint8 RGB): sharpness ratio (variance of the 4-neighbour
-    Laplacian, `evaluation.frame_statistics`) and colour std ratio (frames in [0, 1]), and which of
+    Laplacian, `image_metrics.frame_statistics`) and colour std ratio (frames in [0, 1]), and which of
     issue 15's bars (`stability.SHARPNESS_RATIO`, `stability.STD_RATIO`) they miss."""
     frames = np.stack([first_HW3, last_HW3]).astype(np.float32) / 127.5 - 1.0
     stats = stability.colour_statistics(frames)

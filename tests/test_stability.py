@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from wm_jax import autoencoder, stability
+from wm_jax import autoencoder, plots, stability
 from wm_jax.diffusion import SamplerConfig
 from wm_jax import model as wm_model
 
@@ -67,7 +67,7 @@ def test_a_model_that_copies_holds_still_and_one_that_does_not_fails(tiny_config
     assert report["blocks"]["none"][-1]["psnr_vs_start_last"] == 100.0
     assert report["targets"]["still_psnr_last"]["passed"]
     assert all(g == pytest.approx(1.0, abs=1e-6) for g in report["targets"]["frechet_growth"]["per_script"].values())
-    path = stability.plot(report, str(tmp_path / "stability.png"))
+    path = plots.plot_stability(report, str(tmp_path / "stability.png"))
     assert (tmp_path / "stability_frames.png").exists() and path.endswith(".png")
     del report["_last_frames"]
     json.dumps(report)

@@ -16,7 +16,7 @@ import pytest
 
 from wm_jax.cli import main
 from train_helpers import ROOT, run_python
-from wm_jax import autoencoder
+from wm_jax import autoencoder, image_metrics
 from wm_jax.data import make_clip_iterator
 from wm_jax.train import config as config_lib
 from wm_jax.train import autoencoder as ae_train
@@ -97,8 +97,7 @@ def test_train_ae_lowers_heldout_error_and_exports(datasets, tmp_path, capsys):
     # Held-out reconstruction error against the same network at its initialisation (step 0).
     fresh = autoencoder.init(config, jax.random.key(0))  # the run's seed: the params it started from
     before, after = l1(config, fresh, x), l1(config, variables, x)
-    psnr = lambda v: float(np.mean(10 * np.log10(4.0 / np.mean((np.clip(
-        np.asarray(autoencoder.decode(v, autoencoder.encode(v, x, config), config)), -1, 1) - x) ** 2, axis=(1, 2, 3)))))
+    psnr = lambda v: float(np.mean(image_metrics.psnr(np.clip(autoencoder.decode(v, autoencoder.encode(v, x, config), config), -1, 1), x)))
     # Stated margin: 60 steps of 16 frames at least halve the held-out L1 and gain >= 5 dB PSNR
     # (measured on the dev box: L1 0.858 -> 0.228, PSNR 6.63 -> 16.63 dB).
     assert after < 0.5 * before, (before, after)

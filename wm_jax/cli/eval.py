@@ -113,7 +113,7 @@ def run(args) -> int:
     import jax
     import numpy as np
 
-    from wm_jax import evaluation
+    from wm_jax import evaluation, plots
     from wm_jax.diffusion import SamplerConfig
 
     if args.controllability and not args.data:
@@ -162,7 +162,7 @@ def run(args) -> int:
         result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,
                                      with_lpips=not args.no_lpips, **codec)
         result["data"] = args.data
-        result["drift_plot"] = evaluation.plot_drift(result, stem + "_drift.png")
+        result["drift_plot"] = plots.plot_drift(result, stem + "_drift.png")
         report["held_out"] = result
         for name, means in result["mean"].items():
             print(f"{name:<26} " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
@@ -176,9 +176,9 @@ def run(args) -> int:
             print("controllability: " + json.dumps({k: v for k, v in report["controllability"].items() if "accuracy" in k or "chance" in k}))
 
     if args.camera:
-        from wm_jax import controllability
+        from wm_jax import camera_eval
 
-        report["camera"] = controllability.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3), **codec)
+        report["camera"] = camera_eval.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3), **codec)
         print("camera: " + json.dumps({k: v for k, v in report["camera"].items() if k != "revisit_examples"}))
 
     if args.stability:
@@ -188,7 +188,7 @@ def run(args) -> int:
         result = stability.run(config, params, sampler, held_out, rng=jax.random.fold_in(rng, 4), frames=args.stability_frames,
                                block=args.stability_block, hold_keys=args.hold or ["left"], **codec)
         result["data"] = args.stability
-        result["plot"] = stability.plot(result, stem + "_stability.png")
+        result["plot"] = plots.plot_stability(result, stem + "_stability.png")
         del result["_last_frames"]
         report["stability"] = result
         print("stability targets: " + json.dumps({k: v["passed"] for k, v in result["targets"].items()}))
@@ -209,7 +209,7 @@ def run(args) -> int:
         else:
             context = jax.random.normal(jax.random.fold_in(rng, 1), (1, 1, *config.latent_size, config.in_channels))
         result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode)
-        result["plot"] = evaluation.plot_long_horizon(result, stem + "_long_horizon.png")
+        result["plot"] = plots.plot_long_horizon(result, stem + "_long_horizon.png")
         report["long_horizon"] = result
         print(f"long horizon: {result['frames']} frames, finite {result['all_finite']}, RSS after warm-up: growth "
               f"{result['rss_growth_bytes'] / 2**20:.1f} MiB, range {result['rss_range_after_warmup_bytes'] / 2**20:.1f} MiB, "

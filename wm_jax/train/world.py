@@ -18,6 +18,7 @@ from wm_jax import actions as actions_lib
 from wm_jax import autoencoder, configs, diffusion, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.model import WorldModel, init_params
+from wm_jax.train.sharding import to_host
 
 
 def frames_to_float(frames_BTHW3):
@@ -169,8 +170,8 @@ class Evaluator:
     def __call__(self, params) -> tuple[float, np.ndarray]:
         loss, _ = self._loss(params, self.batch, self.ae_variables, self.rng)
         generated = self._generate(params, self.batch, self.ae_variables, self.rng)
-        truth = np.asarray(_host(self.batch["frames"]))
-        return float(_host(loss)), strip(truth, np.asarray(_host(generated)))
+        truth = np.asarray(to_host(self.batch["frames"]))
+        return float(to_host(loss)), strip(truth, np.asarray(to_host(generated)))
 
 
 def _generate(task: WorldTask, context: int, sampler, params, batch, ae_variables, rng):
@@ -198,7 +199,3 @@ def strip(truth_BTHW3: np.ndarray, generated_BTHW3: np.ndarray, gap: int = 2) ->
                 canvas[top:top + h, j * (w + gap):j * (w + gap) + w] = clip[j]
     return canvas
 
-
-def _host(x):
-    # Replicated outputs: any local copy is the whole value (works on every process).
-    return jax.device_get(x.addressable_data(0)) if isinstance(x, jax.Array) else x
