@@ -138,8 +138,7 @@ autoencoder.train(experiment, text, sys.argv[2], after_step=after_step)
 def test_train_ae_sigkilled_run_resumes_to_the_same_loss(datasets, tmp_path):
     train, heldout = datasets
     params = bindings(train, heldout, **{
-        "AutoencoderExperiment.num_steps": 8, "AutoencoderExperiment.log_every": 1,
-        "AutoencoderExperiment.checkpoint_every": 3, "Evaluation.every": 0,
+        "Run.num_steps": 8, "Run.log_every": 1, "Run.checkpoint_every": 3, "Evaluation.every": 0,
     })
     losses = lambda workdir: {row["step"]: row["loss"] for row in read_metrics(str(workdir))}
 

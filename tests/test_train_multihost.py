@@ -24,7 +24,7 @@ def test_two_processes_train_together_and_agree_on_the_loss(tmp_path):
     dataset = record_pan(tmp_path / "pan")
     port = _free_port()
     argv = [sys.executable, "-m", "wm_jax.cli", "train", "--gin_file", SMOKE, "--workdir", str(tmp_path / "run")]
-    for binding in bindings(dataset, **{"Experiment.num_steps": 4, "Experiment.checkpoint_every": 2, "Mesh.fsdp": 2}):
+    for binding in bindings(dataset, **{"Run.num_steps": 4, "Run.checkpoint_every": 2, "Mesh.fsdp": 2}):
         argv += ["--gin_param", binding]
     procs = []
     for rank in range(2):

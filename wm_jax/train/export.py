@@ -24,13 +24,13 @@ def _world_run(workdir: str):
     gin_file = os.path.join(workdir, "config.gin")
     if not os.path.exists(gin_file):
         raise FileNotFoundError(f"{gin_file} not found: {workdir} is not a `wm train` workdir")
-    experiment, _ = config_lib.parse([gin_file])
+    experiment, _ = config_lib.parse_workdir_config(gin_file)  # also a run from before issue 17
     if experiment.stage != "world":
         raise ValueError(f"{workdir} trained the {experiment.stage!r} stage; only a 'world' run can be played")
-    resolution = tuple(experiment.data.resolution)
+    resolution = tuple(experiment.run.data.resolution)
     ae_config, ae_variables = world_task.load_latents(experiment.latents, resolution)
     config = world_task.model_config(
-        experiment.model, experiment.model_overrides, ae_config, resolution, experiment.data.clip_len
+        experiment.model, experiment.model_overrides, ae_config, resolution, experiment.run.data.clip_len
     )
     return experiment, gin_file, ae_config, ae_variables, config
 

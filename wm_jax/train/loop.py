@@ -25,7 +25,7 @@ from PIL import Image
 from wm_jax.train import checkpoint, init_from as init_lib, metrics as metrics_lib, sharding
 from wm_jax.train import state as state_lib
 from wm_jax.train import world
-from wm_jax.train.config import Experiment
+from wm_jax.train.config import DataConfig, Experiment, RunConfig, same_bindings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def check_workdir_config(workdir: str, config_text: str) -> None:
         return
     with open(path) as f:
         saved = f.read()
-    if saved != config_text:
+    if not same_bindings(saved, config_text):  # a config.gin from before issue 17 resumes too
         diff = "\n".join(difflib.unified_diff(saved.splitlines(), config_text.splitlines(), "workdir", "given", lineterm="", n=0))
         raise ValueError(f"{workdir} was trained with another configuration; use a new --workdir or the same gin files and bindings:\n{diff}")
 
@@ -64,10 +64,9 @@ def check_datasets(paths: Sequence[str]) -> None:
         EpisodeStore(path)  # raises a clear error for a directory that is not a dataset
 
 
-def _data_iterator(experiment: Experiment, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None):
+def _data_iterator(data: DataConfig, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None):
     from wm_jax.data import make_clip_iterator
 
-    data = experiment.data
     shard_index, shard_count = shard if shard else (None, None)
     return make_clip_iterator(
         datasets, clip_len=data.clip_len, batch_size=batch_size, resolution=tuple(data.resolution), seed=seed,
@@ -99,12 +98,13 @@ class Task:
 
 def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: str | None = None,
           after_step: Callable[[int, state_lib.TrainState, checkpoint.Checkpoints], None] | None = None) -> dict:
-    """Train the world model to experiment.num_steps; returns the last logged metrics. Raises NonFiniteLoss.
+    """Train the world model to Run.num_steps; returns the last logged metrics. Raises NonFiniteLoss.
 
     after_step(step, state, checkpoints), if given, runs after every step (tests, extensions).
     """
     workdir = os.path.abspath(workdir)
-    data = experiment.data
+    run_config = experiment.run
+    data = run_config.data
 
     # --- everything checkable without compiling
     check_workdir_config(workdir, config_text)
@@ -114,8 +114,8 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
     world_task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage, experiment.own_context)
 
     def make_evaluator(eval_batch, aux, replicated):
-        evaluate = world.Evaluator(world_task, eval_batch, aux, experiment.eval.context_frames,
-                                   experiment.eval.sampler_steps, experiment.seed, replicated)
+        evaluate = world.Evaluator(world_task, eval_batch, aux, run_config.eval.context_frames,
+                                   run_config.eval.sampler_steps, run_config.seed, replicated)
 
         def evaluator(params):
             eval_loss, image = evaluate(params)
@@ -129,27 +129,26 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
             f"{model_config.latent_size + (model_config.in_channels,)} from {experiment.latents}"),
         make_evaluator=make_evaluator,
     )
-    return run(task, experiment, config_text, workdir, init_from=init_from, after_step=after_step)
+    return run(task, run_config, config_text, workdir, init_from=init_from, after_step=after_step)
 
 
-def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: str | None = None,
+def run(task: Task, run_config: RunConfig, config_text: str, workdir: str, *, init_from: str | None = None,
         after_step: Callable[[int, state_lib.TrainState, checkpoint.Checkpoints], None] | None = None) -> dict:
     """The task-independent loop: mesh, state (created sharded or restored), compiled step, metrics,
-    checkpoints, evaluation. `experiment` is any object with the generic fields of `Experiment`
-    (num_steps, seed, log_every, checkpoint_every, keep_last, keep_every, data, optimizer, mesh,
-    eval); the caller has already run check_workdir_config and check_datasets.
+    checkpoints, evaluation, as `run_config` (the `Run` section of every experiment) says;
+    the caller has already run check_workdir_config and check_datasets.
     """
     workdir = os.path.abspath(workdir)
-    data = experiment.data
+    data = run_config.data
     processes = jax.process_count()
     if data.batch_size % processes:
         raise ValueError(f"Data.batch_size = {data.batch_size} is not divisible by the {processes} processes")
-    mesh = sharding.make_mesh(experiment.mesh)
+    mesh = sharding.make_mesh(run_config.mesh)
     if data.batch_size % mesh.size:
         raise ValueError(f"Data.batch_size = {data.batch_size} is not divisible by the {mesh.size} devices of the mesh")
-    optimizer = state_lib.make_optimizer(experiment.optimizer, experiment.num_steps)
+    optimizer = state_lib.make_optimizer(run_config.optimizer, run_config.num_steps)
     init_fn = lambda rng: state_lib.init_state(task.init_params(rng), optimizer)
-    abstract_state = jax.eval_shape(init_fn, jax.random.key(experiment.seed))
+    abstract_state = jax.eval_shape(init_fn, jax.random.key(run_config.seed))
     source, init_note = None, ""
     if init_from:
         source_name, source = init_lib.load(init_from)
@@ -158,9 +157,9 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
     # --- state: restored or created already sharded
     state_shardings = sharding.tree_shardings(abstract_state, mesh)
     replicated = sharding.replicated(mesh)
-    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=experiment.keep_last,
-                                         keep_every=experiment.keep_every)
-    data_iterator = _data_iterator(experiment, dict(data.datasets), data.batch_size // processes, experiment.seed)
+    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=run_config.keep_last,
+                                         keep_every=run_config.keep_every)
+    data_iterator = _data_iterator(data, dict(data.datasets), data.batch_size // processes, run_config.seed)
     # A damaged newest checkpoint is moved aside and the newest intact one resumed (checkpoint.py).
     target = checkpoint.abstract_with_shardings(abstract_state, state_shardings)
     restored = checkpoints.restore_newest_intact(target, data_iterator)
@@ -169,7 +168,7 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
         state = restored[1]
         log.info("resumed from step %d of %s", start, workdir)
     else:
-        state = jax.jit(init_fn, out_shardings=state_shardings)(jax.random.key(experiment.seed))
+        state = jax.jit(init_fn, out_shardings=state_shardings)(jax.random.key(run_config.seed))
         if source is not None:
             params = init_lib.merge(state.params, source)
             ema = jax.tree_util.tree_map(lambda x: x.copy(), params)  # own buffers: the state is donated
@@ -188,24 +187,24 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
     }
     step_fn = jax.jit(
         functools.partial(state_lib.train_step, loss_fn=task.loss, optimizer=optimizer,
-                          ema_decay=experiment.optimizer.ema_decay, seed=experiment.seed),
+                          ema_decay=run_config.optimizer.ema_decay, seed=run_config.seed),
         out_shardings=(state_shardings, replicated), donate_argnums=(0,),
     )
     compiled = step_fn.lower(checkpoint.abstract_with_shardings(abstract_state, state_shardings), batch_spec, aux).compile()
     report = metrics_lib.compiled_report(compiled)
     writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
-    lr_schedule = state_lib.schedule(experiment.optimizer, experiment.num_steps)
+    lr_schedule = state_lib.schedule(run_config.optimizer, run_config.num_steps)
     describe = (f"{task.describe(sum(x.size for x in jax.tree_util.tree_leaves(abstract_state.params)))}, "
                 f"mesh {dict(mesh.shape)}, global batch {data.batch_size} x {data.clip_len} frames")
-    progress = metrics_lib.Progress(start, experiment.num_steps, data.batch_size * data.clip_len,
+    progress = metrics_lib.Progress(start, run_config.num_steps, data.batch_size * data.clip_len,
                                     report["flops"] * mesh.size)
     progress.write(describe + "\n" + metrics_lib.format_report(report) + (f"\nresumed from step {start}" if start else f"\n{init_note}" if init_note else ""))
     writer.text("compiled_step", describe + "\n" + metrics_lib.format_report(report))
 
     evaluator = None
-    if experiment.eval.every and task.make_evaluator is not None:
-        eval_batch = next(_data_iterator(experiment, dict(data.eval_datasets or data.datasets), experiment.eval.examples,
-                                         experiment.seed + 1, shard=(0, 1)))
+    if run_config.eval.every and task.make_evaluator is not None:
+        eval_batch = next(_data_iterator(data, dict(data.eval_datasets or data.datasets), run_config.eval.examples,
+                                         run_config.seed + 1, shard=(0, 1)))
         evaluator = task.make_evaluator(jax.device_put(eval_batch, replicated), aux, replicated)
 
     last_logged: dict = {}
@@ -218,24 +217,24 @@ def run(task: Task, experiment, config_text: str, workdir: str, *, init_from: st
         if not (math.isfinite(values["loss"]) and math.isfinite(values["grad_norm"])):
             checkpoints.wait()
             raise NonFiniteLoss(step, values["loss"], checkpoints.latest_step(), checkpoints.directory)
-        if step % experiment.log_every == 0 or step == experiment.num_steps:
+        if step % run_config.log_every == 0 or step == run_config.num_steps:
             speed = progress.update(step, values["loss"])
             last_logged = {**values, "learning_rate": float(lr_schedule(step - 1)), **speed}
             writer.write(step, last_logged)
 
     try:
-        for step in range(start + 1, experiment.num_steps + 1):
+        for step in range(start + 1, run_config.num_steps + 1):
             batch = sharding.global_batch(next(data_iterator), mesh)
             state, step_metrics = compiled(state, batch, aux)
             # Host work for step-1 overlaps step's device work (one step of lag).
             if pending:
                 finish(*pending)
             pending = (step, step_metrics)
-            if step % experiment.checkpoint_every == 0 or step == experiment.num_steps:
+            if step % run_config.checkpoint_every == 0 or step == run_config.num_steps:
                 finish(*pending)
                 pending = None
                 checkpoints.save(step, state, data_iterator, {"gin": config_text, "step": step})
-            if evaluator and (step % experiment.eval.every == 0 or step == experiment.num_steps):
+            if evaluator and (step % run_config.eval.every == 0 or step == run_config.num_steps):
                 scalars, image = evaluator(state.ema_params)
                 writer.write(step, scalars)
                 writer.image(step, f"eval/{task.eval_image}", image)

@@ -43,18 +43,19 @@ def load_latents(spec: str, resolution: tuple[int, int]) -> tuple[autoencoder.Au
 
 
 def model_config(name: str, overrides: dict, ae_config, resolution, clip_len: int) -> ModelConfig:
-    """The named configuration with its overrides, its latent shape fixed by the latent source."""
+    """The named configuration with its overrides (the `ModelConfig.<field>` bindings), its latent
+    shape fixed by the latent source."""
     h, w, c = ae_config.latent_shape(*resolution)
     fixed = {"latent_size": (h, w), "in_channels": c}
     for key, value in fixed.items():
         if key in overrides and tuple(np.atleast_1d(overrides[key])) != tuple(np.atleast_1d(value)):
-            raise ValueError(f"Experiment.model_overrides sets {key}={overrides[key]}, but the latents give {value}")
+            raise ValueError(f"ModelConfig.{key} = {overrides[key]}, but the latents give {value}")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     config = configs.get_config(name, **{**overrides, **fixed})
     if clip_len > config.max_frames:
         raise ValueError(
             f"Data.clip_len = {clip_len} is longer than the model's max_frames = {config.max_frames} "
-            f"(model {name!r}); shorten the clips or raise max_frames in Experiment.model_overrides"
+            f"(model {name!r}); shorten the clips or raise ModelConfig.max_frames"
         )
     if config.action_keys != actions_lib.VOCAB:
         raise ValueError("training data carries actions over wm_jax.actions.VOCAB; this model declares another action space")
