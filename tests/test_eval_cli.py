@@ -6,24 +6,25 @@ import json
 from wm_jax.cli import main
 
 
-def test_eval_world_against_recorded_clips_and_long_horizon(tmp_path):
+def test_eval_world_against_recorded_clips_and_long_horizon(demo_world_dir, tmp_path):
     from wm_jax.datasets.recording import iter_episodes
     from wm_jax.datasets.sources.image_pan import ImagePanRecorder
     from wm_jax.datasets.tfds_builder import write_episodes
-    from wm_jax.demo_world import make_demo_world
 
-    world = make_demo_world(tmp_path / "world")
+    world = demo_world_dir  # the session's demo world: read, never written
     write_episodes(tmp_path / "data", iter_episodes(ImagePanRecorder(resolution=(64, 64), allow_zoom=False), episodes=2, steps=8, seed=0))
     scripted = ImagePanRecorder(resolution=(64, 64), script="right left _")
     write_episodes(tmp_path / "scripted", iter_episodes(scripted, episodes=1, steps=4, seed=0))
     out = tmp_path / "eval.json"
-    code = main(["eval", "--world", str(world), "--data", str(tmp_path / "data"), "--clips", "2", "--clip-len", "4",
+    # One held-out clip of 4 frames, as long as the scripted episode: --data and --camera then share
+    # one compiled autoregressive rollout (batching clips is tests/test_eval.py's).
+    code = main(["eval", "--world", str(world), "--data", str(tmp_path / "data"), "--clips", "1", "--clip-len", "4",
                  "--steps", "1", "--long-horizon", "40", "--chunk", "20", "--camera", str(tmp_path / "scripted"),
                  "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
     held = report["held_out"]
-    assert held["horizon"] == [1, 2, 3] and held["frame_size"] == [64, 64]
+    assert held["horizon"] == [1, 2, 3] and held["frame_size"] == [64, 64] and held["clips"] == 1
     for name in ("teacher_forced", "autoregressive", "copy_last", "copy_first"):
         assert set(held["metrics"][name]) == {"psnr", "ssim", "lpips"}
     assert (tmp_path / "eval_drift.png").exists() and (tmp_path / "eval_long_horizon.png").exists()
