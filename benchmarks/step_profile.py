@@ -28,8 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import autoencoder, bench, model, rollout
+from wm_jax import autoencoder, model, rollout
 from wm_jax import bundle
+from wm_jax.bench.inputs import context_latents, no_keys
+from wm_jax.bench.profiling import hlo_op_counts
+from wm_jax.bench.timing import matmul_peak, time_calls
+from wm_jax.machine import load_average
 
 # (pattern on the HLO metadata op_name, part). First match wins.
 PARTS = (
@@ -93,7 +97,7 @@ def trace_ops(directory: str) -> collections.Counter:
 
 def timed(call, n: int) -> float:
     """Median seconds of n calls after two warm-up calls."""
-    return float(np.median(bench.time_calls(call, n)))
+    return float(np.median(time_calls(call, n)))
 
 
 def main(argv=None) -> dict:
@@ -104,12 +108,12 @@ def main(argv=None) -> dict:
     info, model_dir, ae_dir, _ = bundle.read_bundle(bundle.locate(args.world))
     config, params = model.load(str(model_dir))
     sampler = info.sampler
-    report = {"world": args.world, "sampler": dataclasses.asdict(sampler), "load_average_start": bench.load_average(),
+    report = {"world": args.world, "sampler": dataclasses.asdict(sampler), "load_average_start": load_average(),
               "tokens_per_frame": config.tokens_per_frame, "width": config.width, "depth": config.depth}
-    report["matmul_peak_gflops"] = round(bench.matmul_peak()["flops_per_s"] / 1e9, 1)
+    report["matmul_peak_gflops"] = round(matmul_peak()["flops_per_s"] / 1e9, 1)
 
-    action = bench.no_keys(config)
-    context = bench.context_latents(config, 2, jax.random.key(1))
+    action = no_keys(config)
+    context = context_latents(config, 2, jax.random.key(1))
     fresh = lambda s: rollout.init_state(config, params, context, rng=jax.random.key(2), sampler=s)
     state = fresh(sampler)
     compiled = rollout.make_step(config, sampler).lower(params, state, action, jax.random.key(3)).compile()
@@ -158,8 +162,8 @@ def main(argv=None) -> dict:
                        "by_kind_us_share": share(by_kind), "by_part_us_share": share(by_part),
                        "by_part_and_kind_us_share": share(by_part_kind),
                        "top_ops_us": {k: round(v, 1) for k, v in sorted(per_frame.items(), key=lambda kv: -kv[1])[:15]}}
-    report["op_counts"] = bench.hlo_op_counts(compiled.as_text())
-    report["load_average_end"] = bench.load_average()
+    report["op_counts"] = hlo_op_counts(compiled.as_text())
+    report["load_average_end"] = load_average()
     print(json.dumps(report, indent=1))
     return report
 

@@ -1,45 +1,69 @@
 """`wm bench`: the report's schema and sane relations between its figures (never wall-clock limits)."""
 
+import ast
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import wm_jax
 from wm_jax import bench
+from wm_jax.bench.compile_time import compile_times
+from wm_jax.bench.latency import turned
+from wm_jax.bench.profiling import hlo_op_counts
+from wm_jax.bench.report import model_under_test
+from wm_jax.bench.roofline import GPU_PEAKS, roofline
+from wm_jax.bench.timing import summarize
 from wm_jax.diffusion import SamplerConfig
 
 
 def test_summarize_percentiles_and_fps():
-    s = bench.summarize(np.array([0.001] * 98 + [0.010, 0.020]))
+    s = summarize(np.array([0.001] * 98 + [0.010, 0.020]))
     assert s["ms_p50"] == pytest.approx(1.0) and s["fps"] == pytest.approx(1000.0)
     assert s["ms_p50"] <= s["ms_p95"] <= s["ms_p99"] <= 20.0 and s["n"] == 100
 
 
 def test_roofline_takes_the_slower_bound():
     peaks = {"X": {"bf16_flops": 100e12, "bytes_per_s": 1e12}}
-    compute_bound = bench.roofline(1e12, 1e9, peaks)["X"]  # 100 fps compute, 1000 fps memory
+    compute_bound = roofline(1e12, 1e9, peaks)["X"]  # 100 fps compute, 1000 fps memory
     assert compute_bound["roofline_fps"] == pytest.approx(100.0) and compute_bound["bound"] == "compute"
-    memory_bound = bench.roofline(1e9, 1e11, peaks)["X"]  # 100000 fps compute, 10 fps memory
+    memory_bound = roofline(1e9, 1e11, peaks)["X"]  # 100000 fps compute, 10 fps memory
     assert memory_bound["roofline_fps"] == pytest.approx(10.0) and memory_bound["bound"] == "memory"
     for gpu in ("RTX 4090", "RTX 5090", "H100 SXM"):
-        assert bench.GPU_PEAKS[gpu]["bf16_flops"] > 1e14 and bench.GPU_PEAKS[gpu]["bytes_per_s"] > 5e11
+        assert GPU_PEAKS[gpu]["bf16_flops"] > 1e14 and GPU_PEAKS[gpu]["bytes_per_s"] > 5e11
 
 
 def test_randomized_params_leave_no_zero_leaf(tiny_config):
+    """A named configuration is benched on `randomized_params`: every leaf non-zero."""
     import jax
 
-    params = bench.randomized_params(tiny_config, jax.random.key(0))
+    config, params = model_under_test("tiny", checkpoint=None, compute_dtype=None)
+    assert config == tiny_config
     for leaf in jax.tree_util.tree_leaves(params):
         assert float(np.abs(np.asarray(leaf)).max()) > 0
 
 
+def test_sweep_knobs_turn_one_thing_each(tiny_config):
+    sampler = SamplerConfig(steps=2, guidance=1.5)
+    wide, same = turned(tiny_config, sampler, "window", 16)
+    assert (wide.window, wide.max_frames, same) == (16, 17, sampler)  # room for the window + the new frame
+    assert wide.replace(window=tiny_config.window, max_frames=tiny_config.max_frames) == tiny_config
+    small, same = turned(tiny_config, sampler, "latent_size", 4)
+    assert (small.latent_size, small.tokens_per_frame, same) == ((4, 4), 4, sampler)  # 2x2 patches
+    config, fewer = turned(tiny_config, sampler, "denoising_steps", 1)
+    assert (config, fewer.steps, fewer.guidance) == (tiny_config, 1, 1.5)  # the rest of the sampler kept
+
+
 def test_hlo_op_counts():
     text = "%a = f32[2] fusion(%x)\n%b = f32[2,2] dot(%a, %a)\n%c = f32[2] fusion(%b)"
-    assert bench.hlo_op_counts(text)["fusion"] == 2 and bench.hlo_op_counts(text)["dot"] == 1
+    assert hlo_op_counts(text)["fusion"] == 2 and hlo_op_counts(text)["dot"] == 1
 
 
 def test_run_report_schema_and_relations(tmp_path):
-    report = bench.run("tiny", SamplerConfig(steps=2), frames=4, sweep_windows=(2,), sweep_latent_sizes=(4,), sweep_steps=(1,),
+    """The whole `wm bench` report, end to end. Each sweep knob is set to tiny's own value, so its
+    row reuses the compiled step (what each knob turns: test_sweep_knobs_turn_one_thing_each)."""
+    report = bench.run("tiny", SamplerConfig(steps=2), frames=4, sweep_windows=(4,), sweep_latent_sizes=(8,), sweep_steps=(2,),
                        with_decode=True, with_compile=False, quantize="int8", matmul_shapes=((128, 128, 128), (64, 128, 256)), progress=False)
     json.loads(json.dumps(report))  # JSON-ready
     assert len(report["load_average_start"]) == 3 and len(report["load_average_end"]) == 3
@@ -58,21 +82,55 @@ def test_run_report_schema_and_relations(tmp_path):
     assert report["frame_cost"]["flops"] > 0 and report["matmul_peak"]["flops_per_s"] > 1e8
     assert set(report["matmul_peak"]["by_shape"]) == {"128x128x128", "64x128x256"}
     assert report["matmul_peak"]["flops_per_s"] == max(v["best"] for v in report["matmul_peak"]["by_shape"].values())
-    windows = report["sweep"]["window"]
-    assert [r["window"] for r in windows] == [2] and all("recompute" in r for r in windows)
-    assert [r["denoising_steps"] for r in report["sweep"]["denoising_steps"]] == [1]
-    assert report["sweep"]["latent_size"][0]["tokens_per_frame"] == 4  # 4x4 latents, 2x2 patches
+    (window,), (latent,), (steps,) = (report["sweep"][k] for k in ("window", "latent_size", "denoising_steps"))
+    assert (window["window"], latent["latent_size"], steps["denoising_steps"]) == (4, 8, 2)
+    assert window["cache_speedup"] == pytest.approx(window["recompute"]["ms_p50"] / window["step"]["ms_p50"], rel=0.02)
+    assert "recompute" not in latent and "recompute" not in steps  # the baseline only along the window
+    assert {r["tokens_per_frame"] for r in (window, latent, steps)} == {report["tokens_per_frame"]} == {16}
+    assert all(r["step"]["n"] == 4 for r in (window, latent, steps))
     q = report["int8"]
     assert q["checkpoint_bytes_int8"] < q["checkpoint_bytes_fp32"] and q["params_bytes_int8"] < q["params_bytes_fp32"] / 2
     assert 20 < q["psnr_latents_db"] < 200 and 0 < q["velocity_relative_error"] < 0.05
     assert len(q["psnr_latents_per_frame_db"]) == q["rollout_frames"]
+    assert q["speedup"] == pytest.approx(q["step_fp32"]["ms_p50"] / q["step"]["ms_p50"], rel=0.01)
     md = bench.markdown(report)
-    assert "step (KV cache)" in md and "int8" in md and "utilisation" in md
+    assert "step (KV cache)" in md and "int8" in md and "utilisation" in md and "| latent_size | 8 | 16 |" in md
+
+
+def _wm_jax_imports(path: Path) -> set[str]:
+    """wm_jax modules a file imports anywhere (inside functions too), as dotted names."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {n for n in names if n.startswith("wm_jax.") and _module_file(n)}
+
+
+def _module_file(name: str) -> Path | None:
+    base = Path(wm_jax.__file__).parent.joinpath(*name.split(".")[1:])
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists()), None)
+
+
+def test_bench_and_machine_sit_in_no_import_circle():
+    """Nothing wm_jax.bench imports, however indirectly, imports wm_jax.bench back (the old
+    bench <-> evaluation circle), and wm_jax.machine, which both read, imports no wm_jax module."""
+    assert _wm_jax_imports(_module_file("wm_jax.machine")) == set()
+    bench_dir = Path(bench.__file__).parent
+    seen, todo = set(), {n for p in bench_dir.glob("*.py") for n in _wm_jax_imports(p) if not n.startswith("wm_jax.bench")}
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        imports = _wm_jax_imports(_module_file(name))
+        assert not {n for n in imports if n == "wm_jax.bench" or n.startswith("wm_jax.bench.")}, f"{name} imports wm_jax.bench"
+        todo |= imports - seen
+    assert "wm_jax.kv_cache" in seen  # the walk reaches past bench's direct imports (model, rollout -> kv_cache)
 
 
 @pytest.mark.slow
 def test_compile_times_second_process_hits_the_persistent_cache(tiny_config):
-    times = bench.compile_times(tiny_config, SamplerConfig(steps=2))
+    times = compile_times(tiny_config, SamplerConfig(steps=2))
     assert times["cache_entries"] > 0
     assert times["persistent_cache_s"] < times["cold_s"]
 

@@ -136,7 +136,7 @@ def long_horizon(config: ModelConfig, params, sampler: SamplerConfig, context_BT
     what the first held (the cache is a fixed ring buffer)."""
     from tqdm.auto import tqdm
 
-    from wm_jax.bench import rss_bytes
+    from wm_jax.machine import rss_bytes
 
     if frames % chunk:
         raise ValueError(f"frames ({frames}) must be a multiple of chunk ({chunk})")

@@ -60,6 +60,7 @@ def run(args) -> int:
 
     from wm_jax import bench, configs
     from wm_jax import bundle as world_lib
+    from wm_jax.bench.profiling import profile_step
     from wm_jax.diffusion import SamplerConfig
 
     checkpoint, autoencoder, sampler = args.checkpoint, args.autoencoder, SamplerConfig()
@@ -87,7 +88,7 @@ def run(args) -> int:
         from wm_jax import model as wm_model
 
         profiled = wm_model.load(checkpoint)[0] if checkpoint else configs.get_config(args.config)
-        report["profile"] = bench.profile_step(profiled, sampler, args.profile)
+        report["profile"] = profile_step(profiled, sampler, args.profile)
     table = bench.markdown(report)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
