@@ -10,8 +10,9 @@ v = (x_t - x_0)/t; the loss is the same velocity loss for both, written for x_0 
 Imported models keep the objective they were trained with (`Objective`, recorded in their
 `ModelConfig`): DDPM ε-prediction (DiT, with or without a learned variance) or v-prediction
 (Oasis) over a beta schedule of N discrete steps, x_i = √ᾱ_i·x_0 + √(1-ᾱ_i)·ε. `sample` reads
-the objective and refuses a sampler that does not fit it: Euler/Heun for flow, DDPM ancestral
-and DDIM (eta) for the DDPM family.
+the objective and dispatches to the sampler `SamplerConfig.method` names in the registry
+(`wm_jax.samplers`: Euler/Heun for flow, DDPM ancestral and DDIM (eta) for the DDPM family),
+which refuses one that does not fit the objective.
 
 Letters: B batch, T frames, H W C latent height, width, channels, K action entries.
 """
@@ -20,12 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from wm_jax import samplers
+# Where samplers step, kept importable from here: `diffusion.ddpm_timesteps` predates the registry.
+from wm_jax.samplers.spacing import SPACINGS, ddpm_timesteps, timesteps  # noqa: F401
 
 
 # What a model's head predicts. Flow: the velocity, or x_0 as the previous frame plus a change.
@@ -35,13 +39,6 @@ DDPM_PREDICTIONS = ("epsilon", "v_prediction")
 PREDICTIONS = FLOW_PREDICTIONS + DDPM_PREDICTIONS
 # The noise path: "flow" (rectified flow), or the beta schedule of a DDPM-family objective.
 SCHEDULES = ("flow", "linear", "cosine", "sigmoid")
-FLOW_METHODS = ("euler", "heun")
-DDPM_METHODS = ("ddpm", "ddim")
-# "auto": the objective's own default (`default_method`), so a bundle or a bare model directory
-# samples each model the way it was trained without naming a method.
-METHODS = ("auto",) + FLOW_METHODS + DDPM_METHODS
-# Which training steps a DDPM-family sampler visits (`ddpm_timesteps`).
-SPACINGS = ("oasis", "dit")
 # Below this level an x_0 error is weighted as at this level. The velocity loss weights it by
 # 1/t², 400x at t = 0.05 (JiT's floor): the nearly clean context frames diffusion forcing trains
 # on then outweigh the noisy frames that sampling reads (t >= 0.5 at 2 steps) by two orders of
@@ -148,9 +145,9 @@ RECTIFIED_FLOW = Objective()
 
 
 def default_method(objective: Objective) -> str:
-    """The sampler a model gets when none is named: Euler for flow (the project's), DDIM for the
-    DDPM family (Oasis' own; deterministic at eta 0, and good at the few steps a frame affords)."""
-    return "euler" if objective.is_flow else "ddim"
+    """The sampler a model gets when none is named (its family's DEFAULT in `wm_jax.samplers`):
+    Euler for flow (the project's), DDIM for the DDPM family (Oasis' own)."""
+    return samplers.family(objective).DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,8 +170,9 @@ class NoiseConfig:
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
     steps: int = 4
-    # `METHODS`: "euler" | "heun" for flow, "ddpm" (ancestral) | "ddim" for the DDPM family, or
-    # "auto", the model's objective's own (`default_method`); a misfit is refused when sampling.
+    # A name in the sampler registry (`wm_jax.samplers.choices()`): "euler" | "heun" for flow,
+    # "ddpm" (ancestral) | "ddim" for the DDPM family, or "auto", the model's objective's own
+    # (`default_method`); a misfit is refused when sampling.
     method: str = "auto"
     # DDIM only: 0 is deterministic DDIM, 1 draws the DDPM posterior's variance at each step.
     eta: float = 0.0
@@ -206,8 +204,8 @@ class SamplerConfig:
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
-        if self.method not in METHODS:
-            raise ValueError(f"sampler method must be one of {METHODS}, got {self.method!r}")
+        if self.method not in samplers.choices():  # the registry now: a sampler registered later counts
+            raise ValueError(f"sampler method must be one of {samplers.choices()}, got {self.method!r}")
         if self.eta < 0:
             raise ValueError(f"DDIM eta must be >= 0, got {self.eta}")
         if not 0.0 <= self.guidance_min_level <= 1.0:
@@ -295,54 +293,15 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
     return loss, per_frame_BT
 
 
-def timesteps(steps: int) -> np.ndarray:
-    """[steps + 1] noise levels from 1 (noise) to 0 (clean)."""
-    return np.linspace(1.0, 0.0, steps + 1, dtype=np.float32)
-
-
-def ddpm_timesteps(diffusion_steps: int, steps: int, spacing: str = "oasis") -> np.ndarray:
-    """[steps] training-step indices a DDPM-family sampler visits, descending.
-
-    "oasis": Oasis' spacing, the integer part of linspace(-1, N - 1, steps + 1) without its -1
-    (clean); it always starts at the last step (pure noise), which few-step sampling needs;
-    computed in integers, as floor(k·N/steps) - 1 for k = steps..1.
-    "dit": guided-diffusion's respacing for one section of `steps` (DiT's `create_diffusion(
-    str(steps))`): round(i·stride) for i = 0..steps-1, stride (N-1)/(steps-1) added up i times
-    (1 for one step), from step 0 to step N - 1.
-    """
-    if not 1 <= steps <= diffusion_steps:
-        raise ValueError(f"a DDPM-family sampler takes 1..{diffusion_steps} steps (the training steps), got {steps}")
-    if spacing == "oasis":
-        return np.array([k * diffusion_steps // steps - 1 for k in range(steps, 0, -1)], np.int64)
-    if spacing != "dit":
-        raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {spacing!r}")
-    stride = (diffusion_steps - 1) / (steps - 1) if steps > 1 else 1
-    taken, position = [], 0.0
-    for _ in range(steps):
-        taken.append(round(position))
-        position += stride
-    return np.array(taken[::-1], np.int64)
-
-
 def sampler_method(objective: Objective, config: SamplerConfig) -> str:
-    """The method `config` names for this objective ("auto" resolved); refuses a misfit."""
-    method = default_method(objective) if config.method == "auto" else config.method
-    fits = FLOW_METHODS if objective.is_flow else DDPM_METHODS
-    if method not in fits:
-        raise ValueError(f"sampler {method!r} does not fit the model's objective, {objective.describe()}: "
-                         f"it is sampled with {' or '.join(map(repr, fits))} (or 'auto': {default_method(objective)!r})")
-    if config.eta and method != "ddim":
-        raise ValueError(f"eta {config.eta} applies to the 'ddim' sampler only, not {method!r} "
-                         f"(the model's objective: {objective.describe()})")
-    if not objective.is_flow and config.steps > objective.diffusion_steps:
-        raise ValueError(f"{config.steps} sampler steps for {objective.describe()}: at most {objective.diffusion_steps}")
-    return method
+    """The sampler `config` names for this objective ("auto" resolved); refuses a misfit, an option
+    of another sampler (eta off 0 for any but DDIM), and more steps than a DDPM objective has."""
+    return samplers.resolve(objective, config).NAME
 
 
 def is_stochastic(objective: Objective, config: SamplerConfig) -> bool:
     """Whether sampling draws noise after the start (then `sample` needs an rng)."""
-    method = sampler_method(objective, config)
-    return method == "ddpm" or (method == "ddim" and config.eta > 0)
+    return samplers.is_stochastic(objective, config)
 
 
 def readout(objective: Objective, output, x_t, t):
@@ -379,84 +338,13 @@ def noised(objective: Objective, x0, noise, t):
     return jnp.sqrt(abar) * x0 + jnp.sqrt(1.0 - abar) * noise
 
 
-def predicted_x0_eps(objective: Objective, out, x_t, abar: float):
-    """(x̂_0, ε̂) from a DDPM-family readout at a step whose ᾱ is abar."""
-    c = x_t.shape[-1]
-    pred = out[..., :c]
-    a, s = math.sqrt(abar), math.sqrt(1.0 - abar)  # Python floats: weakly typed, x stays fp32
-    if objective.prediction == "epsilon":
-        return (x_t - s * pred) / a, pred
-    return a * x_t - s * pred, s * x_t + a * pred
-
-
-def ddpm_log_variance(objective: Objective, out, abar: float, abar_prev: float):
-    """log σ² of an ancestral step from ᾱ to ᾱ_prev, as guided-diffusion's respaced process sets
-    it: β' = 1 - ᾱ/ᾱ_prev; learned sigma interpolates between log β' and the log posterior
-    variance β'(1 - ᾱ_prev)/(1 - ᾱ) by (v + 1)/2, v the model's [..., C:2C]; otherwise log β'
-    (its "fixed large" variance, DiT's choice without learned sigma)."""
-    beta = 1.0 - abar / abar_prev
-    if not objective.learned_sigma:
-        return math.log(beta)
-    c = out.shape[-1] // 2
-    frac = (out[..., c:] + 1.0) / 2.0
-    return frac * math.log(beta) + (1.0 - frac) * math.log(beta * (1.0 - abar_prev) / (1.0 - abar))
-
-
 def sample(model_fn: Callable, noise, config: SamplerConfig, objective: Objective = RECTIFIED_FLOW, rng=None):
-    """Denoise `noise` the way the objective was trained. model_fn(x, t) -> `readout(objective,
-    model output, x, t)` at level t (a Python float; a velocity for flow). rng: the noise the
-    stochastic samplers draw after the start (`is_stochastic`), jax.random.normal(fold_in(rng, k))
-    at step k.
+    """Denoise `noise` the way the objective was trained, with the registered sampler `config`
+    names (`wm_jax.samplers`). model_fn(x, t) -> `readout(objective, model output, x, t)` at level
+    t (a Python float; a velocity for flow). rng: the noise the stochastic samplers draw after the
+    start (`is_stochastic`), jax.random.normal(fold_in(rng, k)) at step k.
 
-    A Python loop over the few steps: it unrolls at trace time, so XLA sees one fused graph.
+    The samplers loop in Python over the few steps: it unrolls at trace time, so XLA sees one
+    fused graph.
     """
-    method = sampler_method(objective, config)
-    if objective.is_flow:
-        return _integrate_flow(model_fn, noise, config.steps, method)
-    return _denoise_ddpm(model_fn, noise, config, objective, method, rng)
-
-
-def _integrate_flow(velocity_fn: Callable, noise, steps: int, method: str):
-    """Integrate from t = 1 to t = 0. velocity_fn(x, t_scalar) -> v with x's shape."""
-    levels = timesteps(steps)
-    x = noise
-    for t, s in zip(levels[:-1], levels[1:]):
-        v = velocity_fn(x, t)
-        if method == "heun" and s > 0:
-            v = 0.5 * (v + velocity_fn(x + (s - t) * v, s))
-        x = x + (s - t) * v
-    return x
-
-
-def _denoise_ddpm(model_fn: Callable, noise, config: SamplerConfig, objective: Objective, method: str, rng):
-    """DDIM (eta) or DDPM ancestral steps over `ddpm_timesteps`; the last step lands on x̂_0.
-
-    Per step from ᾱ to ᾱ_prev (1 after the last step):
-      ddim: σ = eta·√((1-ᾱ_prev)/(1-ᾱ))·√(1-ᾱ/ᾱ_prev); x = √ᾱ_prev·x̂_0 + √(1-ᾱ_prev-σ²)·ε̂ + σ·z
-      ddpm: x = β'√ᾱ_prev/(1-ᾱ)·x̂_0 + (1-ᾱ_prev)√(1-β')/(1-ᾱ)·x + exp(½ log σ²)·z (no z last)
-    The coefficients are float64 numbers at trace time, constants in the compiled graph.
-    """
-    stochastic = is_stochastic(objective, config)
-    if stochastic and rng is None:
-        raise ValueError(f"the {method!r} sampler (eta {config.eta}) draws noise at every step: pass rng")
-    n = objective.diffusion_steps
-    abar_all = objective.alphas_cumprod()
-    indices = ddpm_timesteps(n, config.steps, config.spacing)
-    x = noise
-    for k, i in enumerate(indices):
-        last = k + 1 == len(indices)
-        abar, abar_prev = float(abar_all[i]), 1.0 if last else float(abar_all[indices[k + 1]])
-        out = model_fn(x, float(i) / n)
-        x0, eps = predicted_x0_eps(objective, out, x, abar)
-        z = jax.random.normal(jax.random.fold_in(rng, k), x.shape, x.dtype) if stochastic and not last else None
-        if method == "ddim":
-            sigma = config.eta * math.sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev))
-            x = math.sqrt(abar_prev) * x0 + math.sqrt(max(1.0 - abar_prev - sigma**2, 0.0)) * eps
-            if z is not None:
-                x = x + sigma * z
-        else:
-            beta = 1.0 - abar / abar_prev
-            x = beta * math.sqrt(abar_prev) / (1.0 - abar) * x0 + (1.0 - abar_prev) * math.sqrt(1.0 - beta) / (1.0 - abar) * x
-            if z is not None:
-                x = x + jnp.exp(0.5 * ddpm_log_variance(objective, out, abar, abar_prev)) * z
-    return x
+    return samplers.run(model_fn, noise, config, objective, rng)

@@ -186,7 +186,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
-    sampler_method, eta: override the bundle's sampler (`diffusion.METHODS`; one that does not fit
+    sampler_method, eta: override the bundle's sampler (`samplers.choices()`; one that does not fit
       the model's objective is refused) and DDIM's eta.
     rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
       exactly past the window, at window - 1 extra frame passes a frame).

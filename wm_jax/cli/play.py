@@ -9,6 +9,8 @@ import signal
 import sys
 import tempfile
 
+from wm_jax import samplers  # the registry: --sampler's choices
+
 NO_WORLD = """\
 wm play: no world is available to play.
   None found in {where} (the shipped pan and doom live in wm_jax/worlds/).
@@ -44,9 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--fps", type=float, help="target frames per second (default: each world's own)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: each world's own)")
-    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
-                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
-                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
+                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
+                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
     parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--rebuild-context", action="store_true", default=None,
                         help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "

@@ -6,6 +6,8 @@ import os
 import pathlib
 import time
 
+from wm_jax import samplers  # the registry: --sampler's choices
+
 FORMATS = (".mp4", ".gif", ".png")
 STRIP_COLUMNS = 16
 
@@ -40,9 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output file: .mp4, .gif, or .png (image strip)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the world's own)")
-    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
-                        help="denoising method: auto (the model's objective's own: euler for rectified flow, ddim for an "
-                             "imported DDPM-family model), euler, heun, ddpm, ddim (default: the world's, else auto)")
+    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
+                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
+                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
     parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--rebuild-context", action="store_true", default=None,
                         help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+from wm_jax import samplers  # the registry: --sampler's choices
+
 FORMATS = (".png", ".npy")
 GRID_COLUMNS = 4  # DiT's sample.py saves its 8 images 4 to a row
 
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--cfg", type=float, default=4.0,
                         help="classifier-free guidance scale (default 4, DiT's sample.py; 1: no guidance, no null pass)")
     parser.add_argument("--steps", type=int, default=250, help="denoising steps (default 250, DiT's sample.py)")
-    parser.add_argument("--sampler", choices=["auto", "euler", "heun", "ddpm", "ddim"], default=None, metavar="METHOD",
+    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
                         help="ddpm (ancestral, DiT's sample.py; the default for DDPM-family models) or ddim; "
                              "euler/heun only for a flow model (auto: the objective's own)")
     parser.add_argument("--eta", type=float, default=0.0, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
