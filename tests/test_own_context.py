@@ -34,6 +34,21 @@ def test_own_rollout_replaces_the_middle_frames_by_the_model_s_own_rollout(tiny_
     assert float(jnp.abs(own[:, 1:-1] - latents[:, 1:-1]).mean()) > 0.1  # not the real frames
 
 
+
+def test_own_rollout_can_replace_only_the_frames_just_before_the_last(tiny_config, tiny_random_params):
+    config = tiny_config.replace(max_frames=4)
+    latents, actions = _clip(config, 1, 4, seed=2)
+    own = jax.jit(own_rollout, static_argnums=(0, 1, 6))(config, 1, tiny_random_params, latents, actions,
+                                                          jax.random.key(3), 1)
+    np.testing.assert_array_equal(own[:, :2], latents[:, :2])  # frames 0-1 real, frame 2 generated
+    np.testing.assert_array_equal(own[:, -1], latents[:, -1])
+    sampler = diffusion.SamplerConfig(steps=1)
+    rng_init, rng_roll = jax.random.split(jax.random.key(3))
+    state = rollout.init_state(config, tiny_random_params, latents[:, :2], actions[:, :2], rng=rng_init, sampler=sampler)
+    _, expected = rollout.rollout(tiny_random_params, state, actions[:, 2:3], rng_roll, config=config, sampler=sampler)
+    np.testing.assert_allclose(own[:, 2:3], expected, atol=1e-5)
+    assert float(jnp.abs(own[:, 2] - latents[:, 2]).mean()) > 0.1
+
 def _task(config, clips):
     return WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(), "world",
                      OwnContextConfig(clips=clips))
@@ -71,3 +86,7 @@ def test_own_context_refuses_more_clips_than_the_batch(tiny_config, tiny_random_
         task._loss_with_own_context(None, tiny_random_params, latents, actions, None, jax.random.key(0))
     with pytest.raises(ValueError, match="clips >= 0"):
         OwnContextConfig(clips=-1)
+    too_many = WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(), "world",
+                         OwnContextConfig(clips=1, generated=3))
+    with pytest.raises(ValueError, match="OwnContext.generated = 3 leaves no real first frame in clips of 4"):
+        too_many._loss_with_own_context(None, tiny_random_params, latents, actions, None, jax.random.key(0))

@@ -67,17 +67,20 @@ class OwnContextConfig:
     """Training on the model's own frames (issue 15: rollouts drift because generation feeds
     each frame the model's own, imperfect, earlier frames, which training never showed it).
 
-    The first `clips` clips of each batch keep their first frame; the frames after it, up to
-    the last, are replaced by the model's own rollout from that frame under the clip's keys
-    (`steps` Euler steps, no guidance, no gradient); the last frame is trained, at a drawn noise
-    level, to become the real last frame from that context. 0: off."""
+    The first `clips` clips of each batch keep their first frames real; the `generated` frames
+    before the last (0: every frame between the first and the last) are replaced by the model's
+    own rollout from the real ones under the clip's keys (`steps` Euler steps, no guidance, no
+    gradient); the last frame is trained, at a drawn noise level, to become the real last frame
+    from that context. clips 0: off."""
 
     clips: int = 0
     steps: int = 2
+    generated: int = 0
 
     def __post_init__(self):
-        if self.clips < 0 or self.steps < 1:
-            raise ValueError(f"OwnContext needs clips >= 0 and steps >= 1, got {self.clips}, {self.steps}")
+        if self.clips < 0 or self.steps < 1 or self.generated < 0:
+            raise ValueError(f"OwnContext needs clips >= 0, steps >= 1 and generated >= 0, "
+                             f"got {self.clips}, {self.steps}, {self.generated}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +123,11 @@ class WorldTask:
             raise ValueError(f"OwnContext.clips = {own} needs batches of at least {own} clips of >= 3 frames; "
                              f"got {b} clips of {t}")
         rng_rollout, rng_real, rng_own = jax.random.split(jax.random.fold_in(rng, 7), 3)
+        generated = self.own_context.generated or t - 2
+        if generated > t - 2:
+            raise ValueError(f"OwnContext.generated = {generated} leaves no real first frame in clips of {t}")
         context_BThwc = own_rollout(self.model, self.own_context.steps, params, latents_BThwc[:own],
-                                    actions_BTK[:own], rng_rollout)
+                                    actions_BTK[:own], rng_rollout, generated)
         # Only the last frame is trained on these clips: the rest hold the model's frames, not targets.
         last_only_BT = jnp.broadcast_to(jnp.arange(t) == t - 1, (own, t))
         generation_case = dataclasses.replace(self.noise, context_share=1.0)
@@ -138,15 +144,18 @@ class WorldTask:
         return loss, {"loss_last_frame": jnp.mean(last_B), "loss_own_context": own_loss}
 
 
-def own_rollout(config: ModelConfig, steps: int, params, latents_BThwc, actions_BTK, rng):
-    """The clip with its frames 1..T-2 replaced by the model's rollout from frame 0 under the
-    clip's keys (no gradient); the last frame stays real."""
+def own_rollout(config: ModelConfig, steps: int, params, latents_BThwc, actions_BTK, rng, generated: int | None = None):
+    """The clip with its `generated` frames before the last (default: frames 1..T-2) replaced by
+    the model's rollout from the real frames before them, under the clip's keys (no gradient);
+    the last frame stays real."""
+    t = latents_BThwc.shape[1]
+    real = 1 if generated is None else t - 1 - generated
     params = jax.lax.stop_gradient(params)
     sampler = diffusion.SamplerConfig(steps=steps)
     rng_init, rng_roll = jax.random.split(rng)
-    state = rollout.init_state(config, params, latents_BThwc[:, :1], actions_BTK[:, :1], rng=rng_init, sampler=sampler)
-    _, generated_BThwc = rollout.rollout(params, state, actions_BTK[:, 1:-1], rng_roll, config=config, sampler=sampler)
-    own_BThwc = jnp.concatenate([latents_BThwc[:, :1], generated_BThwc, latents_BThwc[:, -1:]], axis=1)
+    state = rollout.init_state(config, params, latents_BThwc[:, :real], actions_BTK[:, :real], rng=rng_init, sampler=sampler)
+    _, generated_BThwc = rollout.rollout(params, state, actions_BTK[:, real:-1], rng_roll, config=config, sampler=sampler)
+    own_BThwc = jnp.concatenate([latents_BThwc[:, :real], generated_BThwc, latents_BThwc[:, -1:]], axis=1)
     return jax.lax.stop_gradient(own_BThwc)
 
 
