@@ -179,7 +179,6 @@ def run(task: Task, run_config: RunConfig, config_text: str, workdir: str, *, in
     aux = jax.device_put(task.aux, replicated)
 
     # --- the step, compiled once
-    local_b = data.batch_size // processes
     h, w = data.resolution
     batch_spec = {
         "frames": jax.ShapeDtypeStruct((data.batch_size, data.clip_len, h, w, 3), np.uint8, sharding=sharding.batch_sharding(mesh)),
