@@ -22,7 +22,6 @@ import json
 import os
 import re
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp

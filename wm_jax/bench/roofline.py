@@ -79,8 +79,7 @@ def int8_projection(config, sampler: SamplerConfig, qparams, cost: dict, frames:
     (1 byte instead of bf16's 2, read once per model pass) taken off the bf16 bytes: the GPU
     case where XLA fuses the int8 -> bf16 convert into the matmul's operand, which the CPU
     backend does not do."""
-    is_int8 = lambda x: isinstance(x, q8.Int8Tensor)
-    quantized = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(qparams, is_leaf=is_int8) if is_int8(x))
+    quantized = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(qparams, is_leaf=_is_int8) if _is_int8(x))
     passes = sampler.steps + 1  # guidance's two branches are one batch: one read of the weights per pass
     saved = passes * quantized * 1  # bytes: bf16 (2) -> int8 (1) per kernel element per pass
     return {
@@ -89,3 +88,7 @@ def int8_projection(config, sampler: SamplerConfig, qparams, cost: dict, frames:
         "weight_bytes_saved_per_frame_vs_bf16": saved,
         "projection_bf16_int8_weights": roofline(cost["flops"], cost["bytes_accessed"] / 2 - saved),
     }
+
+
+def _is_int8(x) -> bool:
+    return isinstance(x, q8.Int8Tensor)
