@@ -6,7 +6,7 @@ Reads the workdir's latest EMA params and its model configuration, divides the a
 embedding (kernel and bias) by --gain and writes a model directory (wm_jax.model.save) whose
 config has `action_gain` multiplied by --gain: the same function, but the keys' share of the
 conditioning now learns --gain times faster (see ModelConfig.action_gain). Start the next stage
-from it with `wm train ... --init_from OUT` and `Experiment.model_overrides` carrying the new gain.
+from it with `wm train ... --init_from OUT` and `ModelConfig.action_gain` set to the new gain.
 """
 
 from __future__ import annotations
