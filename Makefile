@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: setup test test-slow play bench browser photos clean
+.PHONY: setup lint test test-slow play bench browser photos clean
 
 setup: $(STAMP)
 
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,sources]'
 	touch $(STAMP)
 
+# Bug-finding rules only (pyproject.toml [tool.ruff]); a second or two.
+lint: setup
+	$(BIN)/ruff check .
+
 # Two workers, one file each at a time (module-scoped fixtures are built once per file).
-test: setup
+test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: setup

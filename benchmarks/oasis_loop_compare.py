@@ -105,7 +105,7 @@ def import_upstream(src: str, timm_stand_in: bool):
         import dit
     except Exception as error:  # timm/einops missing, or timm's torchvision import failing
         raise SystemExit(f"importing {src}/dit.py failed ({type(error).__name__}: {error}); it needs torch, einops "
-                         f"and timm (timm imports torchvision); or pass --timm-stand-in")
+                         f"and timm (timm imports torchvision); or pass --timm-stand-in") from error
     return dit
 
 

@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
             latent.block_until_ready()
         runs[w] = {"config": config, "params": params, "state": state, "step": step, "times": []}
     for i in range(args.frames):
-        for w, run in runs.items():
+        for run in runs.values():
             start = time.perf_counter()
             run["state"], latent = run["step"](run["params"], run["state"], no_keys(run["config"]), jax.random.key(100 + i))
             latent.block_until_ready()

@@ -23,7 +23,7 @@ def row(path: str) -> str:
     guided_from = s.get("guidance_min_level", 0.0)
     guidance = f"{s['guidance']:g}" + (f" (t >= {guided_from:g})" if guided_from and s["guidance"] != 1 else "")
     cells = [os.path.splitext(os.path.basename(path))[0], f"{s['steps']} / {guidance} / {s['context_noise']:g}"]
-    for name, rows in st["blocks"].items():
+    for rows in st["blocks"].values():
         sharp = [r["sharpness_ratio"] for r in rows]
         std = [r["std_ratio"] for r in rows]
         cells.append(f"{min(sharp):.2f}-{max(sharp):.2f} / {min(std):.2f}-{max(std):.2f}")

@@ -198,7 +198,7 @@ def test_cache_holds_each_frame_in_its_slot_heads_and_tokens_first():
     layers, batch, window, tokens, heads, dim = 2, 1, 3, 4, 2, 6
     cache = kv_cache.empty(layers, batch, window, tokens, heads, dim, (2, 2, 1))
     frames = [jax.random.normal(jax.random.key(f), (layers, batch, tokens, heads, dim)) for f in range(4)]
-    for f, k in enumerate(frames):
+    for k in frames:
         cache = cache.write(k, -k, jnp.zeros((batch, 2, 2, 1)))
     assert len(cache.k_BHNWE) == layers and cache.k_BHNWE[0].shape == (batch, heads, tokens, window, dim)
     for f, slot in ((1, 1), (2, 2), (3, 0)):  # frame 0 was evicted by frame 3

@@ -32,7 +32,7 @@ def test_two_processes_train_together_and_agree_on_the_loss(tmp_path):
                "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(rank)}
         procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=400) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     losses = [re.search(r"final loss ([0-9.e+-]+);", out).group(1) for out, _ in outputs]
     assert losses[0] == losses[1]

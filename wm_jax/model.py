@@ -117,7 +117,6 @@ class WorldModel(nn.Module):
     def __call__(self, x_BTHWC, t_BT, actions_BTK):
         """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32)."""
         check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
-        t = x_BTHWC.shape[1]
         return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC))
 
     def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC):
