@@ -1,13 +1,10 @@
 """`wm bench`: the report's schema and sane relations between its figures (never wall-clock limits)."""
 
-import ast
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import wm_jax
 from wm_jax import bench
 from wm_jax.bench.compile_time import compile_times
 from wm_jax.bench.latency import turned
@@ -95,37 +92,6 @@ def test_run_report_schema_and_relations(tmp_path):
     assert q["speedup"] == pytest.approx(q["step_fp32"]["ms_p50"] / q["step"]["ms_p50"], rel=0.01)
     md = bench.markdown(report)
     assert "step (KV cache)" in md and "int8" in md and "utilisation" in md and "| latent_size | 8 | 16 |" in md
-
-
-def _wm_jax_imports(path: Path) -> set[str]:
-    """wm_jax modules a file imports anywhere (inside functions too), as dotted names."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return {n for n in names if n.startswith("wm_jax.") and _module_file(n)}
-
-
-def _module_file(name: str) -> Path | None:
-    base = Path(wm_jax.__file__).parent.joinpath(*name.split(".")[1:])
-    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists()), None)
-
-
-def test_bench_and_machine_sit_in_no_import_circle():
-    """Nothing wm_jax.bench imports, however indirectly, imports wm_jax.bench back (the old
-    bench <-> evaluation circle), and wm_jax.machine, which both read, imports no wm_jax module."""
-    assert _wm_jax_imports(_module_file("wm_jax.machine")) == set()
-    bench_dir = Path(bench.__file__).parent
-    seen, todo = set(), {n for p in bench_dir.glob("*.py") for n in _wm_jax_imports(p) if not n.startswith("wm_jax.bench")}
-    while todo:
-        name = todo.pop()
-        seen.add(name)
-        imports = _wm_jax_imports(_module_file(name))
-        assert not {n for n in imports if n == "wm_jax.bench" or n.startswith("wm_jax.bench.")}, f"{name} imports wm_jax.bench"
-        todo |= imports - seen
-    assert "wm_jax.kv_cache" in seen  # the walk reaches past bench's direct imports (model, rollout -> kv_cache)
 
 
 @pytest.mark.slow
