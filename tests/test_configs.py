@@ -1,7 +1,8 @@
 """The gin configurations: every file under experiments/configs parses; stage files built as
 includes of a base resolve to what they resolved to before (tests/config_snapshots.json, written
 from the configurations as they were before issue 17); model fields bind by name; the run section
-is one dataclass for both trainings; a workdir's config.gin from before issue 17 still reads."""
+is one dataclass for both trainings; a workdir's config.gin from before issue 17 still reads, and
+the shipped worlds' recorded configurations equal today's stage files."""
 
 from __future__ import annotations
 
@@ -156,3 +157,23 @@ def test_a_workdir_config_from_before_issue_17_reads_and_resumes(tmp_path):
     assert old == new and old_text == new_text
     assert config.same_bindings(LEGACY, new_text)
     assert not config.same_bindings(LEGACY, new_text.replace("Run.num_steps = 20", "Run.num_steps = 21"))
+
+
+# The shipped worlds' recorded configurations (their training folders: history, read only, in the
+# names of before issue 17) against today's stage files, which include bases instead.
+SHIPPED_STAGES = {
+    "doom/training/stage1": "world_doom64_stage1", "doom/training/stage2": "world_doom64_stage2",
+    "doom/training/stage3": "world_doom64", "doom/training/stage4": "world_doom64_rope",
+    "doom/training/stage5": "world_doom64_nbhd", "doom/training/stage6": "world_doom64_prev",
+    "pan/training/stage1": "world_pan64_stage1", "pan/training/stage2": "world_pan64_stage2",
+    "pan/training/stage3": "world_pan64", "pan/training/stage4": "world_pan64_nbhd",
+}
+
+
+@pytest.mark.parametrize("recorded, name", sorted(SHIPPED_STAGES.items()))
+def test_shipped_worlds_recorded_configs_equal_todays_stage_files(recorded, name):
+    found = sorted(pathlib.Path(ROOT).glob(f"*/worlds/{recorded}_config.gin"))
+    if not found:
+        pytest.skip(f"no {recorded}_config.gin in this checkout")
+    old, _ = config.parse_workdir_config(str(found[0]))
+    assert old == parse(f"{name}.gin")[0]
