@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from wm_jax import samplers  # the registry: --sampler's choices
+from wm_jax.cli import flags
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -33,11 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--world", default=None, metavar="NAME|DIR",
                         help="time a world bundle (a shipped name or a directory) as it plays: its model, autoencoder "
                              "and sampler (steps, guidance, context noise); --steps / --guidance override")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default 4, or the world's)")
-    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
-                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
-                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
-    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
+    flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default 4, or the world's)")
     parser.add_argument("--guidance", type=float, default=None,
                         help="action guidance (default 1, or the world's); > 1 runs a null-action branch beside every step")
     parser.add_argument("--frames", type=int, default=50, help="frames timed per measurement (default 50)")

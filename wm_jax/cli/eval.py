@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 
-from wm_jax import samplers  # the registry: --sampler's choices
+from wm_jax.cli import flags
 
 
 def register(subparsers) -> None:
@@ -34,12 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate (default 8)")
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps per frame (default: the world's, else 4)")
+    flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: the world's, else 4)")
     parser.add_argument("--guidance", type=float, default=None, help="action guidance (default: the world's, else 1)")
-    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
-                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
-                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
-    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
     parser.add_argument("--guidance-min-level", type=float, default=None, metavar="T",
                         help="guidance only at denoising steps starting at noise level >= T (default: the world's, else 0)")
     parser.add_argument("--context-noise", type=float, default=None,

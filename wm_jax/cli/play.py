@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 
-from wm_jax import samplers  # the registry: --sampler's choices
+from wm_jax.cli import flags
 
 NO_WORLD = """\
 wm play: no world is available to play.
@@ -45,16 +45,8 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--fps", type=float, help="target frames per second (default: each world's own)")
-    parser.add_argument("--steps", type=int, help="denoising steps per frame (default: each world's own)")
-    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
-                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
-                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
-    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
-    parser.add_argument("--rebuild-context", action="store_true", default=None,
-                        help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "
-                             "exactly as Oasis' own sliding-window loop past its window (default: each frame written once, "
-                             "the same until the window is full; costs window - 1 frame passes a frame)")
-    parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
+    flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: each world's own)")
+    flags.add_streaming_flags(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed of every (re)start (default 0)")
     parser.add_argument("--max-sessions", type=int, default=4, help="players at once; more get a 'busy' answer (default 4)")
     parser.add_argument("--max-upload-mb", type=float, default=16.0, help="largest image upload in MB (default 16)")

@@ -6,7 +6,7 @@ import os
 import pathlib
 import time
 
-from wm_jax import samplers  # the registry: --sampler's choices
+from wm_jax.cli import flags
 
 FORMATS = (".mp4", ".gif", ".png")
 STRIP_COLUMNS = 16
@@ -41,16 +41,8 @@ def register(subparsers) -> None:
                                                     "script is padded with no keys, a longer one cut)")
     parser.add_argument("--out", required=True, metavar="OUT", help="output file: .mp4, .gif, or .png (image strip)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the world's own)")
-    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
-                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
-                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
-    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
-    parser.add_argument("--rebuild-context", action="store_true", default=None,
-                        help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "
-                             "exactly as Oasis' own sliding-window loop past its window (default: each frame written once, "
-                             "the same until the window is full; costs window - 1 frame passes a frame)")
-    parser.add_argument("--quantize", choices=["int8"], help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
+    flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: the world's own)")
+    flags.add_streaming_flags(parser)
     parser.add_argument("--fps", type=float, help="frame rate of the video (default: the world's)")
     parser.add_argument("--scale", type=int, default=0,
                         help="integer upscaling of the frames (default: videos to at least 256 pixels, strips 1)")

@@ -1,0 +1,28 @@
+"""Flags that several `wm` commands share, defined once so that their names, choices and help
+agree everywhere. Importing this loads no jax: `wm --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+from wm_jax import samplers  # the registry: --sampler's choices
+
+
+def add_sampler_flags(parser: argparse.ArgumentParser, steps_help: str) -> None:
+    """--steps, --sampler, --eta: how each frame is denoised (unset: the world's own)."""
+    parser.add_argument("--steps", type=int, default=None, help=steps_help)
+    parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
+                        help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
+                             "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
+    parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
+
+
+def add_streaming_flags(parser: argparse.ArgumentParser) -> None:
+    """--rebuild-context and --quantize: how a world streams (`wm play`, `wm rollout`)."""
+    parser.add_argument("--rebuild-context", action="store_true", default=None,
+                        help="rebuild the KV cache from the window's frames every frame: a converted Oasis then samples "
+                             "exactly as Oasis' own sliding-window loop past its window (default: each frame written once, "
+                             "the same until the window is full; costs window - 1 frame passes a frame)")
+    parser.add_argument("--quantize", choices=["int8"],
+                        help="int8: keep the world model's kernels int8 (weight-only, per-channel scales) and dequantise "
+                             "inside each step; 4x less weight memory, slower on this CPU (BUILD_NOTES, Measure)")
