@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wm_jax.datasets import photo_split
-from wm_jax import bundle, images, keyscript
+from wm_jax import bundle, image_metrics, images, keyscript
 from wm_jax import world as wm_world
 
 SHIPPED = ("pan", "doom")
@@ -66,7 +66,7 @@ def test_pan_world_keeps_an_unseen_photo_and_moves_it_with_the_keys(pan, held_ou
     start = pan.fit(held_out_photo).astype(np.float32)
     right = pan.rollout(held_out_photo, keyscript.parse("right*4"), seed=0)
     left = pan.rollout(held_out_photo, keyscript.parse("left*4"), seed=0)
-    psnr = lambda a, b: 10 * np.log10(255.0**2 / np.mean((a.astype(np.float32) - b) ** 2))
+    psnr = lambda a, b: float(image_metrics.psnr(a, b, data_range=255.0))  # uint8 frames
     # 'right' moves the camera PAN_STEP px right: the photograph slides left by that much.
     moved, unmoved = psnr(right[1][:, :-PAN_STEP], start[:, PAN_STEP:]), psnr(right[1], start)
     assert moved > 14, moved  # still the photograph (noise or a blank frame scores < 10)
