@@ -39,12 +39,17 @@ def compiled_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(),
     return step.lower(params, state, action, rng).compile()
 
 
-def frame_cost(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()) -> dict[str, float]:
-    """FLOPs and bytes accessed by one generated frame (batch 1), per XLA's cost analysis."""
-    analysis = compiled_step(config, sampler).cost_analysis()
+def compiled_cost(compiled) -> dict[str, float]:
+    """FLOPs and bytes accessed by a compiled program, per XLA's cost analysis."""
+    analysis = compiled.cost_analysis()
     if isinstance(analysis, list):  # older jax returns one dict per computation
         analysis = analysis[0]
     return {"flops": float(analysis.get("flops", 0.0)), "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
+
+
+def frame_cost(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()) -> dict[str, float]:
+    """FLOPs and bytes accessed by one generated frame (batch 1), per XLA's cost analysis."""
+    return compiled_cost(compiled_step(config, sampler))
 
 
 def describe(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), with_cost: bool = True) -> dict:

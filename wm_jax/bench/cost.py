@@ -15,11 +15,7 @@ _BUFFER_FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_i
 def step_cost(config: ModelConfig, sampler: SamplerConfig) -> tuple[dict, dict]:
     """(FLOPs and bytes per frame, memory) of the compiled step."""
     compiled = info.compiled_step(config, sampler)
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):  # older jax returns one dict per computation
-        analysis = analysis[0]
-    cost = {"flops": float(analysis.get("flops", 0.0)), "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
-    return cost, step_memory(config, compiled)
+    return info.compiled_cost(compiled), step_memory(config, compiled)
 
 
 def step_memory(config: ModelConfig, compiled) -> dict:

@@ -13,6 +13,8 @@ from typing import Mapping
 import jax
 import tqdm
 
+from wm_jax import info
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -82,10 +84,7 @@ def read_metrics(workdir: str) -> list[dict]:
 
 def compiled_report(compiled) -> dict:
     """FLOPs and bytes of one step (per device, as XLA partitioned it) and its memory needs."""
-    cost = compiled.cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0]
-    report = {"flops": float(cost.get("flops", 0.0)), "bytes_accessed": float(cost.get("bytes accessed", 0.0))}
+    report = info.compiled_cost(compiled)
     memory = compiled.memory_analysis()
     if memory is not None:
         for field in ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
