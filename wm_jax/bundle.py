@@ -152,7 +152,7 @@ def check_objective_recorded(model_dir) -> None:
 # ----------------------------------------------------------------------------- writing and reading
 
 
-def keys_from(keys) -> tuple[tuple[str, str], ...]:
+def _keys_from(keys) -> tuple[tuple[str, str], ...]:
     """world.json's or a caller's keys ({key: meaning}, or key names) -> canonical (key, meaning) pairs."""
     if isinstance(keys, Mapping):
         pairs = list(keys.items())
@@ -179,7 +179,7 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
     directory = pathlib.Path(directory)
     if (directory / INFO_FILE).exists():
         raise FileExistsError(f"{directory} already holds a world ({INFO_FILE}); choose a new directory")
-    info = WorldInfo(name=name, description=description, keys=keys_from(keys), fps=float(fps), sampler=sampler,
+    info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
                      provenance=dict(provenance or {}))
     # Checked before anything is written: a refused world leaves no half-written bundle.
     problems = pairing_problems(config, ae_config, info.keys)
@@ -209,7 +209,7 @@ def link_world(directory, autoencoder_dir, *, name: str, keys: Mapping[str, str]
         raise FileExistsError(f"{directory} already holds a world ({INFO_FILE})")
     config = wm_model.config_from_dict(json.loads((directory / "config.json").read_text()))
     ae_config, _ = autoencoder.load_config(autoencoder_dir)
-    info = WorldInfo(name=name, description=description, keys=keys_from(keys), fps=float(fps), sampler=sampler,
+    info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
                      provenance=dict(provenance or {}))
     problems = pairing_problems(config, ae_config, info.keys)
     if problems:
@@ -230,7 +230,7 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
         raise ValueError(f"{info_file}: format {meta.get('format')!r}; this version reads {FORMAT!r}")
     info = WorldInfo(
         name=meta.get("name") or path.name, description=meta.get("description", ""),
-        keys=keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
+        keys=_keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
         sampler=sampler_from_fields(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
     )
     start = path / meta["start_image"] if meta.get("start_image") else None
