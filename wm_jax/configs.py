@@ -61,6 +61,13 @@ class ModelConfig:
     # output, which a small network gets exactly right, where copying a frame through every
     # block it only gets nearly right (issue 15, BUILD_NOTES "Worlds that hold together").
     prediction: str = "velocity"
+    # With prediction "x0_residual": each (key, down, right, log_zoom) moves the previous frame by
+    # whole latent pixels and zooms it about its centre while that key is held (the moves of the
+    # keys held add up; `wm_jax.warp`), so a turn or a pan costs the network nothing and no key
+    # is still the zero output. The network draws what a move uncovers and what moves on its own.
+    # Measured from a world's recordings (`python -m experiments.key_moves`), not learned by
+    # gradient: a shift's loss is bumpy and a fractional one blurs (issue 15, BUILD_NOTES).
+    key_moves: tuple[tuple[str, float, float, float], ...] = ()
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -84,6 +91,7 @@ class ModelConfig:
     def __post_init__(self):
         # config.json gives lists; the config must stay hashable (jit static argument, caches)
         object.__setattr__(self, "action_axes", tuple((str(e), str(n), str(p), float(a)) for e, n, p, a in self.action_axes))
+        object.__setattr__(self, "key_moves", tuple((str(k), float(d), float(r), float(z)) for k, d, r, z in self.key_moves))
         _ = self.action_space  # validates the axes against the entries
         h, w = self.latent_size
         if h % self.patch_size or w % self.patch_size:
@@ -102,6 +110,11 @@ class ModelConfig:
         _ = self.objective  # validates prediction, noise_schedule and diffusion_steps together
         if self.temporal_neighbourhood < 0:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
+        if self.key_moves and self.prediction != "x0_residual":
+            raise ValueError(f"key_moves move the previous frame an x0_residual head adds; prediction is {self.prediction!r}")
+        unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
+        if unknown:
+            raise ValueError(f"key_moves name keys {unknown} that are not in action_keys")
         if self.keys_steer_offsets and not self.temporal_neighbourhood:
             raise ValueError("keys_steer_offsets steers the temporal neighbourhood's offsets: it needs temporal_neighbourhood >= 1")
 

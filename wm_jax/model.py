@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import embeddings, kv_cache, rope
+from wm_jax import embeddings, kv_cache, rope, warp
 from wm_jax.blocks import FinalLayer, SpatialBlock, TemporalBlock
 from wm_jax.configs import ModelConfig
 
 Params = Any
+
 
 
 def check_inputs(config: ModelConfig, x, t, actions, *, frames_axis: bool) -> None:
@@ -100,6 +101,18 @@ class WorldModel(nn.Module):
             x = jnp.concatenate([x, previous], axis=-1)
         return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()
 
+    def moves_of(self, actions_BK):
+        """key_moves: the (down, right) shift in latent pixels and the log-zoom of the keys held."""
+        move_B3 = actions_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(self.config))
+        return move_B3[:, :2], move_B3[:, 2]
+
+    def _moved(self, previous, actions):
+        """With key_moves, the previous frame as the keys held move it: the frame the head's
+        change is added to and the patch embedding sees. previous: [G, H, W, C]; actions: [G, K]."""
+        if not self.config.key_moves:
+            return previous
+        return warp.shift_and_zoom(previous, *self.moves_of(actions))
+
     def _add_previous(self, out, previous):
         """With prediction 'x0_residual' the head's output is the change from the previous frame."""
         if self.config.prediction != "x0_residual":
@@ -124,7 +137,8 @@ class WorldModel(nn.Module):
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
         frames = lambda a: a.reshape(b * t, *a.shape[2:])
-        x_GND = self._embed(frames(x_BTHWC), frames(previous_BTHWC))
+        previous_GHWC = self._moved(frames(previous_BTHWC), frames(actions_BTK))
+        x_GND = self._embed(frames(x_BTHWC), previous_GHWC)
         rope_NE = self._spatial_rope_NE()
         temporal = dict(zip(self.config.temporal_layers, self.temporal))
         for i, block in enumerate(self.spatial):
@@ -132,7 +146,9 @@ class WorldModel(nn.Module):
             if i in temporal:
                 x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
                 x_GND = temporal[i](x_BTND, c_BTD, actions_BTK).reshape(x_GND.shape)
-        return self._add_previous(self._unpatchify(self.final(x_GND, c_GD), (b, t)), previous_BTHWC)
+        out_GHWC = self._unpatchify(self.final(x_GND, c_GD), (b * t,))
+        out_GHWC = self._add_previous(out_GHWC, previous_GHWC)
+        return out_GHWC.reshape(b, t, *out_GHWC.shape[1:])
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
         """The cache as the next frame's temporal layers read it (`TemporalBlock.read_cache`)."""
@@ -156,7 +172,7 @@ class WorldModel(nn.Module):
         check_inputs(self.config, x_BHWC, t_B, actions_BK, frames_axis=False)
         c_BD = self.conditioning(t_B, actions_BK)
         copies = x_BHWC.shape[0] // view.previous_BHWC.shape[0]
-        previous_BHWC = jnp.tile(view.previous_BHWC, (copies, 1, 1, 1))
+        previous_BHWC = self._moved(jnp.tile(view.previous_BHWC, (copies, 1, 1, 1)), actions_BK)
         x_BND = self._embed(x_BHWC, previous_BHWC)
         rope_NE = self._spatial_rope_NE()
         temporal = dict(zip(self.config.temporal_layers, range(len(self.temporal))))
@@ -178,6 +194,14 @@ class WorldModel(nn.Module):
         # the cache in this pass: otherwise XLA may schedule the in-place write first and guards
         # against it by copying the whole cache.
         return jax.lax.optimization_barrier((out, (stack(keys), stack(values))))
+
+
+def key_move_table(config: ModelConfig) -> np.ndarray:
+    """[K, 3]: each action entry's (down, right, log_zoom) move; zero for keys without one."""
+    table = np.zeros((config.action_dim, 3), np.float32)
+    for key, down, right, log_zoom in config.key_moves:
+        table[config.action_keys.index(key)] = (down, right, log_zoom)
+    return table
 
 
 def _previous(x_BTHWC):

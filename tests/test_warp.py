@@ -1,0 +1,75 @@
+"""`wm_jax.warp` against scipy's bilinear resampling, and `ModelConfig.keys_warp` in the model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from wm_jax import configs, warp
+from wm_jax import model as wm_model
+from wm_jax.model import WorldModel
+
+
+def _reference(x_HWC, shift, log_scale):
+    """scipy.ndimage.map_coordinates, order 1, border repeated: the same map written independently."""
+    h, w = x_HWC.shape[:2]
+    s = np.exp(log_scale)
+    rows = (h - 1) / 2 + (np.arange(h) - (h - 1) / 2) / s - shift[0]
+    cols = (w - 1) / 2 + (np.arange(w) - (w - 1) / 2) / s - shift[1]
+    grid = np.meshgrid(rows, cols, indexing="ij")
+    return np.stack([ndimage.map_coordinates(x_HWC[..., c], grid, order=1, mode="nearest") for c in range(x_HWC.shape[-1])], -1)
+
+
+@pytest.mark.parametrize("shift, log_scale", [((0.0, 0.0), 0.0), ((0.0, 2.0), 0.0), ((-1.3, 0.7), 0.0),
+                                              ((0.0, 0.0), 0.1), ((0.5, -2.2), -0.3), ((9.0, -20.0), 0.2)])
+def test_shift_and_zoom_matches_scipy(shift, log_scale):
+    x = np.random.default_rng(0).normal(size=(1, 8, 10, 3)).astype(np.float32)
+    out = warp.shift_and_zoom(jnp.asarray(x), jnp.asarray([shift], jnp.float32), jnp.asarray([log_scale], jnp.float32))
+    np.testing.assert_allclose(np.asarray(out[0]), _reference(x[0], np.asarray(shift), log_scale), atol=1e-5)
+
+
+def test_no_move_is_the_identity_and_a_whole_pixel_shift_moves_the_picture():
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 6, 6, 2)), jnp.float32)
+    zero = jnp.zeros((2,))
+    np.testing.assert_array_equal(np.asarray(warp.shift_and_zoom(x, jnp.zeros((2, 2)), zero)), np.asarray(x))
+    right = warp.shift_and_zoom(x, jnp.asarray([[0.0, 1.0], [0.0, 1.0]]), zero)
+    np.testing.assert_allclose(np.asarray(right[:, :, 1:]), np.asarray(x[:, :, :-1]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(right[:, :, 0]), np.asarray(x[:, :, 0]), atol=1e-6)  # border repeated
+
+
+def test_a_silent_head_gives_the_previous_frame_moved_the_way_the_held_key_says():
+    """A fresh model's head is silent (adaLN-Zero): its clean-frame guess is the previous frame,
+    moved by the held key's move (left: one latent pixel to the right) and unmoved with no key."""
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 1, 0),), max_frames=3)
+    params = wm_model.init_params(config, jax.random.key(0))
+    h, w = config.latent_size
+    x = jax.random.normal(jax.random.key(1), (1, 2, h, w, config.in_channels))
+    t = jnp.asarray([[0.0, 1.0]])
+    none = jnp.zeros((1, 2, config.action_dim))
+    left = none.at[:, 1, config.action_keys.index("left")].set(1.0)
+    apply = lambda a: WorldModel(config).apply({"params": params}, x, t, a)[:, 1]
+    np.testing.assert_allclose(np.asarray(apply(left)[:, :, 1:]), np.asarray(x[:, 0, :, :-1]), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(apply(none)), np.asarray(x[:, 0]))
+
+
+def test_key_moves_are_checked():
+    with pytest.raises(ValueError, match="x0_residual head adds"):
+        configs.get_config("tiny", key_moves=(("left", 0, 1, 0),))
+    with pytest.raises(ValueError, match=r"not in action_keys"):
+        configs.get_config("tiny", prediction="x0_residual", key_moves=(("jump", 0, 1, 0),))
+
+
+def test_best_move_finds_a_planted_shift_and_zoom():
+    """Smooth random latents moved by a known shift (and zoomed), a quarter of the pairs blocked
+    (unmoved, as a camera at an edge): the vote finds the shift, the median the zoom."""
+    rng = np.random.default_rng(3)
+    coarse = rng.normal(size=(32, 6, 6, 4)).astype(np.float32)
+    smooth = np.asarray(jax.image.resize(jnp.asarray(coarse), (32, 16, 16, 4), "cubic"))
+    for shift, log_zoom in (((0.0, 2.0), 0.0), ((-1.0, 0.0), 0.1)):
+        moved = np.array(warp.shift_and_zoom(jnp.asarray(smooth), jnp.tile(jnp.asarray([shift]), (32, 1)), jnp.full((32,), log_zoom)))
+        moved[:8] = smooth[:8]
+        found = warp.best_move(smooth, moved, max_shift=3, log_zooms=np.linspace(-0.2, 0.2, 21))
+        assert (found["down"], found["right"]) == shift
+        assert abs(found["log_zoom"] - log_zoom) < 0.011
+        assert found["error"] < 0.5 * found["copy_error"]

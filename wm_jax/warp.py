@@ -1,0 +1,88 @@
+"""A global shift-and-zoom of latent frames, and how to measure one from recorded transitions.
+
+`ModelConfig.key_moves` models predict the clean frame as the previous frame *moved the way the
+keys move the camera* plus a change: a turn or a pan is then one exact resampling instead of a
+picture the network redraws (and blurs) every frame, and no key is the identity, exactly.
+
+The map is separable (a shift per axis and one zoom about the centre), so it is two small
+interpolation matrices per frame: out[i, j] = Σ R_y[i, h] · x[h, w] · R_x[j, w], bilinear with
+the border repeated. A whole-pixel shift without a zoom copies pixels exactly.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def interpolation_matrix(size: int, shift_B, log_scale_B):
+    """[B, size, size]: row i holds the weights output pixel i takes from each input pixel.
+
+    Output pixel i reads input position c + (i - c) / s - shift (c the centre, s = exp(log_scale)):
+    a positive shift moves the content towards higher indices, s > 1 magnifies it.
+    """
+    centre = (size - 1) / 2
+    out_N = jnp.arange(size, dtype=jnp.float32)
+    src_BN = centre + (out_N - centre) * jnp.exp(-log_scale_B)[:, None] - shift_B[:, None]
+    src_BN = jnp.clip(src_BN, 0.0, size - 1.0)
+    low_BN = jnp.clip(jnp.floor(src_BN), 0, size - 2)
+    frac_BN = src_BN - low_BN
+    low = jax.nn.one_hot(low_BN.astype(jnp.int32), size, dtype=jnp.float32)
+    high = jax.nn.one_hot(low_BN.astype(jnp.int32) + 1, size, dtype=jnp.float32)
+    return (1.0 - frac_BN)[..., None] * low + frac_BN[..., None] * high
+
+
+def shift_and_zoom(x_BHWC, shift_B2, log_scale_B):
+    """x moved by shift_B2 = (down, right) latent pixels and zoomed by exp(log_scale) about its centre."""
+    h, w = x_BHWC.shape[1:3]
+    rows_BHH = interpolation_matrix(h, shift_B2[:, 0], log_scale_B)
+    cols_BWW = interpolation_matrix(w, shift_B2[:, 1], log_scale_B)
+    return jnp.einsum("bih,bhwc,bjw->bijc", rows_BHH, x_BHWC.astype(jnp.float32), cols_BWW)
+
+
+def _gaussian_blur(x_NHWC, sigma: float):
+    def matrix(n):
+        k = np.exp(-0.5 * ((np.arange(n)[:, None] - np.arange(n)[None]) / sigma) ** 2)
+        return jnp.asarray(k / k.sum(1, keepdims=True), jnp.float32)
+
+    return jnp.einsum("ih,nhwc,jw->nijc", matrix(x_NHWC.shape[1]), x_NHWC, matrix(x_NHWC.shape[2]))
+
+
+def best_move(previous_NHWC, next_NHWC, max_shift: int = 4, log_zooms=None, sigma: float = 1.0) -> dict:
+    """The whole-pixel shift most transitions agree on, and the median zoom on top of it, mapping
+    `previous` onto `next`.
+
+    Each pair's best move is searched exhaustively (shifts in [-max_shift, max_shift]², zooms in
+    `log_zooms`). The shift is a vote among the pairs' best unzoomed moves, not one least-squares
+    fit: a recording mixes full moves with blocked ones (a camera at an edge), and a fit averages
+    them. The zoom is the median of the pairs' best zooms at that shift. Both sides are compared
+    blurred by a Gaussian of `sigma` latent pixels: a zoom resamples, which blurs, and unblurred
+    least squares would pick a zoom for its blur alone. Searched, not descended: the error is
+    bumpy in the shift.
+
+    Returns {"down", "right", "shift_share", "log_zoom", "shift_error", "error", "copy_error"}:
+    the shift and the share of pairs that voted for it, the zoom, and the mean squared error
+    (blurred) of the shift alone, of the shift with the zoom and of no move."""
+    log_zooms = np.linspace(-0.2, 0.2, 41) if log_zooms is None else np.asarray(log_zooms, np.float32)
+    shifts = np.arange(-max_shift, max_shift + 1, dtype=np.float32)
+    grid = np.stack(np.meshgrid(shifts, shifts, log_zooms, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+    previous = jnp.asarray(previous_NHWC, jnp.float32)
+    target = _gaussian_blur(jnp.asarray(next_NHWC, jnp.float32), sigma)
+    n = previous.shape[0]
+
+    def errors_N(move):
+        moved = shift_and_zoom(previous, jnp.broadcast_to(move[:2], (n, 2)), jnp.broadcast_to(move[2], (n,)))
+        return jnp.mean((_gaussian_blur(moved, sigma) - target) ** 2, axis=(1, 2, 3))
+
+    errors_MN = np.asarray(jax.jit(lambda moves: jax.lax.map(errors_N, moves))(jnp.asarray(grid)))
+    unzoomed = np.flatnonzero(grid[:, 2] == 0.0)
+    picks, counts = np.unique(unzoomed[np.argmin(errors_MN[unzoomed], axis=0)], return_counts=True)
+    shift_move = int(picks[np.argmax(counts)])
+    down, right = (float(v) for v in grid[shift_move, :2])
+    same_shift = np.flatnonzero((grid[:, 0] == down) & (grid[:, 1] == right))
+    log_zoom = float(np.median(grid[same_shift[np.argmin(errors_MN[same_shift], axis=0)], 2]))
+    zoomed = same_shift[np.argmin(np.abs(grid[same_shift, 2] - log_zoom))]
+    return {"down": down, "right": right, "shift_share": float(counts.max() / n), "log_zoom": round(float(grid[zoomed, 2]), 4),
+            "shift_error": float(errors_MN[shift_move].mean()), "error": float(errors_MN[zoomed].mean()),
+            "copy_error": float(np.asarray(errors_N(jnp.zeros(3))).mean())}
