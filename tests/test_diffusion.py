@@ -65,6 +65,21 @@ def test_loss_masks_padding_and_drops_actions():
     assert 0 < int(dropped.sum()) < 6
 
 
+def test_without_context_loss_only_the_last_frame_of_an_inference_case_clip_is_trained():
+    """context_loss=False: a huge error on the earlier frames of generation-case clips counts for
+    nothing, one on the last frame does; with context_share 0 every frame still counts."""
+    latents = jnp.zeros((4, 3, 2, 2, 1))
+    actions = jnp.zeros((4, 3, 5))
+    null = jnp.zeros((5,))
+    earlier_wrong = lambda x_t, t, a: jnp.zeros_like(x_t).at[:, :2].set(1e3)
+    last_wrong = lambda x_t, t, a: jnp.zeros_like(x_t).at[:, 2].set(1e3)
+    generation = NoiseConfig(context_share=1.0, context_loss=False)
+    loss = lambda predict, config: float(diffusion.forcing_loss(predict, latents, actions, jax.random.key(1), config, null)[0])
+    assert loss(earlier_wrong, generation) == 0.0
+    assert loss(last_wrong, generation) > 1e5
+    assert loss(earlier_wrong, NoiseConfig(context_share=0.0, context_loss=False)) > 1e5
+
+
 def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
     """An x0 prediction and the velocity it implies, v = (x_t - x0)/t, score the same per frame
     wherever t is above the floor; below it the x0 loss is weighted by the floor instead."""

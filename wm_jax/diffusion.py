@@ -163,6 +163,10 @@ class NoiseConfig:
     # noisy at an independent level: exactly what generation meets.
     context_share: float = 0.25
     context_noise_max: float = 0.1
+    # False: in those clips only the last frame is a training target; the earlier ones are context
+    # only (GameNGen). With an x0 head's 1/t² weight, near-clean context frames otherwise carry
+    # almost all of the loss, and the frame generation starts from pure noise almost none.
+    context_loss: bool = True
     # Share of frames whose action is replaced by the null action, for guidance.
     action_dropout: float = 0.1
 
@@ -244,6 +248,11 @@ def velocity(x0, noise):
 def sample_noise_levels(rng, batch: int, frames: int, config: NoiseConfig) -> jnp.ndarray:
     """[B, T] noise levels: independent logit-normal (or uniform) per frame, some clips in the
     inference case."""
+    return noise_levels_and_context(rng, batch, frames, config)[0]
+
+
+def noise_levels_and_context(rng, batch: int, frames: int, config: NoiseConfig):
+    """`sample_noise_levels`, and [B, T] True where a frame is an inference-case clip's context."""
     rng_level, rng_case, rng_context = jax.random.split(rng, 3)
     normal = jax.random.normal(rng_level, (batch, frames))
     t_BT = jax.nn.sigmoid(config.logit_normal_mean + config.logit_normal_std * normal)
@@ -254,7 +263,8 @@ def sample_noise_levels(rng, batch: int, frames: int, config: NoiseConfig) -> jn
     context_BT = jax.random.uniform(rng_context, (batch, frames), maxval=config.context_noise_max)
     is_inference_case_B = jax.random.bernoulli(rng_case, config.context_share, (batch,))
     earlier_T = jnp.arange(frames) < frames - 1
-    return jnp.where(is_inference_case_B[:, None] & earlier_T[None], context_BT, t_BT)
+    is_context_BT = is_inference_case_B[:, None] & earlier_T[None]
+    return jnp.where(is_context_BT, context_BT, t_BT), is_context_BT
 
 
 def drop_actions(rng, actions_BTK, null_K, rate: float):
@@ -276,12 +286,14 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
                          "imported model's objective, which wm_jax samples but does not train")
     b, t = latents_BTHWC.shape[:2]
     rng_t, rng_noise, rng_drop = jax.random.split(rng, 3)
-    t_BT = sample_noise_levels(rng_t, b, t, config)
+    t_BT, is_context_BT = noise_levels_and_context(rng_t, b, t, config)
     noise = jax.random.normal(rng_noise, latents_BTHWC.shape, latents_BTHWC.dtype)
     x_t = add_noise(latents_BTHWC, noise, t_BT)
     actions_BTK = drop_actions(rng_drop, actions_BTK, null_K, config.action_dropout)
     channels = latents_BTHWC.shape[-1]
     mask_BT = jnp.ones((b, t)) if mask_BT is None else mask_BT
+    if not config.context_loss:
+        mask_BT = mask_BT * ~is_context_BT
     output = predict(x_t, t_BT, actions_BTK)[..., :channels]
     if prediction == "velocity":
         per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
