@@ -50,7 +50,7 @@ def test_loss_masks_padding_and_drops_actions():
     actions = jnp.ones((2, 3, 5))
     seen = {}
 
-    def predict(x_t, t, a):
+    def predict(x_t, t, a, clean):
         seen["actions"] = a
         return jnp.zeros_like(x_t).at[:, 2].set(1e3)  # a huge error on the last frame only
 
@@ -65,20 +65,21 @@ def test_loss_masks_padding_and_drops_actions():
     assert 0 < int(dropped.sum()) < 6
 
 
-def test_without_context_loss_only_the_last_frame_of_an_inference_case_clip_is_trained():
-    """context_loss=False: a huge error on the earlier frames of generation-case clips counts for
-    nothing, one on the last frame does; with context_share 0 every frame still counts."""
-    latents = jnp.zeros((4, 3, 2, 2, 1))
-    actions = jnp.zeros((4, 3, 5))
+def test_without_context_loss_one_frame_of_an_inference_case_clip_is_trained():
+    """context_loss=False: each generation-case clip trains one frame, at a drawn position in
+    [1, T-1] (never the first, which has no context), at a drawn level; a huge error anywhere
+    else counts for nothing. With context_share 0 every frame still counts."""
+    latents = jnp.zeros((64, 4, 2, 2, 1))
+    actions = jnp.zeros((64, 4, 5))
     null = jnp.zeros((5,))
-    plain = lambda x_t, t, a: jnp.zeros_like(x_t)
-    earlier_wrong = lambda x_t, t, a: jnp.zeros_like(x_t).at[:, :2].set(1e3)
-    last_wrong = lambda x_t, t, a: jnp.zeros_like(x_t).at[:, 2].set(1e3)
     generation = NoiseConfig(context_share=1.0, context_loss=False)
-    loss = lambda predict, config: float(diffusion.forcing_loss(predict, latents, actions, jax.random.key(1), config, null)[0])
-    assert loss(earlier_wrong, generation) == loss(plain, generation) < 10
-    assert loss(last_wrong, generation) > 1e5
-    assert loss(earlier_wrong, NoiseConfig(context_share=0.0, context_loss=False)) > 1e5
+    _, is_context = diffusion.noise_levels_and_context(jax.random.key(0), 64, 4, generation)
+    targets = np.argmin(np.asarray(is_context), axis=1)
+    assert (np.asarray(is_context).sum(1) == 3).all() and set(targets) == {1, 2, 3}
+    per_frame = lambda predict, config: np.asarray(diffusion.forcing_loss(predict, latents, actions, jax.random.key(1), config, null)[1])
+    first_wrong = lambda x_t, t, a, clean: jnp.zeros_like(x_t).at[:, 0].set(1e3)
+    assert float(diffusion.forcing_loss(first_wrong, latents, actions, jax.random.key(1), generation, null)[0]) < 10
+    assert per_frame(first_wrong, NoiseConfig(context_share=0.0, context_loss=False))[:, 0].min() > 1e5
 
 
 def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
@@ -90,11 +91,11 @@ def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
     seen = {}
     guess_v = lambda x_t: 0.3 * x_t + 0.1  # any function of the input
 
-    def predict_v(x_t, t, a):
+    def predict_v(x_t, t, a, clean):
         seen["t"] = t
         return guess_v(x_t)
 
-    predict_x0 = lambda x_t, t, a: x_t - t[..., None, None, None] * guess_v(x_t)
+    predict_x0 = lambda x_t, t, a, clean: x_t - t[..., None, None, None] * guess_v(x_t)
     _, per_v = diffusion.forcing_loss(predict_v, latents, actions, jax.random.key(1), config, null)
     _, per_x0 = diffusion.forcing_loss(predict_x0, latents, actions, jax.random.key(1), config, null, prediction="x0_residual")
     above = np.asarray(seen["t"]) >= diffusion.X0_MIN_LEVEL

@@ -302,3 +302,17 @@ def test_keys_steer_the_neighbourhood_offsets(tiny_config):
     np.testing.assert_array_equal(np.asarray(apply(steered, none)), np.asarray(apply(params, none)))
     with pytest.raises(ValueError, match="needs temporal_neighbourhood"):
         tiny_config.replace(keys_steer_offsets=True)
+
+
+def test_x0_residual_training_adds_the_change_to_the_clean_frame_before(tiny_config):
+    """Training passes the clean latents: a fresh (silent-headed) x0_residual model's guess is
+    then the clean frame before, not the input's noised copy of it; without them, the input's."""
+    config = tiny_config.replace(prediction="x0_residual", max_frames=3)
+    params = wm_model.init_params(config, jax.random.key(0))
+    clean = jax.random.normal(jax.random.key(1), (1, 3, *config.latent_size, config.in_channels))
+    noisy = clean + 0.3 * jax.random.normal(jax.random.key(2), clean.shape)
+    t, a = jnp.zeros((1, 3)), jnp.zeros((1, 3, config.action_dim))
+    out = WorldModel(config).apply({"params": params}, noisy, t, a, clean)
+    np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(clean[:, :-1]))
+    out = WorldModel(config).apply({"params": params}, noisy, t, a)
+    np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(noisy[:, :-1]))

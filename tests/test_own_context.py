@@ -65,7 +65,7 @@ def test_no_gradient_flows_through_the_rollout_and_the_last_frame_is_trained(tin
     null_K = jnp.asarray(config.action_space.null())
 
     def loss(params, latents):
-        predict = lambda x, t, a: WorldModel(config).apply({"params": params}, x, t, a)
+        predict = lambda x, t, a, clean: WorldModel(config).apply({"params": params}, x, t, a, clean)
         return task._loss_with_own_context(predict, params, latents, actions, null_K, jax.random.key(11))[0]
 
     value_and_grad = jax.jit(jax.value_and_grad(loss))

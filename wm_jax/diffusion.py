@@ -163,9 +163,11 @@ class NoiseConfig:
     # noisy at an independent level: exactly what generation meets.
     context_share: float = 0.25
     context_noise_max: float = 0.1
-    # False: in those clips only the last frame is a training target; the earlier ones are context
-    # only (GameNGen). With an x0 head's 1/t² weight, near-clean context frames otherwise carry
-    # almost all of the loss, and the frame generation starts from pure noise almost none.
+    # False: in those clips one frame, at a position drawn in [1, T-1], is the training target and
+    # the others are context only (GameNGen trains the next frame alone; frames after it do not
+    # reach it through causal attention). With an x0 head's 1/t² weight, near-clean context frames
+    # otherwise carry almost all of the loss, and the frame generation starts from pure noise
+    # almost none.
     context_loss: bool = True
     # Share of frames whose action is replaced by the null action, for guidance.
     action_dropout: float = 0.1
@@ -252,7 +254,8 @@ def sample_noise_levels(rng, batch: int, frames: int, config: NoiseConfig) -> jn
 
 
 def noise_levels_and_context(rng, batch: int, frames: int, config: NoiseConfig):
-    """`sample_noise_levels`, and [B, T] True where a frame is an inference-case clip's context."""
+    """`sample_noise_levels`, and [B, T] True where a frame is an inference-case clip's context
+    (with `context_loss` off: every frame of such a clip but its target)."""
     rng_level, rng_case, rng_context = jax.random.split(rng, 3)
     normal = jax.random.normal(rng_level, (batch, frames))
     t_BT = jax.nn.sigmoid(config.logit_normal_mean + config.logit_normal_std * normal)
@@ -262,8 +265,11 @@ def noise_levels_and_context(rng, batch: int, frames: int, config: NoiseConfig):
         t_BT = jnp.where(jax.random.bernoulli(rng_which, config.uniform_share, (batch, frames)), uniform_BT, t_BT)
     context_BT = jax.random.uniform(rng_context, (batch, frames), maxval=config.context_noise_max)
     is_inference_case_B = jax.random.bernoulli(rng_case, config.context_share, (batch,))
-    earlier_T = jnp.arange(frames) < frames - 1
-    is_context_BT = is_inference_case_B[:, None] & earlier_T[None]
+    target_B = jnp.full((batch,), frames - 1)
+    if not config.context_loss and frames > 1:
+        # The one frame trained sees 1 to T-1 frames of context, as generation's first frames do.
+        target_B = jax.random.randint(jax.random.fold_in(rng_case, 1), (batch,), 1, frames)
+    is_context_BT = is_inference_case_B[:, None] & (jnp.arange(frames)[None] != target_B[:, None])
     return jnp.where(is_context_BT, context_BT, t_BT), is_context_BT
 
 
@@ -276,9 +282,11 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
                  prediction: str = "velocity"):
     """Diffusion-forcing loss; returns (scalar loss, per-frame loss [B, T]).
 
-    predict(x_t, t, actions) -> model output [B, T, H, W, C_out]; the first C channels are
+    predict(x_t, t, actions, clean) -> model output [B, T, H, W, C_out]; the first C channels are
     the velocity or x_0 (`prediction`) (C_out = 2C when a model also predicts sigma, which this
-    loss does not train).
+    loss does not train). `clean` is the clean latents: an x0_residual model adds its change to
+    the clean frame before, which is what generation adds it to (the input's frame before is
+    noised like every context frame), where a velocity model ignores it.
     mask_BT: 1 for real frames, 0 for padding.
     """
     if prediction not in FLOW_PREDICTIONS:  # the else branch below would train it as x_0, silently
@@ -294,7 +302,7 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
     mask_BT = jnp.ones((b, t)) if mask_BT is None else mask_BT
     if not config.context_loss:
         mask_BT = mask_BT * ~is_context_BT
-    output = predict(x_t, t_BT, actions_BTK)[..., :channels]
+    output = predict(x_t, t_BT, actions_BTK, latents_BTHWC)[..., :channels]
     if prediction == "velocity":
         per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
     else:

@@ -127,12 +127,17 @@ class WorldModel(nn.Module):
         out = jnp.moveaxis(out, -3, -4)  # [..., gh, p, gw, p, c]
         return out.reshape(*lead, gh * p, gw * p, c).astype(jnp.float32)
 
-    def __call__(self, x_BTHWC, t_BT, actions_BTK):
-        """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32)."""
-        check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
-        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC))
+    def __call__(self, x_BTHWC, t_BT, actions_BTK, clean_BTHWC=None):
+        """Whole clips, causal over frames -> model output [B, T, H, W, C_out] (fp32).
 
-    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC):
+        clean_BTHWC (training): the clean latents. An x0_residual head adds its change to the clean
+        frame before, as generation does (its cache holds the clean frame), and not to the input's
+        noised copy of it. None: to the input's frame before, which streaming equals."""
+        check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
+        base_BTHWC = _previous(x_BTHWC if clean_BTHWC is None else clean_BTHWC)
+        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC), base_BTHWC)
+
+    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC, base_BTHWC):
         b, t = x_BTHWC.shape[:2]
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
@@ -147,7 +152,7 @@ class WorldModel(nn.Module):
                 x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
                 x_GND = temporal[i](x_BTND, c_BTD, actions_BTK).reshape(x_GND.shape)
         out_GHWC = self._unpatchify(self.final(x_GND, c_GD), (b * t,))
-        out_GHWC = self._add_previous(out_GHWC, previous_GHWC)
+        out_GHWC = self._add_previous(out_GHWC, self._moved(frames(base_BTHWC), frames(actions_BTK)))
         return out_GHWC.reshape(b, t, *out_GHWC.shape[1:])
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":

@@ -106,8 +106,8 @@ class WorldTask:
             actions_BTK = jnp.broadcast_to(null_K, actions_BTK.shape)
         model = WorldModel(self.model)
 
-        def predict(x, t, a):
-            return model.apply({"params": params}, x, t, a)
+        def predict(x, t, a, clean):
+            return model.apply({"params": params}, x, t, a, clean)
 
         own = self.own_context.clips
         if own == 0:
