@@ -14,7 +14,9 @@ there); its row for the UNKNOWN key is the learned "unknown action" embedding.
 
 With `ModelConfig.previous_frame_input` a frame's patch embedding also takes the frame before
 it, concatenated in channels, as the model saw that frame (at its own noise level in training;
-in generation the latent the cache was written with, which `KVCache` keeps).
+in generation the latent the cache was written with, which `KVCache` keeps). With
+`ModelConfig.key_moves` that frame is first moved the way the keys held move the camera
+(`wm_jax.warp`), for the input and for the x0_residual head's base alike.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from wm_jax.blocks import FinalLayer, SpatialBlock, TemporalBlock
 from wm_jax.configs import ModelConfig
 
 Params = Any
-
 
 
 def check_inputs(config: ModelConfig, x, t, actions, *, frames_axis: bool) -> None:
