@@ -61,11 +61,12 @@ def chosen_move(row, min_gain: float):
     keep_shift = (row["down"], row["right"]) != (0.0, 0.0) and row["shift_error"] < (1.0 - min_gain) * row["copy_error"]
     if not (keep_zoom or keep_shift):
         return None
-    return (row["down"], row["right"]) if keep_shift else (0.0, 0.0), row["log_zoom"] if keep_zoom else 0.0
+    down, right = (row["down"], row["right"]) if keep_shift else (0.0, 0.0)
+    return down, right, row["log_zoom"] if keep_zoom else 0.0
 
 
 def gin_line(rows, min_gain: float) -> str:
-    moves = [(r["key"], *shift, zoom) for r in rows if (move := chosen_move(r, min_gain)) is not None for shift, zoom in [move]]
+    moves = [(r["key"], *move) for r in rows if (move := chosen_move(r, min_gain)) is not None]
     return "ModelConfig.key_moves = (" + ", ".join(f"('{k}', {d:g}, {r:g}, {z:g})" for k, d, r, z in moves) + ",)"
 
 

@@ -102,7 +102,7 @@ class WorldModel(nn.Module):
             x = jnp.concatenate([x, previous], axis=-1)
         return self.patch_embed(x.astype(self.config.dtype)) + self._position_ND()
 
-    def moves_of(self, actions_BK):
+    def _moves_of(self, actions_BK):
         """key_moves: the (down, right) shift in latent pixels and the log-zoom of the keys held."""
         move_B3 = actions_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(self.config))
         return move_B3[:, :2], move_B3[:, 2]
@@ -112,7 +112,7 @@ class WorldModel(nn.Module):
         change is added to and the patch embedding sees. previous: [G, H, W, C]; actions: [G, K]."""
         if not self.config.key_moves:
             return previous
-        return warp.shift_and_zoom(previous, *self.moves_of(actions))
+        return warp.shift_and_zoom(previous, *self._moves_of(actions))
 
     def _add_previous(self, out, previous):
         """With prediction 'x0_residual' the head's output is the change from the previous frame."""
@@ -135,10 +135,10 @@ class WorldModel(nn.Module):
         frame before, as generation does (its cache holds the clean frame), and not to the input's
         noised copy of it. None: to the input's frame before, which streaming equals."""
         check_inputs(self.config, x_BTHWC, t_BT, actions_BTK, frames_axis=True)
-        base_BTHWC = _previous(x_BTHWC if clean_BTHWC is None else clean_BTHWC)
-        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC), base_BTHWC)
+        clean_previous = None if clean_BTHWC is None else _previous(clean_BTHWC)
+        return self._clip(x_BTHWC, t_BT, actions_BTK, _previous(x_BTHWC), clean_previous)
 
-    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC, base_BTHWC):
+    def _clip(self, x_BTHWC, t_BT, actions_BTK, previous_BTHWC, clean_previous_BTHWC=None):
         b, t = x_BTHWC.shape[:2]
         c_BTD = self.conditioning(t_BT, actions_BTK)
         c_GD = c_BTD.reshape(b * t, -1)
@@ -153,7 +153,8 @@ class WorldModel(nn.Module):
                 x_BTND = x_GND.reshape(b, t, *x_GND.shape[1:])
                 x_GND = temporal[i](x_BTND, c_BTD, actions_BTK).reshape(x_GND.shape)
         out_GHWC = self._unpatchify(self.final(x_GND, c_GD), (b * t,))
-        out_GHWC = self._add_previous(out_GHWC, self._moved(frames(base_BTHWC), frames(actions_BTK)))
+        base_GHWC = previous_GHWC if clean_previous_BTHWC is None else self._moved(frames(clean_previous_BTHWC), frames(actions_BTK))
+        out_GHWC = self._add_previous(out_GHWC, base_GHWC)
         return out_GHWC.reshape(b, t, *out_GHWC.shape[1:])
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
