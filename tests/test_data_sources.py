@@ -153,6 +153,25 @@ def test_image_pan_moves_pan_step_pixels_per_frame_the_key_s_way(tmp_path, pan_s
     assert [_shift_of(a, b, pan_step) for a, b in zip(episode.frames[:-1], episode.frames[1:])] == [[m] for m in expected]
 
 
+def test_image_pan_mirror_edges_pan_without_end_and_record_only_keys_that_moved(tmp_path):
+    """With edges="mirror" a camera that pans right far past the photograph's edge keeps moving
+    exactly pan_step pixels a frame (the clamped camera stops), and random episodes record a key
+    that had no effect as no key: every recorded pan moves the picture."""
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 255, (60, 80, 3), np.uint8)).save(tmp_path / "noise.png")
+    script = dict(input=str(tmp_path), resolution=(16, 16), pan_step=8, allow_zoom=False, script="right*30")
+    mirrored = ImagePanRecorder(edges="mirror", **script).record(0, seed=0, steps=31)
+    clamped = ImagePanRecorder(**script).record(0, seed=0, steps=31)
+    assert all(_shift_of(a, b, 8) == [(1, 0)] for a, b in zip(mirrored.frames[:-1], mirrored.frames[1:]))
+    assert any(np.array_equal(a, b) for a, b in zip(clamped.frames[:-1], clamped.frames[1:]))
+    episode = ImagePanRecorder(input=str(tmp_path), resolution=(16, 16), pan_step=8, edges="mirror").record(0, seed=3, steps=300)
+    held = [actions_lib.DEFAULT.decode(a) for a in episode.actions[1:]]
+    for (a, b), keys in zip(zip(episode.frames[:-1], episode.frames[1:]), held):
+        assert not keys or not np.array_equal(a, b), f"keys {keys} recorded for a frame that did not move"
+    with pytest.raises(ValueError, match="edges must be one of"):
+        ImagePanRecorder(edges="wrap")
+
+
 def test_image_pan_augment_shows_a_photo_mirrored_or_turned(tmp_path):
     from wm_jax.datasets.sources.image_pan import dihedral
 

@@ -53,6 +53,50 @@ def test_a_silent_head_gives_the_previous_frame_moved_the_way_the_held_key_says(
     np.testing.assert_array_equal(np.asarray(apply(none)), np.asarray(x[:, 0]))
 
 
+def _uncovered_reference(h, w, shift, log_scale, margin):
+    """Pixels whose source position (scipy's convention above) lies outside the frame, grown by
+    `margin` with scipy's binary dilation: the same mask written independently."""
+    s = np.exp(log_scale)
+    rows = (h - 1) / 2 + (np.arange(h) - (h - 1) / 2) / s - shift[0]
+    cols = (w - 1) / 2 + (np.arange(w) - (w - 1) / 2) / s - shift[1]
+    outside = ((rows < 0) | (rows > h - 1))[:, None] | ((cols < 0) | (cols > w - 1))[None, :]
+    if margin:
+        outside = ndimage.binary_dilation(outside, np.ones((2 * margin + 1,) * 2, bool))
+    return outside.astype(np.float32)
+
+
+@pytest.mark.parametrize("shift, log_scale, margin", [((0.0, 0.0), 0.0, 1), ((0.0, 2.0), 0.0, 1), ((-2.0, 2.0), 0.0, 1),
+                                                      ((0.0, -3.0), 0.0, 0), ((0.0, 0.0), -0.0953, 1),
+                                                      ((0.0, 0.0), 0.0953, 1), ((1.0, 0.0), -0.2, 2)])
+def test_uncovered_marks_what_the_move_brings_in(shift, log_scale, margin):
+    out = warp.uncovered(10, 12, jnp.asarray([shift], jnp.float32), jnp.asarray([log_scale], jnp.float32), margin)
+    np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _uncovered_reference(10, 12, np.asarray(shift), log_scale, margin))
+
+
+def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exactly():
+    """With paint_uncovered_only, a trained-looking (random) head changes a held pan's uncovered
+    strip (and a margin) only; with no key the frame is the previous one exactly."""
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),),
+                                paint_uncovered_only=True, previous_frame_input=True, max_frames=3)
+    params = jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(9), p.shape),
+                                    wm_model.init_params(config, jax.random.key(0)))
+    h, w = config.latent_size
+    x = jax.random.normal(jax.random.key(1), (1, 2, h, w, config.in_channels))
+    t = jnp.asarray([[0.0, 1.0]])
+    none = jnp.zeros((1, 2, config.action_dim))
+    left = none.at[:, 1, config.action_keys.index("left")].set(1.0)
+    apply = lambda a: WorldModel(config).apply({"params": params}, x, t, a)
+    held = apply(left)
+    np.testing.assert_allclose(np.asarray(held[:, 1, :, 3:]), np.asarray(x[:, 0, :, 1:-2]), atol=1e-5)
+    assert float(jnp.abs(held[:, 1, :, :3] - warp.shift_and_zoom(x[:, 0], jnp.asarray([[0.0, 2.0]]), jnp.zeros(1))[:, :, :3]).max()) > 1e-3
+    np.testing.assert_array_equal(np.asarray(apply(none)[:, 1]), np.asarray(x[:, 0]))
+
+
+def test_paint_uncovered_only_needs_key_moves():
+    with pytest.raises(ValueError, match="needs key_moves"):
+        configs.get_config("tiny", prediction="x0_residual", paint_uncovered_only=True)
+
+
 def test_key_moves_are_checked():
     with pytest.raises(ValueError, match="x0_residual head adds"):
         configs.get_config("tiny", key_moves=(("left", 0, 1, 0),))

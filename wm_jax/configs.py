@@ -68,6 +68,12 @@ class ModelConfig:
     # Measured from a world's recordings (`python -m experiments.key_moves`), not learned by
     # gradient: a shift's loss is bumpy and a fractional one blurs (issue 15, BUILD_NOTES).
     key_moves: tuple[tuple[str, float, float, float], ...] = ()
+    # With key_moves: the head's change is kept only where the keys' move brings in content from
+    # beyond the frame (`warp.uncovered`: a pan's strip, a zoom out's ring, one latent pixel more
+    # for the autoencoder's border), and everywhere else the frame is the previous one moved,
+    # exactly. Right for a camera over a still scene (`pan`: the picture holds by construction and
+    # the network only paints what comes into view); wrong where things move by themselves (doom).
+    paint_uncovered_only: bool = False
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -112,6 +118,8 @@ class ModelConfig:
             raise ValueError(f"temporal_neighbourhood must be >= 0, got {self.temporal_neighbourhood}")
         if self.key_moves and self.prediction != "x0_residual":
             raise ValueError(f"key_moves move the previous frame an x0_residual head adds; prediction is {self.prediction!r}")
+        if self.paint_uncovered_only and not self.key_moves:
+            raise ValueError("paint_uncovered_only keeps the change where the keys' move uncovers the frame: it needs key_moves")
         unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
         if unknown:
             raise ValueError(f"key_moves name keys {unknown} that are not in action_keys")

@@ -114,12 +114,16 @@ class WorldModel(nn.Module):
             return previous
         return warp.shift_and_zoom(previous, *self._moves_of(actions))
 
-    def _add_previous(self, out, previous):
-        """With prediction 'x0_residual' the head's output is the change from the previous frame."""
+    def _add_previous(self, out, previous, actions):
+        """With prediction 'x0_residual' the head's output is the change from the previous frame
+        (with paint_uncovered_only, kept where the keys' move uncovers it). actions: [G, K]."""
         if self.config.prediction != "x0_residual":
             return out
         c = self.config.in_channels
-        return jnp.concatenate([out[..., :c] + previous.astype(out.dtype), out[..., c:]], axis=-1)
+        change = out[..., :c]
+        if self.config.paint_uncovered_only:
+            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions))
+        return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):
         cfg = self.config
@@ -154,7 +158,7 @@ class WorldModel(nn.Module):
                 x_GND = temporal[i](x_BTND, c_BTD, actions_BTK).reshape(x_GND.shape)
         out_GHWC = self._unpatchify(self.final(x_GND, c_GD), (b * t,))
         base_GHWC = previous_GHWC if clean_previous_BTHWC is None else self._moved(frames(clean_previous_BTHWC), frames(actions_BTK))
-        out_GHWC = self._add_previous(out_GHWC, base_GHWC)
+        out_GHWC = self._add_previous(out_GHWC, base_GHWC, frames(actions_BTK))
         return out_GHWC.reshape(b, t, *out_GHWC.shape[1:])
 
     def read_cache(self, cache: kv_cache.KVCache) -> "CacheView":
@@ -193,7 +197,7 @@ class WorldModel(nn.Module):
                 )
                 keys.append(k)
                 values.append(v)
-        out = self._add_previous(self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1]), previous_BHWC)
+        out = self._add_previous(self._unpatchify(self.final(x_BND, c_BD), x_BHWC.shape[:1]), previous_BHWC, actions_BK)
         cfg = self.config
         empty = jnp.zeros((0, x_BHWC.shape[0], cfg.tokens_per_frame, cfg.num_heads, cfg.head_dim))
         stack = lambda arrays: jnp.stack(arrays) if arrays else empty

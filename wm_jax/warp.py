@@ -16,16 +16,19 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def interpolation_matrix(size: int, shift_B, log_scale_B):
-    """[B, size, size]: row i holds the weights output pixel i takes from each input pixel.
-
-    Output pixel i reads input position c + (i - c) / s - shift (c the centre, s = exp(log_scale)):
-    a positive shift moves the content towards higher indices, s > 1 magnifies it.
-    """
+def source_positions(size: int, shift_B, log_scale_B):
+    """[B, size]: the input position output pixel i reads, c + (i - c) / s - shift (c the centre,
+    s = exp(log_scale)): a positive shift moves the content towards higher indices, s > 1
+    magnifies it. Outside [0, size - 1]: content the move brings in from beyond the frame."""
     centre = (size - 1) / 2
     out_N = jnp.arange(size, dtype=jnp.float32)
-    src_BN = centre + (out_N - centre) * jnp.exp(-log_scale_B)[:, None] - shift_B[:, None]
-    src_BN = jnp.clip(src_BN, 0.0, size - 1.0)
+    return centre + (out_N - centre) * jnp.exp(-log_scale_B)[:, None] - shift_B[:, None]
+
+
+def interpolation_matrix(size: int, shift_B, log_scale_B):
+    """[B, size, size]: row i holds the weights output pixel i takes from each input pixel
+    (bilinear at `source_positions`, the border repeated)."""
+    src_BN = jnp.clip(source_positions(size, shift_B, log_scale_B), 0.0, size - 1.0)
     low_BN = jnp.clip(jnp.floor(src_BN), 0, size - 2)
     frac_BN = src_BN - low_BN
     low = jax.nn.one_hot(low_BN.astype(jnp.int32), size, dtype=jnp.float32)
@@ -39,6 +42,21 @@ def shift_and_zoom(x_BHWC, shift_B2, log_scale_B):
     rows_BHH = interpolation_matrix(h, shift_B2[:, 0], log_scale_B)
     cols_BWW = interpolation_matrix(w, shift_B2[:, 1], log_scale_B)
     return jnp.einsum("bih,bhwc,bjw->bijc", rows_BHH, x_BHWC.astype(jnp.float32), cols_BWW)
+
+
+def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1):
+    """[B, H, W, 1] float: 1 where the move brings in content from beyond the frame (the strip a
+    pan uncovers, the ring a zoom out does), grown by `margin` pixels into the frame; 0 elsewhere.
+    No move: all 0."""
+    outside = lambda size, shift, log_scale: (lambda src: (src < 0) | (src > size - 1))(
+        source_positions(size, shift, log_scale))
+    rows_BH = outside(height, shift_B2[:, 0], log_scale_B)
+    cols_BW = outside(width, shift_B2[:, 1], log_scale_B)
+    mask_BHW = (rows_BH[:, :, None] | cols_BW[:, None, :]).astype(jnp.float32)
+    if margin:
+        window = (1, 2 * margin + 1, 2 * margin + 1)
+        mask_BHW = jax.lax.reduce_window(mask_BHW, 0.0, jax.lax.max, window, (1, 1, 1), "SAME")
+    return mask_BHW[..., None]
 
 
 def _gaussian_blur(x_NHWC, sigma: float):

@@ -8,6 +8,12 @@ left by exactly `pan_step` pixels — the end-to-end alignment test relies on th
 With `script` (a `wm_jax.keyscript` text such as "right*3 left*3"), every episode starts at the
 photograph's centre and plays that script instead of random held keys, and episode i uses
 photograph i (cycling): the held-out data of `wm eval --pan`, whose moves go out and back.
+
+With `edges="mirror"` the camera never meets an edge: the photograph is tiled with its mirror
+images, a canvas without end (and without seams: a mirror tile continues its neighbour), so
+every pan moves the picture by exactly `pan_step`; a key that still has no effect (a zoom at its
+limit) is recorded as no key. A world whose keys move the picture by a fixed amount
+(`ModelConfig.key_moves`) then never trains on a key that did not move it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 _MOVES = {"left": (-1, 0), "a": (-1, 0), "right": (1, 0), "d": (1, 0),
           "up": (0, -1), "w": (0, -1), "down": (0, 1), "s": (0, 1)}
 _ZOOMS = {"e": 1, "q": -1}
+EDGES = ("clamp", "mirror")
 
 
 def key_choices(allow_zoom: bool) -> list[tuple[str, ...]]:
@@ -51,7 +58,13 @@ class ImagePanRecorder:
     # Each random episode sees its photograph mirrored and/or turned by a multiple of 90 degrees
     # (one of 8): a dozen photographs become 96 scenes, too many to learn by heart.
     augment: bool = False
+    # "clamp": the camera stops at the photograph's edges; "mirror": an endless mirror-tiled canvas.
+    edges: str = "clamp"
     source = "image_pan"
+
+    def __post_init__(self):
+        if self.edges not in EDGES:
+            raise ValueError(f"image_pan edges must be one of {EDGES}, got {self.edges!r}")
 
     def photographs(self):
         return images.list_images(self.input) if self.input else images.bundled_photographs()
@@ -85,14 +98,16 @@ class ImagePanRecorder:
         path, photo = loaded
         if self.augment:
             photo = dihedral(photo, int(rng.integers(8)))
-        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng)
+        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng,
+                         mirror=self.edges == "mirror")
         policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16, still_share=self.still_share)
         frames, pressed = [camera.render()], []
         for _ in range(steps - 1):
             keys = policy()
-            if not camera.apply(keys, self.pan_step):
+            moved = camera.apply(keys, self.pan_step)
+            if not moved:
                 policy.interrupt()  # at the photo's edge: choose another direction
-            pressed.append(list(keys))
+            pressed.append(list(keys) if moved or self.edges == "clamp" else [])
             frames.append(camera.render())
         return self._episode(seed, index, frames, pressed)
 
@@ -104,7 +119,8 @@ class ImagePanRecorder:
             raise ValueError(f"--script has {len(script)} frames; --steps {steps} needs {steps - 1}")
         paths = self.photographs()
         photo = images.load_rgb(paths[index % len(paths)])
-        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng, centre=True)
+        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng, centre=True,
+                         mirror=self.edges == "mirror")
         frames, pressed = [camera.render()], []
         for keys in script[:steps - 1]:
             camera.apply(keys, self.pan_step)
@@ -124,11 +140,24 @@ def dihedral(photo_HWC: np.ndarray, which: int) -> np.ndarray:
     return np.ascontiguousarray(turned[:, ::-1] if which >= 4 else turned)
 
 
-class _Camera:
-    """A window of resolution/zoom photo pixels, its top-left corner at (x, y)."""
+def _mirror_tile(photo_HWC: np.ndarray) -> np.ndarray:
+    """[2H, 2W]: the photograph and its mirror images, one period of a seamless endless tiling."""
+    top = np.concatenate([photo_HWC, photo_HWC[:, ::-1]], axis=1)
+    return np.concatenate([top, top[::-1]], axis=0)
 
-    def __init__(self, photo: np.ndarray, resolution, zoom_step: float, max_zoom_steps: int, rng, centre: bool = False):
-        self.photo, self.image = photo, Image.fromarray(photo)
+
+class _Camera:
+    """A window of resolution/zoom photo pixels, its top-left corner at (x, y).
+
+    mirror: the window moves over the photograph tiled with its mirror images; (x, y) is kept
+    within one period (twice the photograph), on a canvas of two periods a side so the window
+    always fits."""
+
+    def __init__(self, photo: np.ndarray, resolution, zoom_step: float, max_zoom_steps: int, rng, centre: bool = False,
+                 mirror: bool = False):
+        self.mirror, self.period = mirror, (2 * photo.shape[1], 2 * photo.shape[0])
+        self.canvas = np.tile(_mirror_tile(photo), (2, 2, 1)) if mirror else photo
+        self.photo, self.image = photo, Image.fromarray(self.canvas)
         self.height, self.width = resolution
         self.zoom_step, self.max_zoom_steps, self.zoom_level = zoom_step, max_zoom_steps, 0
         if centre:
@@ -145,6 +174,9 @@ class _Camera:
         return self.width / self.zoom, self.height / self.zoom
 
     def _clamp(self) -> None:
+        if self.mirror:
+            self.x, self.y = self.x % self.period[0], self.y % self.period[1]
+            return
         window_w, window_h = self._window()
         self.x = min(max(self.x, 0), self.photo.shape[1] - window_w)
         self.y = min(max(self.y, 0), self.photo.shape[0] - window_h)
@@ -169,6 +201,6 @@ class _Camera:
         window_w, window_h = self._window()
         if self.zoom_level == 0 and float(self.x).is_integer() and float(self.y).is_integer():
             x, y = int(self.x), int(self.y)
-            return self.photo[y:y + self.height, x:x + self.width].copy()
+            return self.canvas[y:y + self.height, x:x + self.width].copy()
         box = (self.x, self.y, self.x + window_w, self.y + window_h)
         return np.asarray(self.image.resize((self.width, self.height), Image.Resampling.BILINEAR, box=box))

@@ -25,7 +25,7 @@ examples:
 
 _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map": "map", "wad": "wad",
                   "game": "game", "input": "input", "script": "script",
-                  "pan_step": "pan_step", "still_share": "still_share"}
+                  "pan_step": "pan_step", "still_share": "still_share", "edges": "edges"}
 
 
 def register(subparsers) -> None:
@@ -57,6 +57,9 @@ def register(subparsers) -> None:
     parser.add_argument("--still-share", type=float,
                         help="doom, image_pan: share of the random policy's held choices that press no key "
                              "(default: the source's own, ~4-6%%); a world learns to hold a still scene from these")
+    parser.add_argument("--edges", choices=("clamp", "mirror"),
+                        help="image_pan: 'clamp' (default) stops the camera at the photograph's edges; 'mirror' pans "
+                             "without end over the photograph tiled with its mirror images (every pan moves the picture)")
     parser.add_argument("--augment", action="store_true",
                         help="image_pan: each random episode mirrors/turns its photograph (one of 8 ways)")
     parser.set_defaults(func=run)

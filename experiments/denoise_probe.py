@@ -1,0 +1,91 @@
+"""Does a world's model predict the next frame better than copying it, at each noise level?
+
+    python -m experiments.denoise_probe --world runs/proxy_doom_moves_world_g1 --data recordings/ae/doom64_heldout_MAP04
+
+Held-out clips, real (clean, level 0) context, the last frame at level t from its own noise:
+the model's x_0 estimate (`diffusion.readout` read back as x_0: x_t - t·v) against the real last
+latent, beside the estimate of copying the frame before (and, with `key_moves`, copying it
+moved by the keys held). Mean squared error in latent space, and PSNR of the decoded frames
+against the real frames. A model trained on the posterior mean should beat copying at every
+level; one that does not at t = 1 cannot start a frame well, whatever the sampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.shift_probe import recorded_episodes
+from wm_jax import autoencoder, bundle, diffusion, warp
+from wm_jax import model as wm_model
+from wm_jax import world as world_lib
+from wm_jax.data.episode_store import EpisodeStore
+
+LEVELS = (1.0, 0.75, 0.5, 0.25, 0.1)
+
+
+def clips(store: EpisodeStore, length: int, count: int):
+    """(frames uint8 [B, T, H, W, 3], actions [B, T, K]): non-overlapping clips spread over episodes."""
+    frames, acts = [], []
+    for episode_frames, episode_actions in recorded_episodes(store):
+        for start in range(0, len(episode_frames) - length + 1, length):
+            frames.append(episode_frames[start:start + length])
+            acts.append(episode_actions[start:start + length])
+    pick = np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)
+    return np.stack([frames[i] for i in pick]), np.stack([acts[i] for i in pick])
+
+
+def psnr(a, b) -> float:
+    mse = float(np.mean(np.square(np.clip(a, -1, 1) - np.clip(b, -1, 1))))
+    return 10 * np.log10(4.0 / max(mse, 1e-10))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", required=True, help="world bundle directory or shipped name")
+    parser.add_argument("--data", required=True, help="held-out recording directory")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--clip-len", type=int, default=8)
+    args = parser.parse_args(argv)
+    world = world_lib.load_world(bundle.locate(args.world))
+    config, params = world.config, world.params
+    frames_BTHWC, actions_BTK = clips(EpisodeStore(args.data), args.clip_len, args.clips)
+    x = frames_BTHWC.astype(np.float32) / 127.5 - 1.0
+    latents = autoencoder.encode(world.ae_variables, x, world.ae_config)
+    real_last = latents[:, -1]
+    previous = latents[:, -2]
+    model = wm_model.WorldModel(config)
+    objective = config.objective
+    decode = lambda z: np.asarray(autoencoder.decode(world.ae_variables, z, world.ae_config))
+    real_pixels = x[:, -1]
+    rows = []
+    baselines = {"copy last": previous}
+    if config.key_moves:
+        down_right, log_zoom = (np.asarray(m) for m in _moves(config, actions_BTK[:, -1]))
+        baselines["copy moved"] = warp.shift_and_zoom(previous, jnp.asarray(down_right), jnp.asarray(log_zoom))
+    for name, estimate in baselines.items():
+        rows.append((name, "-", float(jnp.mean(jnp.square(estimate - real_last))), psnr(decode(estimate), real_pixels)))
+    for level in LEVELS:
+        noise = jax.random.normal(jax.random.key(0), real_last.shape)
+        t_BT = jnp.zeros(latents.shape[:2]).at[:, -1].set(level)
+        x_t = latents.at[:, -1].set(diffusion.add_noise(real_last, noise, jnp.full(real_last.shape[:1], level)))
+        output = model.apply({"params": params}, x_t, t_BT, jnp.asarray(actions_BTK, jnp.float32))
+        velocity = diffusion.readout(objective, output[:, -1], x_t[:, -1], jnp.full(real_last.shape[:1], level))
+        estimate = x_t[:, -1] - level * velocity
+        rows.append(("model", level, float(jnp.mean(jnp.square(estimate - real_last))), psnr(decode(estimate), real_pixels)))
+    print(f"{'estimate':<12} {'level':>6} {'latent MSE':>11} {'pixel PSNR':>11}")
+    for name, level, mse, p in rows:
+        print(f"{name:<12} {level!s:>6} {mse:11.4f} {p:11.2f}")
+    return 0
+
+
+def _moves(config, actions_BK):
+    move_B3 = np.asarray(actions_BK, np.float32) @ wm_model.key_move_table(config)
+    return move_B3[:, :2], move_B3[:, 2]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
