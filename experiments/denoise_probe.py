@@ -6,8 +6,11 @@ Held-out clips, real (clean, level 0) context, the last frame at level t from it
 the model's x_0 estimate (`diffusion.readout` read back as x_0: x_t - t·v) against the real last
 latent, beside the estimate of copying the frame before (and, with `key_moves`, copying it
 moved by the keys held). Mean squared error in latent space, and PSNR of the decoded frames
-against the real frames. A model trained on the posterior mean should beat copying at every
-level; one that does not at t = 1 cannot start a frame well, whatever the sampler.
+against the real frames; with `key_moves`, also the latent error where the keys' move brought in
+content from beyond the frame (`warp.uncovered`, over the clips whose last move uncovers any),
+which the moved copy fills by repeating its border. A model trained on the posterior mean should
+beat copying at every level; one that does not at t = 1 cannot start a frame well, whatever the
+sampler.
 """
 
 from __future__ import annotations
@@ -63,11 +66,19 @@ def main(argv=None) -> int:
     real_pixels = x[:, -1]
     rows = []
     baselines = {"copy last": previous}
+    region = None
     if config.key_moves:
-        down_right, log_zoom = (np.asarray(m) for m in _moves(config, actions_BTK[:, -1]))
-        baselines["copy moved"] = warp.shift_and_zoom(previous, jnp.asarray(down_right), jnp.asarray(log_zoom))
+        down_right, log_zoom = (jnp.asarray(m) for m in _moves(config, actions_BTK[:, -1]))
+        baselines["copy moved"] = warp.shift_and_zoom(previous, down_right, log_zoom)
+        region = warp.uncovered(*real_last.shape[1:3], down_right, log_zoom, margin=0)
+
+    def row(name, level, estimate):
+        error = jnp.square(estimate - real_last)
+        uncovered = float(jnp.sum(error * region) / jnp.maximum(jnp.sum(region) * error.shape[-1], 1)) if region is not None else float("nan")
+        return name, level, float(jnp.mean(error)), uncovered, psnr(decode(estimate), real_pixels)
+
     for name, estimate in baselines.items():
-        rows.append((name, "-", float(jnp.mean(jnp.square(estimate - real_last))), psnr(decode(estimate), real_pixels)))
+        rows.append(row(name, "-", estimate))
     for level in LEVELS:
         noise = jax.random.normal(jax.random.key(0), real_last.shape)
         t_BT = jnp.zeros(latents.shape[:2]).at[:, -1].set(level)
@@ -75,10 +86,10 @@ def main(argv=None) -> int:
         output = model.apply({"params": params}, x_t, t_BT, jnp.asarray(actions_BTK, jnp.float32))
         velocity = diffusion.readout(objective, output[:, -1], x_t[:, -1], jnp.full(real_last.shape[:1], level))
         estimate = x_t[:, -1] - level * velocity
-        rows.append(("model", level, float(jnp.mean(jnp.square(estimate - real_last))), psnr(decode(estimate), real_pixels)))
-    print(f"{'estimate':<12} {'level':>6} {'latent MSE':>11} {'pixel PSNR':>11}")
-    for name, level, mse, p in rows:
-        print(f"{name:<12} {level!s:>6} {mse:11.4f} {p:11.2f}")
+        rows.append(row("model", level, estimate))
+    print(f"{'estimate':<12} {'level':>6} {'latent MSE':>11} {'uncovered':>10} {'pixel PSNR':>11}")
+    for name, level, mse, uncovered, p in rows:
+        print(f"{name:<12} {level!s:>6} {mse:11.4f} {uncovered:10.4f} {p:11.2f}")
     return 0
 
 
