@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", required=True, help="world bundle directory or shipped name")
     parser.add_argument("--data", required=True, help="held-out recording directory")
-    parser.add_argument("--clips", type=int, default=32)
-    parser.add_argument("--clip-len", type=int, default=8)
+    parser.add_argument("--clips", type=int, default=32, help="held-out clips, spread over the episodes (default 32)")
+    parser.add_argument("--clip-len", type=int, default=8, help="frames per clip; the last is predicted (default 8)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world))
     config, params = world.config, world.params
