@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.shift_probe import recorded_episodes
-from wm_jax import autoencoder, bundle, diffusion, warp
+from experiments.one_step_probe import recorded_clips
+from wm_jax import autoencoder, bundle, diffusion, image_metrics, warp
 from wm_jax import model as wm_model
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
@@ -31,19 +31,15 @@ LEVELS = (1.0, 0.75, 0.5, 0.25, 0.1)
 
 
 def clips(store: EpisodeStore, length: int, count: int):
-    """(frames uint8 [B, T, H, W, 3], actions [B, T, K]): non-overlapping clips spread over episodes."""
-    frames, acts = [], []
-    for episode_frames, episode_actions in recorded_episodes(store):
-        for start in range(0, len(episode_frames) - length + 1, length):
-            frames.append(episode_frames[start:start + length])
-            acts.append(episode_actions[start:start + length])
+    """(frames uint8 [B, T, H, W, 3], actions [B, T, K]): `count` non-overlapping clips spread over the episodes."""
+    frames, acts = recorded_clips(store, length, stride=length)
     pick = np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)
-    return np.stack([frames[i] for i in pick]), np.stack([acts[i] for i in pick])
+    return frames[pick], acts[pick]
 
 
 def psnr(a, b) -> float:
-    mse = float(np.mean(np.square(np.clip(a, -1, 1) - np.clip(b, -1, 1))))
-    return 10 * np.log10(4.0 / max(mse, 1e-10))
+    """Of the whole batch (one pooled mean squared error), frames in [-1, 1] clipped."""
+    return float(image_metrics.psnr_from_mse(np.mean(np.square(np.clip(a, -1, 1) - np.clip(b, -1, 1)))))
 
 
 def main(argv=None) -> int:

@@ -48,10 +48,11 @@ def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1):
     """[B, H, W, 1] float: 1 where the move brings in content from beyond the frame (the strip a
     pan uncovers, the ring a zoom out does), grown by `margin` pixels into the frame; 0 elsewhere.
     No move: all 0."""
-    outside = lambda size, shift, log_scale: (lambda src: (src < 0) | (src > size - 1))(
-        source_positions(size, shift, log_scale))
-    rows_BH = outside(height, shift_B2[:, 0], log_scale_B)
-    cols_BW = outside(width, shift_B2[:, 1], log_scale_B)
+    def outside(size, shift_B):
+        src_BN = source_positions(size, shift_B, log_scale_B)
+        return (src_BN < 0) | (src_BN > size - 1)
+
+    rows_BH, cols_BW = outside(height, shift_B2[:, 0]), outside(width, shift_B2[:, 1])
     mask_BHW = (rows_BH[:, :, None] | cols_BW[:, None, :]).astype(jnp.float32)
     if margin:
         window = (1, 2 * margin + 1, 2 * margin + 1)
