@@ -11,22 +11,34 @@ from wm_jax import model as wm_model
 from wm_jax.model import WorldModel
 
 
-def _reference(x_HWC, shift, log_scale):
-    """scipy.ndimage.map_coordinates, order 1, border repeated: the same map written independently."""
+SCIPY_MODES = {"edge": "nearest", "mirror": "reflect"}
+
+
+def _reference(x_HWC, shift, log_scale, fill="edge"):
+    """scipy.ndimage.map_coordinates, order 1, the border repeated or reflected: the same map
+    written independently."""
     h, w = x_HWC.shape[:2]
     s = np.exp(log_scale)
     rows = (h - 1) / 2 + (np.arange(h) - (h - 1) / 2) / s - shift[0]
     cols = (w - 1) / 2 + (np.arange(w) - (w - 1) / 2) / s - shift[1]
     grid = np.meshgrid(rows, cols, indexing="ij")
-    return np.stack([ndimage.map_coordinates(x_HWC[..., c], grid, order=1, mode="nearest") for c in range(x_HWC.shape[-1])], -1)
+    return np.stack([ndimage.map_coordinates(x_HWC[..., c], grid, order=1, mode=SCIPY_MODES[fill]) for c in range(x_HWC.shape[-1])], -1)
 
 
+@pytest.mark.parametrize("fill", warp.FILLS)
 @pytest.mark.parametrize("shift, log_scale", [((0.0, 0.0), 0.0), ((0.0, 2.0), 0.0), ((-1.3, 0.7), 0.0),
                                               ((0.0, 0.0), 0.1), ((0.5, -2.2), -0.3), ((9.0, -20.0), 0.2)])
-def test_shift_and_zoom_matches_scipy(shift, log_scale):
+def test_shift_and_zoom_matches_scipy(shift, log_scale, fill):
     x = np.random.default_rng(0).normal(size=(1, 8, 10, 3)).astype(np.float32)
-    out = warp.shift_and_zoom(jnp.asarray(x), jnp.asarray([shift], jnp.float32), jnp.asarray([log_scale], jnp.float32))
-    np.testing.assert_allclose(np.asarray(out[0]), _reference(x[0], np.asarray(shift), log_scale), atol=1e-5)
+    out = warp.shift_and_zoom(jnp.asarray(x), jnp.asarray([shift], jnp.float32), jnp.asarray([log_scale], jnp.float32), fill)
+    np.testing.assert_allclose(np.asarray(out[0]), _reference(x[0], np.asarray(shift), log_scale, fill), atol=1e-5)
+
+
+def test_a_mirror_fill_reflects_the_frame_about_its_border():
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(1, 6, 6, 2)), jnp.float32)
+    right = warp.shift_and_zoom(x, jnp.asarray([[0.0, 2.0]]), jnp.zeros((1,)), "mirror")
+    np.testing.assert_allclose(np.asarray(right[:, :, :2]), np.asarray(x[:, :, 1::-1]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(right[:, :, 2:]), np.asarray(x[:, :, :-2]), atol=1e-6)
 
 
 def test_no_move_is_the_identity_and_a_whole_pixel_shift_moves_the_picture():
@@ -90,6 +102,11 @@ def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exa
     np.testing.assert_allclose(np.asarray(held[:, 1, :, 3:]), np.asarray(x[:, 0, :, 1:-2]), atol=1e-5)
     assert float(jnp.abs(held[:, 1, :, :3] - warp.shift_and_zoom(x[:, 0], jnp.asarray([[0.0, 2.0]]), jnp.zeros(1))[:, :, :3]).max()) > 1e-3
     np.testing.assert_array_equal(np.asarray(apply(none)[:, 1]), np.asarray(x[:, 0]))
+
+
+def test_uncovered_fill_is_checked():
+    with pytest.raises(ValueError, match="uncovered_fill must be one of"):
+        configs.get_config("tiny", uncovered_fill="wrap")
 
 
 def test_paint_uncovered_only_needs_key_moves():

@@ -13,7 +13,7 @@ from typing import Literal
 
 import jax.numpy as jnp
 
-from wm_jax import actions, diffusion
+from wm_jax import actions, diffusion, warp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,11 @@ class ModelConfig:
     # exactly. Right for a camera over a still scene (`pan`: the picture holds by construction and
     # the network only paints what comes into view); wrong where things move by themselves (doom).
     paint_uncovered_only: bool = False
+    # With key_moves: what the moved frame holds where the move brings in content from beyond
+    # it, before the head's change: "edge" repeats the border (a smear the network paints over),
+    # "mirror" reflects the frame about its border (`warp.FILLS`): a sharp guess with the
+    # picture's own statistics, right wherever the world is a mirror-tiled canvas.
+    uncovered_fill: str = "edge"
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -120,6 +125,8 @@ class ModelConfig:
             raise ValueError(f"key_moves move the previous frame an x0_residual head adds; prediction is {self.prediction!r}")
         if self.paint_uncovered_only and not self.key_moves:
             raise ValueError("paint_uncovered_only keeps the change where the keys' move uncovers the frame: it needs key_moves")
+        if self.uncovered_fill not in warp.FILLS:
+            raise ValueError(f"uncovered_fill must be one of {warp.FILLS}, got {self.uncovered_fill!r}")
         unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
         if unknown:
             raise ValueError(f"key_moves name keys {unknown} that are not in action_keys")

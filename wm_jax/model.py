@@ -112,7 +112,7 @@ class WorldModel(nn.Module):
         change is added to and the patch embedding sees. previous: [G, H, W, C]; actions: [G, K]."""
         if not self.config.key_moves:
             return previous
-        return warp.shift_and_zoom(previous, *self._moves_of(actions))
+        return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill)
 
     def _add_previous(self, out, previous, actions):
         """With prediction 'x0_residual' the head's output is the change from the previous frame

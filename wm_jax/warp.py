@@ -5,8 +5,10 @@ keys move the camera* plus a change: a turn or a pan is then one exact resamplin
 picture the network redraws (and blurs) every frame, and no key is the identity, exactly.
 
 The map is separable (a shift per axis and one zoom about the centre), so it is two small
-interpolation matrices per frame: out[i, j] = Σ R_y[i, h] · x[h, w] · R_x[j, w], bilinear with
-the border repeated. A whole-pixel shift without a zoom copies pixels exactly.
+interpolation matrices per frame: out[i, j] = Σ R_y[i, h] · x[h, w] · R_x[j, w], bilinear. What a
+move brings in from beyond the frame is filled by the border repeated (`fill="edge"`) or by the
+frame's mirror image (`fill="mirror"`, reflected about the border as scipy's mode "reflect").
+A whole-pixel shift without a zoom copies pixels exactly.
 """
 
 from __future__ import annotations
@@ -25,10 +27,25 @@ def source_positions(size: int, shift_B, log_scale_B):
     return centre + (out_N - centre) * jnp.exp(-log_scale_B)[:, None] - shift_B[:, None]
 
 
-def interpolation_matrix(size: int, shift_B, log_scale_B):
+FILLS = ("edge", "mirror")
+
+
+def _reflected(src_BN, size: int):
+    """Positions outside the frame mapped onto its mirror images (period 2·size, each image
+    reflected about the half-pixel beyond the border: ... b a | a b ... y z | z y ...)."""
+    folded = jnp.mod(src_BN + 0.5, 2.0 * size)
+    return jnp.where(folded < size, folded, 2.0 * size - folded) - 0.5
+
+
+def interpolation_matrix(size: int, shift_B, log_scale_B, fill: str = "edge"):
     """[B, size, size]: row i holds the weights output pixel i takes from each input pixel
-    (bilinear at `source_positions`, the border repeated)."""
-    src_BN = jnp.clip(source_positions(size, shift_B, log_scale_B), 0.0, size - 1.0)
+    (bilinear at `source_positions`; beyond the frame as `fill` says)."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    src_BN = source_positions(size, shift_B, log_scale_B)
+    if fill == "mirror":
+        src_BN = _reflected(src_BN, size)
+    src_BN = jnp.clip(src_BN, 0.0, size - 1.0)
     low_BN = jnp.clip(jnp.floor(src_BN), 0, size - 2)
     frac_BN = src_BN - low_BN
     low = jax.nn.one_hot(low_BN.astype(jnp.int32), size, dtype=jnp.float32)
@@ -36,11 +53,12 @@ def interpolation_matrix(size: int, shift_B, log_scale_B):
     return (1.0 - frac_BN)[..., None] * low + frac_BN[..., None] * high
 
 
-def shift_and_zoom(x_BHWC, shift_B2, log_scale_B):
-    """x moved by shift_B2 = (down, right) latent pixels and zoomed by exp(log_scale) about its centre."""
+def shift_and_zoom(x_BHWC, shift_B2, log_scale_B, fill: str = "edge"):
+    """x moved by shift_B2 = (down, right) latent pixels and zoomed by exp(log_scale) about its
+    centre; what comes in from beyond the frame as `fill` says ("edge" or "mirror")."""
     h, w = x_BHWC.shape[1:3]
-    rows_BHH = interpolation_matrix(h, shift_B2[:, 0], log_scale_B)
-    cols_BWW = interpolation_matrix(w, shift_B2[:, 1], log_scale_B)
+    rows_BHH = interpolation_matrix(h, shift_B2[:, 0], log_scale_B, fill)
+    cols_BWW = interpolation_matrix(w, shift_B2[:, 1], log_scale_B, fill)
     return jnp.einsum("bih,bhwc,bjw->bijc", rows_BHH, x_BHWC.astype(jnp.float32), cols_BWW)
 
 
