@@ -8,7 +8,8 @@ latent, beside the estimate of copying the frame before (and, with `key_moves`, 
 moved by the keys held). Mean squared error in latent space, and PSNR of the decoded frames
 against the real frames; with `key_moves`, also the latent error where the keys' move brought in
 content from beyond the frame (`warp.uncovered`, over the clips whose last move uncovers any),
-which the moved copy fills by repeating its border. A model trained on the posterior mean should
+which the moved copy fills as the model does (`ModelConfig.uncovered_fill`: the border
+repeated or reflected). A model trained on the posterior mean should
 beat copying at every level; one that does not at t = 1 cannot start a frame well, whatever the
 sampler.
 """
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     region = None
     if config.key_moves:
         down_right, log_zoom = (jnp.asarray(m) for m in _moves(config, actions_BTK[:, -1]))
-        baselines["copy moved"] = warp.shift_and_zoom(previous, down_right, log_zoom)
+        baselines["copy moved"] = warp.shift_and_zoom(previous, down_right, log_zoom, config.uncovered_fill)
         region = warp.uncovered(*real_last.shape[1:3], down_right, log_zoom, margin=0)
 
     def row(name, level, estimate):
