@@ -106,6 +106,22 @@ def test_x0_loss_is_the_velocity_loss_of_the_same_guess():
     np.testing.assert_allclose(np.asarray(per_x0)[~above], np.asarray(per_v)[~above] * scale, rtol=1e-3)
 
 
+def test_an_x0_floor_of_one_weighs_every_level_alike():
+    """NoiseConfig.x0_min_level = 1: the x0 loss is the plain mean squared error of x0 at every level."""
+    latents = jax.random.normal(jax.random.key(2), (3, 5, 4, 4, 2))
+    actions, null = jnp.zeros((3, 5, 3)), jnp.zeros((3,))
+    predict_x0 = lambda x_t, t, a, clean: 0.5 * x_t
+    config = NoiseConfig(x0_min_level=1.0, action_dropout=0.0)
+    _, per_frame = diffusion.forcing_loss(predict_x0, latents, actions, jax.random.key(3), config, null, prediction="x0_residual")
+    t_BT, _ = diffusion.noise_levels_and_context(jax.random.split(jax.random.key(3), 3)[0], 3, 5, config)
+    noise = jax.random.normal(jax.random.split(jax.random.key(3), 3)[1], latents.shape)
+    x_t = diffusion.add_noise(latents, noise, t_BT)
+    expected = jnp.mean(jnp.square(0.5 * x_t - latents), axis=(-3, -2, -1))
+    np.testing.assert_allclose(np.asarray(per_frame), np.asarray(expected), rtol=1e-5)
+    with pytest.raises(ValueError, match="x0_min_level"):
+        NoiseConfig(x0_min_level=0.0)
+
+
 def test_sampler_config_refuses_nonsense():
     with pytest.raises(ValueError, match="steps must be >= 1"):
         SamplerConfig(steps=0)

@@ -5,7 +5,7 @@ with t in [0, 1] (t = 1 is pure noise), one t per frame. The sampler integrates 
 v = ε - x_0: an Euler step from t to s is x_s = x_t + (s - t)·v. A model predicts either v
 directly or x_0 (`PREDICTIONS`, read from `ModelConfig.prediction`), whose velocity is
 v = (x_t - x_0)/t; the loss is the same velocity loss for both, written for x_0 as
-|x̂_0 - x_0|² / t², with t floored at `X0_MIN_LEVEL` so nearly clean frames do not dominate.
+|x̂_0 - x_0|² / t², with t floored at `NoiseConfig.x0_min_level` so nearly clean frames do not dominate.
 
 Imported models keep the objective they were trained with (`Objective`, recorded in their
 `ModelConfig`): DDPM ε-prediction (DiT, with or without a learned variance) or v-prediction
@@ -169,8 +169,16 @@ class NoiseConfig:
     # otherwise carry almost all of the loss, and the frame generation starts from pure noise
     # almost none.
     context_loss: bool = True
+    # An x0 head's error is weighted by 1/max(t, x0_min_level)²: the default (X0_MIN_LEVEL) keeps
+    # nearly clean frames from dominating; 1.0 weighs every level alike, so the frames sampled
+    # from pure noise, whose error is largest, carry the most of the loss.
+    x0_min_level: float = X0_MIN_LEVEL
     # Share of frames whose action is replaced by the null action, for guidance.
     action_dropout: float = 0.1
+
+    def __post_init__(self):
+        if not 0.0 < self.x0_min_level <= 1.0:
+            raise ValueError(f"NoiseConfig.x0_min_level must be in (0, 1], got {self.x0_min_level}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +315,7 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
         per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
     else:
         error_BT = jnp.mean(jnp.square(output - latents_BTHWC), axis=(-3, -2, -1))
-        per_frame_BT = error_BT / jnp.square(jnp.maximum(t_BT, X0_MIN_LEVEL))
+        per_frame_BT = error_BT / jnp.square(jnp.maximum(t_BT, config.x0_min_level))
     mask_BT = mask_BT.astype(per_frame_BT.dtype)
     loss = jnp.sum(per_frame_BT * mask_BT) / jnp.maximum(jnp.sum(mask_BT), 1.0)
     return loss, per_frame_BT
