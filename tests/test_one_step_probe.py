@@ -11,15 +11,15 @@ from wm_jax.world import load_world
 def test_probe_groups_transitions_by_key_and_finds_the_still_one(demo_world_dir):
     world = load_world(demo_world_dir)
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 255, (3, 4, 64, 64, 3)).astype(np.uint8)
+    frames = rng.integers(0, 255, (4, 4, 64, 64, 3)).astype(np.uint8)  # two full batches: one compile
     frames[0, 3] = frames[0, 2]  # clip 0 ends on a still transition
-    actions = np.zeros((3, 4, world.config.action_dim), np.float32)
-    actions[1, 3] = world.config.action_space.encode(["w"])
+    actions = np.zeros((4, 4, world.config.action_dim), np.float32)
+    actions[1, 3] = actions[3, 3] = world.config.action_space.encode(["w"])
     actions[2, 3] = world.config.action_space.encode(["left"])
     report = probe(world, frames, actions, still=1e-6, batch=2)
     by_keys = report["psnr_by_keys"]
     assert set(by_keys) == {"none", "w", "left"}
-    assert by_keys["none"]["transitions"] == 1 and by_keys["w"]["transitions"] == 1
+    assert by_keys["none"]["transitions"] == 1 and by_keys["w"]["transitions"] == 2
     assert by_keys["none"]["copy_last"] == 100.0  # an exact copy, capped
     assert by_keys["w"]["copy_last"] < 15  # unrelated random frames
     assert report["still_latent_mse"]["transitions"] == 1 and report["still_latent_mse"]["copy_last"] == 0.0

@@ -106,10 +106,10 @@ def test_guidance_with_the_null_action_changes_nothing(tiny_config, tiny_random_
 
 @pytest.mark.parametrize("variant, min_level", [({}, 0.0), (dict(temporal_neighbourhood=1), 0.0),
                                                 (dict(previous_frame_input=True), 0.0),
-                                                (dict(previous_frame_input=True, prediction="x0_residual"), 0.0),
-                                                (dict(prediction="x0_residual", key_moves=(("left", 0, 1, 0),)), 0.0),
+                                                (dict(previous_frame_input=True, prediction="x0_residual",
+                                                      key_moves=(("left", 0, 1, 0),)), 0.0),
                                                 ({}, 0.75)],
-                         ids=["same_place", "neighbourhood_1", "previous_frame_input", "x0_residual", "key_moves",
+                         ids=["same_place", "neighbourhood_1", "previous_frame_input", "x0_residual_key_moves",
                               "guided_at_t1_only"])
 def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_config, variant, min_level):
     """Guidance runs its conditional and null branches as one batch over the one cache; that

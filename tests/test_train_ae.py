@@ -135,6 +135,9 @@ autoencoder.train(experiment, text, sys.argv[2], after_step=after_step)
 """
 
 
+# The resume machinery is the shared training loop's, killed and resumed exactly by
+# tests/test_train_resume.py on every `make test`; this reruns it for the autoencoder task.
+@pytest.mark.slow
 def test_train_ae_sigkilled_run_resumes_to_the_same_loss(datasets, tmp_path):
     train, heldout = datasets
     params = bindings(train, heldout, **{
