@@ -122,25 +122,6 @@ def test_an_x0_floor_of_one_weighs_every_level_alike():
         NoiseConfig(x0_min_level=0.0)
 
 
-def test_a_change_gate_is_charged_for_its_opening():
-    """change_gate_cost adds cost x the gate's mean opening (sigmoid of the last channel) to each
-    frame's loss, and refuses a model without the gate channel."""
-    latents = jax.random.normal(jax.random.key(2), (2, 3, 4, 4, 2))
-    actions, null = jnp.zeros((2, 3, 3)), jnp.zeros((3,))
-    logit = jax.random.normal(jax.random.key(5), (2, 3, 4, 4, 1))
-    predict = lambda x_t, t, a, clean: jnp.concatenate([0.5 * x_t, logit], axis=-1)
-    loss_of = lambda cost: diffusion.forcing_loss(predict, latents, actions, jax.random.key(3),
-                                                  NoiseConfig(change_gate_cost=cost, action_dropout=0.0), null,
-                                                  prediction="x0_residual")[1]
-    opening = jnp.mean(jax.nn.sigmoid(logit[..., 0]), axis=(-2, -1))
-    np.testing.assert_allclose(np.asarray(loss_of(0.3) - loss_of(0.0)), np.asarray(0.3 * opening), rtol=1e-5)
-    with pytest.raises(ValueError, match="gate logit"):
-        diffusion.forcing_loss(lambda x_t, t, a, clean: x_t, latents, actions, jax.random.key(3),
-                               NoiseConfig(change_gate_cost=0.1), null, prediction="x0_residual")
-    with pytest.raises(ValueError, match="change_gate_cost"):
-        NoiseConfig(change_gate_cost=-1.0)
-
-
 def test_sampler_config_refuses_nonsense():
     with pytest.raises(ValueError, match="steps must be >= 1"):
         SamplerConfig(steps=0)

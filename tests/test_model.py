@@ -160,13 +160,12 @@ def test_load_names_a_missing_directory(tmp_path):
         dict(previous_frame_input=True, window=3),
         dict(prediction="x0_residual", temporal_neighbourhood=1, window=3),
         dict(temporal_neighbourhood=1, keys_steer_offsets=True, window=3),
-        dict(prediction="x0_residual", key_moves=(("left", 0, 1, 0), ("e", 0, 0, 0.1)), change_gate=True,
-             previous_frame_input=True, window=3),
+        dict(prediction="x0_residual", key_moves=(("left", 0, 1, 0), ("e", 0, 0, 0.1)), previous_frame_input=True, window=3),
         dict(prediction="x0_residual", key_moves=(("left", 0, 2, 0), ("q", 0, 0, -0.1)), paint_uncovered_only=True,
              uncovered_fill="mirror", previous_frame_input=True, window=3),
     ],
     ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input",
-         "x0_residual_without_input", "keys_steer_offsets", "key_moves_gated", "paint_uncovered_only_mirror"],
+         "x0_residual_without_input", "keys_steer_offsets", "x0_residual_key_moves", "paint_uncovered_only_mirror"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)

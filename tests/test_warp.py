@@ -104,42 +104,6 @@ def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exa
     np.testing.assert_array_equal(np.asarray(apply(none)[:, 1]), np.asarray(x[:, 0]))
 
 
-def test_a_shut_change_gate_keeps_the_moved_frame_and_an_open_one_paints():
-    """change_gate: a random head whose gate logit is pushed far down leaves the moved previous
-    frame exactly; pushed far up, it changes the frame everywhere."""
-    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),),
-                                change_gate=True, previous_frame_input=True, max_frames=3)
-    params = jax.tree_util.tree_map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(9), p.shape),
-                                    wm_model.init_params(config, jax.random.key(0)))
-    h, w = config.latent_size
-    x = jax.random.normal(jax.random.key(1), (1, 2, h, w, config.in_channels))
-    t = jnp.asarray([[0.0, 1.0]])
-    left = jnp.zeros((1, 2, config.action_dim)).at[:, 1, config.action_keys.index("left")].set(1.0)
-    moved = warp.shift_and_zoom(x[:, 0], jnp.asarray([[0.0, 2.0]]), jnp.zeros(1))
-    c, p = config.in_channels, config.patch_size
-
-    def with_gate_bias(bias):
-        final = dict(params["final"])
-        linear = dict(final["linear"])
-        # FinalLayer's output is (p, p, C_out) per token: the gate is every pixel's last channel.
-        linear["bias"] = linear["bias"].reshape(p, p, c + 1).at[..., c].set(bias).reshape(-1)
-        final["linear"] = linear
-        out = WorldModel(config).apply({"params": {**params, "final": final}}, x, t, left)
-        return out[:, 1, ..., :c]
-
-    np.testing.assert_allclose(np.asarray(with_gate_bias(-60.0)), np.asarray(moved), atol=1e-6)
-    assert float(jnp.abs(with_gate_bias(60.0) - moved).min(axis=-1).mean()) > 1e-3
-
-
-def test_change_gate_is_checked():
-    with pytest.raises(ValueError, match="gates an x0_residual"):
-        configs.get_config("tiny", change_gate=True)
-    with pytest.raises(ValueError, match="choose one"):
-        configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),),
-                           paint_uncovered_only=True, change_gate=True)
-    assert configs.get_config("tiny", prediction="x0_residual", change_gate=True).output_channels == 5
-
-
 def test_uncovered_fill_is_checked():
     with pytest.raises(ValueError, match="uncovered_fill must be one of"):
         configs.get_config("tiny", uncovered_fill="wrap")

@@ -79,11 +79,6 @@ class ModelConfig:
     # "mirror" reflects the frame about its border (`warp.FILLS`): a sharp guess with the
     # picture's own statistics, right wherever the world is a mirror-tiled canvas.
     uncovered_fill: str = "edge"
-    # With prediction "x0_residual": the head also outputs, per latent pixel, a gate logit, and its
-    # change is multiplied by sigmoid(logit): a learned paint_uncovered_only for worlds where
-    # things move by themselves (doom). `NoiseConfig.change_gate_cost` charges training for the
-    # gate's opening, so the network keeps the previous frame where nothing changes.
-    change_gate: bool = False
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -130,13 +125,6 @@ class ModelConfig:
             raise ValueError(f"key_moves move the previous frame an x0_residual head adds; prediction is {self.prediction!r}")
         if self.paint_uncovered_only and not self.key_moves:
             raise ValueError("paint_uncovered_only keeps the change where the keys' move uncovers the frame: it needs key_moves")
-        if self.change_gate and self.prediction != "x0_residual":
-            raise ValueError(f"change_gate gates an x0_residual head's change; prediction is {self.prediction!r}")
-        if self.change_gate and self.paint_uncovered_only:
-            raise ValueError("change_gate learns where to paint; paint_uncovered_only fixes it: choose one")
-        if self.change_gate and self.out_channels not in (None, self.in_channels + 1):
-            raise ValueError(f"change_gate outputs {self.in_channels} change channels and one gate logit; "
-                             f"out_channels is {self.out_channels}")
         if self.uncovered_fill not in warp.FILLS:
             raise ValueError(f"uncovered_fill must be one of {warp.FILLS}, got {self.uncovered_fill!r}")
         unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
@@ -165,7 +153,7 @@ class ModelConfig:
 
     @property
     def output_channels(self) -> int:
-        return self.out_channels or self.in_channels + int(self.change_gate)
+        return self.out_channels or self.in_channels
 
     @property
     def grid(self) -> tuple[int, int]:

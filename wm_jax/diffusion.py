@@ -173,17 +173,12 @@ class NoiseConfig:
     # nearly clean frames from dominating; 1.0 weighs every level alike, so the frames sampled
     # from pure noise, whose error is largest, carry the most of the loss.
     x0_min_level: float = X0_MIN_LEVEL
-    # With a model's change_gate: each frame's loss adds this times the gate's mean opening (in
-    # [0, 1]), so the gate stays shut where opening it does not lower the error.
-    change_gate_cost: float = 0.0
     # Share of frames whose action is replaced by the null action, for guidance.
     action_dropout: float = 0.1
 
     def __post_init__(self):
         if not 0.0 < self.x0_min_level <= 1.0:
             raise ValueError(f"NoiseConfig.x0_min_level must be in (0, 1], got {self.x0_min_level}")
-        if self.change_gate_cost < 0:
-            raise ValueError(f"NoiseConfig.change_gate_cost must be >= 0, got {self.change_gate_cost}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,7 +292,7 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
 
     predict(x_t, t, actions, clean) -> model output [B, T, H, W, C_out]; the first C channels are
     the velocity or x_0 (`prediction`) (C_out = 2C when a model also predicts sigma, which this
-    loss does not train; C + 1 with a change gate's logit, charged by `change_gate_cost`). `clean` is the clean latents: an x0_residual model adds its change to
+    loss does not train). `clean` is the clean latents: an x0_residual model adds its change to
     the clean frame before, which is what generation adds it to (the input's frame before is
     noised like every context frame), where a velocity model ignores it.
     mask_BT: 1 for real frames, 0 for padding.
@@ -315,18 +310,12 @@ def forcing_loss(predict: Callable, latents_BTHWC, actions_BTK, rng, config: Noi
     mask_BT = jnp.ones((b, t)) if mask_BT is None else mask_BT
     if not config.context_loss:
         mask_BT = mask_BT * ~is_context_BT
-    full_output = predict(x_t, t_BT, actions_BTK, latents_BTHWC)
-    output = full_output[..., :channels]
+    output = predict(x_t, t_BT, actions_BTK, latents_BTHWC)[..., :channels]
     if prediction == "velocity":
         per_frame_BT = jnp.mean(jnp.square(output - velocity(latents_BTHWC, noise)), axis=(-3, -2, -1))
     else:
         error_BT = jnp.mean(jnp.square(output - latents_BTHWC), axis=(-3, -2, -1))
         per_frame_BT = error_BT / jnp.square(jnp.maximum(t_BT, config.x0_min_level))
-    if config.change_gate_cost:
-        if full_output.shape[-1] != channels + 1:
-            raise ValueError(f"NoiseConfig.change_gate_cost charges a change gate's opening: the model outputs "
-                             f"{full_output.shape[-1]} channels, not {channels} + 1 gate logit (ModelConfig.change_gate)")
-        per_frame_BT = per_frame_BT + config.change_gate_cost * jnp.mean(jax.nn.sigmoid(full_output[..., channels]), axis=(-2, -1))
     mask_BT = mask_BT.astype(per_frame_BT.dtype)
     loss = jnp.sum(per_frame_BT * mask_BT) / jnp.maximum(jnp.sum(mask_BT), 1.0)
     return loss, per_frame_BT

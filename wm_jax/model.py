@@ -116,16 +116,13 @@ class WorldModel(nn.Module):
 
     def _add_previous(self, out, previous, actions):
         """With prediction 'x0_residual' the head's output is the change from the previous frame
-        (with paint_uncovered_only, kept where the keys' move uncovers it; with change_gate,
-        scaled by the gate the next channel opens). actions: [G, K]."""
+        (with paint_uncovered_only, kept where the keys' move uncovers it). actions: [G, K]."""
         if self.config.prediction != "x0_residual":
             return out
         c = self.config.in_channels
         change = out[..., :c]
         if self.config.paint_uncovered_only:
             change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions))
-        if self.config.change_gate:
-            change = change * jax.nn.sigmoid(out[..., c:c + 1])
         return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):
