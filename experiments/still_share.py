@@ -5,7 +5,8 @@
 A world learns "no key keeps the scene still" only from transitions recorded with no key held
 whose picture did not change. Per dataset: the share of transitions with no key, the mean
 absolute pixel change (frames in [0, 1]) of those and of the others, and the share of no-key
-transitions that are still (mean change below `--still`).
+transitions that are still (mean change below `--still`). The no-key count alone is
+`wm data inspect DIR --json`'s `no_key_frames`; what this adds is whether those frames are still.
 """
 
 from __future__ import annotations
