@@ -26,6 +26,6 @@ def test_notebook_runs(path, tmp_path):
     assert not errors
     printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
     assert "frames generated: 4" in printed
-    assert "shipped world pan: 32 frames of 64x64" in printed
+    assert "shipped world pan: 44 frames of 64x64" in printed
     assert "-- pan:" in printed and "-- doom:" in printed  # the held-out reports, read from experiments/worlds/
     assert "-- pan:" in printed and "-- doom:" in printed  # the held-out reports, read from experiments/worlds/

@@ -65,6 +65,11 @@ def test_wm_train_logs_checkpoints_evaluates_and_plots(dataset, tmp_path, capsys
     _, frame = played.step(state, {"right"})
     assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
     assert main(["export-world", str(tmp_path), "--name", "again", "--out", str(bundle), "--keys", "w"]) != 0
+    # Zoom keys need a model that keeps the zoomed picture (paint_uncovered_only): refused, nothing written.
+    capsys.readouterr()
+    assert main(["export-world", str(tmp_path), "--name", "zoomer", "--out", str(tmp_path / "zoomer"),
+                 "--keys", "left=pan left,e=zoom in", "--zoom-keys", "e=1.1"]) != 0
+    assert "paint_uncovered_only" in capsys.readouterr().err and not (tmp_path / "zoomer" / "world.json").exists()
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys):

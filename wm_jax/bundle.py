@@ -4,6 +4,7 @@ A world bundle is a directory:
 
     WORLD/
       world.json      {"format": FORMAT, "name", "description", "fps", "keys": {key: meaning},
+                       "zoom_keys": {key: scale per frame}, "zoom_range": [min, max] (optional),
                        "sampler": {steps, method, eta, context_noise, guidance, ...},
                        "model": "model", "autoencoder": "autoencoder", "start_image": "start.png",
                        "provenance": {...}}
@@ -20,7 +21,9 @@ directory. The model's objective (what it predicts, on which noise path) is in i
 (`ModelConfig.prediction`, `noise_schedule`, `diffusion_steps`); the sampler's method "auto"
 samples it the way it was trained. `keys` lists the keys the world answers to, in the order a
 player shows them, with what they do; each must be in the model's action space (the model maps
-keys by name). A bare model directory (config.json + params) also plays (`wm_jax.world.load_world`),
+keys by name). `zoom_keys` names keys the world zooms the camera with, in pixels
+(`wm_jax.pixel_zoom`: > 1 zooms in), each also in `keys`, within `zoom_range` of the start
+frame (default `pixel_zoom.DEFAULT_RANGE`, the recorder's). A bare model directory (config.json + params) also plays (`wm_jax.world.load_world`),
 given an autoencoder.
 
 Bundles are found by name in the shipped folder (wm_jax/worlds/) and in the folders of $WM_WORLDS.
@@ -37,7 +40,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from wm_jax import actions, autoencoder, images
+from wm_jax import actions, autoencoder, images, pixel_zoom
 from wm_jax import model as wm_model
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
@@ -65,6 +68,8 @@ class WorldInfo:
     fps: float = 20.0
     sampler: SamplerConfig = SamplerConfig()
     provenance: Mapping = dataclasses.field(default_factory=dict)
+    zoom_keys: Mapping[str, float] = dataclasses.field(default_factory=dict)  # key -> scale per frame (pixel_zoom)
+    zoom_range: tuple[float, float] = pixel_zoom.DEFAULT_RANGE
 
     def to_json(self, resolution: tuple[int, int]) -> dict:
         """For the play page; each key says what a player presses for it ("press"): itself, or a
@@ -84,7 +89,8 @@ def frame_resolution(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
 
 
 def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConfig,
-                     keys: Iterable[tuple[str, str]]) -> list[str]:
+                     keys: Iterable[tuple[str, str]], zoom_keys: Mapping[str, float] | None = None,
+                     zoom_range=pixel_zoom.DEFAULT_RANGE) -> list[str]:
     """Why a model, an autoencoder and a world's keys do not make a world (empty: they do).
     Read from configs alone, so a bundle is checked before any weights are loaded or written."""
     problems = []
@@ -96,6 +102,11 @@ def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
     unknown = [k for k, _ in keys if not config.action_space.knows(k)]
     if unknown:
         problems.append(f"keys {unknown} are not in the model's action space {config.action_keys}")
+    zoom_keys = zoom_keys or {}
+    problems += pixel_zoom.zoom_problems(zoom_keys, zoom_range, config)
+    unlisted = sorted(set(zoom_keys) - {k for k, _ in keys})
+    if unlisted:
+        problems.append(f"zoom keys {unlisted} are not among the world's keys")
     return problems
 
 
@@ -161,11 +172,33 @@ def _keys_from(keys) -> tuple[tuple[str, str], ...]:
     return tuple((actions.canonical(k), str(m)) for k, m in pairs)
 
 
+def _zoom_keys_from(zoom_keys, source=None) -> dict[str, float]:
+    """world.json's or a caller's {key: scale per frame} -> canonical keys; a clear error for anything else."""
+    if not zoom_keys:
+        return {}
+    where = f"{source}: " if source else ""
+    if not isinstance(zoom_keys, Mapping):
+        raise ValueError(f"{where}zoom_keys must be a mapping {{key: scale per frame}}, got {type(zoom_keys).__name__}")
+    for key, scale in zoom_keys.items():
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise ValueError(f"{where}zoom_keys[{key!r}] must be a number (the scale per frame), got {scale!r}")
+    return {actions.canonical(k): float(v) for k, v in zoom_keys.items()}
+
+
+def _zoom_range_from(zoom_range, source=None) -> tuple[float, float]:
+    where = f"{source}: " if source else ""
+    if (not isinstance(zoom_range, (list, tuple)) or len(zoom_range) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in zoom_range)):
+        raise ValueError(f"{where}zoom_range must be [min, max] scales from the start frame, got {zoom_range!r}")
+    return float(zoom_range[0]), float(zoom_range[1])
+
+
 def _meta(info: WorldInfo, *, model: str, autoencoder_dir: str, start_image: str | None) -> dict:
     return {
         "format": FORMAT, "name": info.name, "description": info.description, "fps": info.fps,
-        "keys": dict(info.keys), "sampler": dataclasses.asdict(info.sampler),
-        "model": model, "autoencoder": autoencoder_dir, "start_image": start_image,
+        "keys": dict(info.keys),
+        **({"zoom_keys": dict(info.zoom_keys), "zoom_range": list(info.zoom_range)} if info.zoom_keys else {}),
+        "sampler": dataclasses.asdict(info.sampler), "model": model, "autoencoder": autoencoder_dir, "start_image": start_image,
         "provenance": dict(info.provenance),
     }
 
@@ -173,16 +206,18 @@ def _meta(info: WorldInfo, *, model: str, autoencoder_dir: str, start_image: str
 def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: autoencoder.AutoencoderConfig,
                ae_variables, keys: Mapping[str, str] | Sequence[str], fps: float = 20.0,
                start_image: np.ndarray | None = None, description: str = "",
-               sampler: SamplerConfig = SamplerConfig(), provenance: Mapping | None = None) -> pathlib.Path:
+               sampler: SamplerConfig = SamplerConfig(), provenance: Mapping | None = None,
+               zoom_keys: Mapping[str, float] | None = None, zoom_range=pixel_zoom.DEFAULT_RANGE) -> pathlib.Path:
     """Write a world bundle (see the module docstring); `directory` must not hold one already.
     The start image (any size; default: a generated scene) is stored at the world's resolution."""
     directory = pathlib.Path(directory)
     if (directory / INFO_FILE).exists():
         raise FileExistsError(f"{directory} already holds a world ({INFO_FILE}); choose a new directory")
     info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
-                     provenance=dict(provenance or {}))
+                     provenance=dict(provenance or {}), zoom_keys=_zoom_keys_from(zoom_keys),
+                     zoom_range=_zoom_range_from(zoom_range))
     # Checked before anything is written: a refused world leaves no half-written bundle.
-    problems = pairing_problems(config, ae_config, info.keys)
+    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
     if problems:
         raise ValueError(f"world {name!r}: " + "; ".join(problems))
     resolution = frame_resolution(config, ae_config)
@@ -198,7 +233,8 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
 
 def link_world(directory, autoencoder_dir, *, name: str, keys: Mapping[str, str] | Sequence[str], fps: float = 20.0,
                description: str = "", sampler: SamplerConfig = SamplerConfig(),
-               provenance: Mapping | None = None) -> pathlib.Path:
+               provenance: Mapping | None = None, zoom_keys: Mapping[str, float] | None = None,
+               zoom_range=pixel_zoom.DEFAULT_RANGE) -> pathlib.Path:
     """Make a model directory (`wm_jax.model.save`, `wm convert`) a world bundle in place: a
     world.json whose model is the directory itself and whose autoencoder is `autoencoder_dir`
     (stored relative to it), so `wm play --checkpoint DIR` needs no --autoencoder and nothing
@@ -210,8 +246,9 @@ def link_world(directory, autoencoder_dir, *, name: str, keys: Mapping[str, str]
     config = wm_model.config_from_dict(json.loads((directory / "config.json").read_text()))
     ae_config, _ = autoencoder.load_config(autoencoder_dir)
     info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
-                     provenance=dict(provenance or {}))
-    problems = pairing_problems(config, ae_config, info.keys)
+                     provenance=dict(provenance or {}), zoom_keys=_zoom_keys_from(zoom_keys),
+                     zoom_range=_zoom_range_from(zoom_range))
+    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
     if problems:
         raise ValueError(f"{directory} and autoencoder {autoencoder_dir} do not make a world: " + "; ".join(problems))
     meta = _meta(info, model=".", autoencoder_dir=os.path.relpath(autoencoder_dir.resolve(), directory.resolve()),
@@ -232,6 +269,8 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
         name=meta.get("name") or path.name, description=meta.get("description", ""),
         keys=_keys_from(meta.get("keys", {})), fps=float(meta.get("fps", 20.0)),
         sampler=sampler_from_fields(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
+        zoom_keys=_zoom_keys_from(meta.get("zoom_keys"), info_file),
+        zoom_range=_zoom_range_from(meta.get("zoom_range", pixel_zoom.DEFAULT_RANGE), info_file),
     )
     start = path / meta["start_image"] if meta.get("start_image") else None
     return info, path / meta.get("model", "model"), path / meta.get("autoencoder", "autoencoder"), start

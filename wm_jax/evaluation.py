@@ -47,34 +47,43 @@ def teacher_forced_copy_last(frames_BTHWC, context: int):
 # ----------------------------------------------------------------------------- predictions (latents)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "sampler", "context"))
-def teacher_forced_latents(params, latents_BTHWC, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig, context: int = 1):
+@functools.partial(jax.jit, static_argnames=("config", "sampler", "context", "zoom"))
+def teacher_forced_latents(params, latents_BTHWC, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig, context: int = 1,
+                           zoom=None):
     """Each frame t >= context generated from the ground-truth frames before it (the cache is
-    filled with ground truth, never with the model's own frames) -> [B, T - context, h, w, c]."""
+    filled with ground truth, never with the model's own frames) -> [B, T - context, h, w, c].
+    zoom: a world's zoom keys (`pixel_zoom.make_zoom`), applied to the frame before as in play."""
     rng_prefill, rng_scan = jax.random.split(rng)
-    state = rollout.init_state(config, params, latents_BTHWC[:, :context], actions_BTK[:, :context], rng=rng_prefill, sampler=sampler)
+    state = rollout.init_state(config, params, latents_BTHWC[:, :context], actions_BTK[:, :context], rng=rng_prefill, sampler=sampler,
+                               zoom=zoom)
     steps = latents_BTHWC.shape[1] - context
 
-    def body(cache, inputs):
+    def body(state, inputs):
         truth_BHWC, action_BK, rng_t = inputs
         rng_noise, rng_ctx = jax.random.split(rng_t)
         noise = jax.random.normal(rng_noise, truth_BHWC.shape)
+        cache, camera = state.cache, state.zoom
+        if zoom is not None:
+            camera, previous = zoom(camera, cache.previous_Bhwc, action_BK)
+            cache = cache.replace(previous_Bhwc=previous)
         pred = rollout.generate_frame(config, params, cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
         cache = rollout.append_frame(config, params, cache, truth_BHWC, action_BK, rng_ctx, sampler)
-        return cache, pred
+        return state.replace(cache=cache, zoom=camera), pred
 
     xs = (jnp.swapaxes(latents_BTHWC[:, context:], 0, 1), jnp.swapaxes(actions_BTK[:, context:], 0, 1), jax.random.split(rng_scan, steps))
-    _, pred_TBHWC = jax.lax.scan(body, state.cache, xs)
+    _, pred_TBHWC = jax.lax.scan(body, state, xs)
     return jnp.swapaxes(pred_TBHWC, 0, 1)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "sampler", "context"))
-def autoregressive_latents(params, latents_BTHWC, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig, context: int = 1):
+@functools.partial(jax.jit, static_argnames=("config", "sampler", "context", "zoom"))
+def autoregressive_latents(params, latents_BTHWC, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig, context: int = 1,
+                           zoom=None):
     """From the first `context` ground-truth frames on, the model feeds on its own frames under
     the ground-truth actions -> [B, T - context, h, w, c]."""
     rng_prefill, rng_scan = jax.random.split(rng)
-    state = rollout.init_state(config, params, latents_BTHWC[:, :context], actions_BTK[:, :context], rng=rng_prefill, sampler=sampler)
-    _, pred = rollout.rollout(params, state, actions_BTK[:, context:], rng_scan, config=config, sampler=sampler)
+    state = rollout.init_state(config, params, latents_BTHWC[:, :context], actions_BTK[:, :context], rng=rng_prefill, sampler=sampler,
+                               zoom=zoom)
+    _, pred = rollout.rollout(params, state, actions_BTK[:, context:], rng_scan, config=config, sampler=sampler, zoom=zoom)
     return pred
 
 
@@ -82,7 +91,7 @@ def autoregressive_latents(params, latents_BTHWC, actions_BTK, rng, *, config: M
 
 
 def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, actions_BTK, *, encode, decode, rng,
-             context: int = 1, with_lpips: bool = True) -> dict:
+             context: int = 1, with_lpips: bool = True, zoom=None) -> dict:
     """Teacher-forced and autoregressive metrics per horizon against ground truth, beside the
     baselines. frames: [B, T, H, W, 3] in [-1, 1]; encode/decode: frames <-> latents.
 
@@ -98,7 +107,7 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     frames_BTHWC = jnp.asarray(frames_BTHWC, jnp.float32)
     latents = encode(frames_BTHWC)
     rng_tf, rng_ar = jax.random.split(rng)
-    kw = dict(config=config, sampler=sampler, context=context)
+    kw = dict(config=config, sampler=sampler, context=context, zoom=zoom)
     truth = frames_BTHWC[:, context:]
     predictions = {
         "teacher_forced": decode(teacher_forced_latents(params, latents, actions_BTK, rng_tf, **kw)),
@@ -127,7 +136,8 @@ def random_held_keys(config: ModelConfig, frames: int, rng, hold: int = 8, batch
 
 
 def long_horizon(config: ModelConfig, params, sampler: SamplerConfig, context_BTHWC, *, frames: int = 10_000, chunk: int = 250,
-                 rng, decode=None, make_rollout=rollout.make_rollout, init_state=rollout.init_state, progress: bool = True) -> dict:
+                 rng, decode=None, make_rollout=rollout.make_rollout, init_state=rollout.init_state, progress: bool = True,
+                 zoom=None) -> dict:
     """A `frames`-long rollout in scanned chunks (one compile), under random held keys.
 
     Per chunk: whether every latent is finite, this process's resident memory after the chunk,
@@ -141,8 +151,9 @@ def long_horizon(config: ModelConfig, params, sampler: SamplerConfig, context_BT
     if frames % chunk:
         raise ValueError(f"frames ({frames}) must be a multiple of chunk ({chunk})")
     rng_state, rng_keys, rng_roll = jax.random.split(rng, 3)
-    run = make_rollout(config, sampler)
-    state = init_state(config, params, context_BTHWC, rng=rng_state, sampler=sampler)
+    camera = {} if zoom is None else {"zoom": zoom}  # int8's make_rollout and init_state take no zoom
+    run = make_rollout(config, sampler, **camera)
+    state = init_state(config, params, context_BTHWC, rng=rng_state, sampler=sampler, **camera)
     actions = random_held_keys(config, frames, rng_keys, batch=context_BTHWC.shape[0])
     to_stats = (lambda x: jnp.clip(decode(x), -1.0, 1.0)) if decode is not None else (lambda x: x)
     stats_fn = jax.jit(lambda x: {k: v.mean(axis=0) for k, v in frame_statistics(to_stats(x)).items()} | {"finite": jnp.all(jnp.isfinite(x))})

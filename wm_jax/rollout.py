@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from wm_jax import diffusion, kv_cache
+from wm_jax import diffusion, kv_cache, pixel_zoom
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.model import WorldModel, check_inputs, empty_cache
@@ -42,6 +42,8 @@ class RolloutState:
     # With `SamplerConfig.rebuild_context`: the last `window` finished frames and their actions,
     # which each frame rebuilds its cache from; None otherwise.
     window: "WindowState | None" = None
+    # With a world's zoom keys (`pixel_zoom.Zoom`): the camera's zoom; None otherwise.
+    zoom: "pixel_zoom.ZoomState | None" = None
 
     @property
     def frame_count(self) -> jnp.ndarray:
@@ -87,9 +89,11 @@ def write_frames(config, params, cache, latents_BTHWC, actions_BTK, rng, sampler
     return cache
 
 
-def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):
-    """Prefill the cache from one or more context frames (their actions default to "no keys")."""
-    return _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
+def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig(), zoom=None):
+    """Prefill the cache from one or more context frames (their actions default to "no keys");
+    zoom: a world's zoom keys (`pixel_zoom.make_zoom`), whose camera starts at the last of them."""
+    state = _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
+    return state if zoom is None else state.replace(zoom=zoom.empty_state(context_BTHWC[:, -1]))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -136,11 +140,22 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
     return diffusion.sample(model_fn, noise_BHWC, sampler, objective, rng)
 
 
-def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
-    """One generated frame: (new state, latent [B, H, W, C])."""
+def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig(),
+         zoom: "pixel_zoom.Zoom | None" = None):
+    """One generated frame: (new state, latent [B, H, W, C]).
+
+    zoom: a world's zoom keys (`pixel_zoom.make_zoom`; the state made by `init_state(zoom=)`): the
+    frame before is zoomed as the keys held say before the new frame continues from it."""
     rng_noise, rng_context = jax.random.split(rng)
     noise = frame_noise(config, sampler, rng_noise, action_BK.shape[0])
     check_inputs(config, noise, noise[:, 0, 0, 0], action_BK, frames_axis=False)
+    if zoom is not None:
+        if sampler.rebuild_context:
+            raise ValueError("zoom keys zoom the cache's last frame, which sampler.rebuild_context rebuilds: use one or the other")
+        if state.zoom is None:
+            raise ValueError("a rollout with zoom keys needs the camera in its state: make it with init_state(..., zoom=)")
+        camera, previous = zoom(state.zoom, state.cache.previous_Bhwc, action_BK)
+        state = state.replace(cache=state.cache.replace(previous_Bhwc=previous), zoom=camera)
     read = state.cache
     if sampler.rebuild_context:
         if state.window is None:
@@ -151,7 +166,7 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     latent = generate_frame(config, params, read, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
     cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler)
     window = push_frame(state.window, latent, action_BK, config.window) if sampler.rebuild_context else None
-    return RolloutState(cache=cache, window=window), latent
+    return RolloutState(cache=cache, window=window, zoom=state.zoom), latent
 
 
 def frame_noise(config: ModelConfig, sampler: SamplerConfig, rng, batch: int):
@@ -161,27 +176,28 @@ def frame_noise(config: ModelConfig, sampler: SamplerConfig, rng, batch: int):
     return diffusion.clamp_noise(noise, sampler.noise_clamp)
 
 
-def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig(),
+            zoom: "pixel_zoom.Zoom | None" = None):
     """A scripted sequence: (final state, latents [B, T, H, W, C]), one lax.scan over frames."""
     rngs = jax.random.split(rng, actions_BTK.shape[1])
 
     def body(state, inputs):
         action_BK, rng_t = inputs
-        return step(params, state, action_BK, rng_t, config=config, sampler=sampler)
+        return step(params, state, action_BK, rng_t, config=config, sampler=sampler, zoom=zoom)
 
     state, latents_TBHWC = jax.lax.scan(body, state, (jnp.swapaxes(actions_BTK, 0, 1), rngs))
     return state, jnp.swapaxes(latents_TBHWC, 0, 1)
 
 
-def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     """`step` jit-compiled once for this configuration, with the state's buffers donated."""
     diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
-    return jax.jit(functools.partial(step, config=config, sampler=sampler), donate_argnums=(1,))
+    return jax.jit(functools.partial(step, config=config, sampler=sampler, zoom=zoom), donate_argnums=(1,))
 
 
-def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     diffusion.sampler_method(config.objective, sampler)
-    return jax.jit(functools.partial(rollout, config=config, sampler=sampler), donate_argnums=(1,))
+    return jax.jit(functools.partial(rollout, config=config, sampler=sampler, zoom=zoom), donate_argnums=(1,))
 
 
 # The baseline the cache is measured against: no cache, the whole window re-run for every

@@ -128,7 +128,7 @@ def _mean_psnr(a, b) -> float:
 
 
 def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, *, encode, decode, rng,
-        frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True) -> dict:
+        frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True, zoom=None) -> dict:
     """Roll every key script out from every start, block by block, and score each block."""
     from tqdm.auto import tqdm
 
@@ -142,8 +142,8 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
     context = encode(jnp.asarray(start_BHW3)[:, None])
     rng_init, rng_roll = jax.random.split(rng)
     # The start frame is the context: it entered the world with "no keys", as in play.
-    state = rollout.init_state(config, params, context, rng=rng_init, sampler=sampler)
-    run_block = rollout.make_rollout(config, sampler)
+    state = rollout.init_state(config, params, context, rng=rng_init, sampler=sampler, zoom=zoom)
+    run_block = rollout.make_rollout(config, sampler, zoom)
     real = colour_statistics(held_out.reference)
     real_means = {k: float(np.mean(v)) for k, v in real.items()}
     real_features = image_metrics.alexnet_features(held_out.reference)

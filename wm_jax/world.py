@@ -7,9 +7,11 @@ Playing is a pure function of the state:
     state = world.start(image_uint8_HWC, seed=0)           # any size: center-crop + resize
     state, frame = world.step(state, {"w", "shift"})       # frame: uint8 [H, W, 3]
 
-`step` is one jit-compiled program (the world model's `rollout.make_step` + decode + uint8),
+`step` is one jit-compiled program (the world model's `rollout.step` + decode + uint8),
 compiled once per world, the state's buffers donated: do not reuse a state after stepping it.
-`rollout` produces a scripted sequence with `rollout.make_rollout` (a lax.scan), in chunks.
+`rollout` produces a scripted sequence with `rollout.rollout` (a lax.scan), in chunks. A world
+with zoom keys (world.json "zoom_keys") zooms in pixels through its autoencoder inside both
+(`wm_jax.pixel_zoom`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import autoencoder, bundle, images, quantize
+from wm_jax import autoencoder, bundle, diffusion, images, pixel_zoom, quantize
 from wm_jax import model as wm_model
 from wm_jax import rollout
 from wm_jax.bundle import WorldInfo
@@ -54,7 +56,7 @@ class World:
     def __init__(self, info: WorldInfo, config: ModelConfig, params, ae_config: autoencoder.AutoencoderConfig,
                  ae_variables, start_image: np.ndarray | None = None, path: str | None = None,
                  quantization: str | None = None):
-        problems = bundle.pairing_problems(config, ae_config, info.keys)
+        problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
         if problems:
             raise ValueError(f"world {info.name!r}: " + "; ".join(problems))
         if quantization not in (None, "int8"):
@@ -67,8 +69,10 @@ class World:
         self.ae_config, self.ae_variables, self.path = ae_config, ae_variables, path
         self.resolution = bundle.frame_resolution(config, ae_config)
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
-        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized)
-        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized)
+        camera = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range))
+        self._zoom = make_zoom(camera, config, ae_config, ae_variables)
+        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, camera)
+        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, camera)
 
     def __repr__(self):
         return f"World({self.info.name!r}, {self.resolution[0]}x{self.resolution[1]}, {self.info.fps:g} fps, path={self.path!r})"
@@ -90,7 +94,7 @@ class World:
         latents = autoencoder.encode(self.ae_variables, frames, self.ae_config)
         rng_init, rng_play = jax.random.split(jax.random.key(seed))
         params = quantize.dequantize(self.params) if self.quantized else self.params
-        state = rollout.init_state(self.config, params, latents, rng=rng_init, sampler=self.info.sampler)
+        state = rollout.init_state(self.config, params, latents, rng=rng_init, sampler=self.info.sampler, zoom=self._zoom)
         # Commit the key to the cache's device: an uncommitted argument here and a committed one
         # (the step's own output) next time would make jit compile `step` a second time.
         return PlayState(rollout=state, rng=jax.device_put(rng_play, state.cache.count.sharding))
@@ -104,7 +108,7 @@ class World:
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
         """The start frame followed by one generated frame per entry: uint8 [1 + T, H, W, 3].
 
-        Runs `rollout.make_rollout` (a lax.scan) over chunks of ROLLOUT_CHUNK frames, the last
+        Runs `rollout.rollout` (a lax.scan) over chunks of ROLLOUT_CHUNK frames, the last
         one padded with no-key frames (discarded), so one compiled program serves any length;
         `progress(n)` is called with the frames finished after each chunk.
         """
@@ -127,16 +131,25 @@ class World:
         self.step(state, ())
 
 
+def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
+    """camera: (zoom keys as (key, scale) pairs, zoom range) -> the world's zoom through its
+    autoencoder (`pixel_zoom.make_zoom`); None without zoom keys."""
+    zoom_keys, zoom_range = camera
+    return pixel_zoom.make_zoom(dict(zoom_keys), zoom_range, config, lambda x: autoencoder.encode(ae_variables, x, ae_config),
+                                lambda z: autoencoder.decode(ae_variables, z, ae_config))
+
+
 # Cached by configuration, so every World with the same shapes (a world loaded twice, a server's
 # sessions, the tests) shares one compiled program.
 @functools.lru_cache(maxsize=None)
-def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False):
-    step = rollout.make_step(config, sampler)
+def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None)):
+    diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
 
     def play_step(params, ae_variables, state: PlayState, action_K):
         params = quantize.dequantize(params) if quantized else params
         rng, rng_step = jax.random.split(state.rng)
-        new_rollout, latent_BHWC = step(params, state.rollout, action_K[None], rng_step)
+        new_rollout, latent_BHWC = rollout.step(params, state.rollout, action_K[None], rng_step, config=config, sampler=sampler,
+                                                zoom=make_zoom(camera, config, ae_config, ae_variables))
         frame = autoencoder.decode(ae_variables, latent_BHWC, ae_config)[0]
         return PlayState(rollout=new_rollout, rng=rng), to_uint8(frame)
 
@@ -145,13 +158,14 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
 
 
 @functools.lru_cache(maxsize=None)
-def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False):
-    scan = rollout.make_rollout(config, sampler)
+def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None)):
+    diffusion.sampler_method(config.objective, sampler)
 
     def chunk(params, ae_variables, state: PlayState, actions_TK):
         params = quantize.dequantize(params) if quantized else params
         rng, rng_chunk = jax.random.split(state.rng)
-        new_rollout, latents_BTHWC = scan(params, state.rollout, actions_TK[None], rng_chunk)
+        new_rollout, latents_BTHWC = rollout.rollout(params, state.rollout, actions_TK[None], rng_chunk, config=config,
+                                                     sampler=sampler, zoom=make_zoom(camera, config, ae_config, ae_variables))
         frames = autoencoder.decode(ae_variables, latents_BTHWC[0], ae_config)
         return PlayState(rollout=new_rollout, rng=rng), to_uint8(frames)
 

@@ -75,22 +75,23 @@ def register(subparsers) -> None:
 
 def _model(args):
     """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
-    the world's sampler or None)."""
+    the world's sampler or None, the world's (zoom keys, zoom range) (({}, None) without a world))."""
     import jax
 
     from wm_jax import bench, configs, model, quantize
 
-    ae, sampler = None, None
+    ae, sampler, world_zoom = None, None, ({}, None)
     if args.world:
         from wm_jax.world import load_world
 
         world = load_world(args.world)
         config, params, source = world.config, world.params, f"world {args.world}"
         ae, sampler = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler
+        world_zoom = (dict(world.info.zoom_keys), world.info.zoom_range)
     elif args.checkpoint:
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
-            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None
+            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None, ({}, None)
         from wm_jax.bundle import check_objective_recorded
 
         check_objective_recorded(args.checkpoint)
@@ -104,14 +105,14 @@ def _model(args):
         # Same numbers as dequantising inside the jitted step (what `quantize.make_step` does).
         params = quantize.dequantize(quantize.quantize(params))
         source += ", int8 weights"
-    return config, params, source, ae, sampler
+    return config, params, source, ae, sampler, world_zoom
 
 
 def run(args) -> int:
     import jax
     import numpy as np
 
-    from wm_jax import evaluation, plots
+    from wm_jax import evaluation, pixel_zoom, plots
     from wm_jax.diffusion import SamplerConfig
 
     if args.controllability and not args.data:
@@ -123,7 +124,7 @@ def run(args) -> int:
     if args.stability and not args.data:
         args.data = args.stability[0]
         args.clip_len = args.clip_len or 17
-    config, params, source, world_ae, world_sampler = _model(args)
+    config, params, source, world_ae, world_sampler, world_zoom = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta}
@@ -145,6 +146,8 @@ def run(args) -> int:
         else:
             raise ValueError("--data, --camera and --stability need --autoencoder DIR (the model's latent space) or --world DIR")
         codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
+        # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
+        zoom = pixel_zoom.make_zoom(*world_zoom, config, **codec)
 
     if args.data:
         from wm_jax.data.clips import make_clip_iterator
@@ -158,7 +161,7 @@ def run(args) -> int:
         if actions.shape[-1] != config.action_dim:
             raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
         result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,
-                                     with_lpips=not args.no_lpips, **codec)
+                                     with_lpips=not args.no_lpips, zoom=zoom, **codec)
         result["data"] = args.data
         result["drift_plot"] = plots.plot_drift(result, stem + "_drift.png")
         report["held_out"] = result
@@ -169,14 +172,15 @@ def run(args) -> int:
 
             report["controllability"] = controllability.evaluate(
                 args.data, config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
-                idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, **codec,
+                idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, zoom=zoom, **codec,
             )
             print("controllability: " + json.dumps({k: v for k, v in report["controllability"].items() if "accuracy" in k or "chance" in k}))
 
     if args.camera:
         from wm_jax import camera_eval
 
-        report["camera"] = camera_eval.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3), **codec)
+        report["camera"] = camera_eval.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3),
+                                                     zoom=zoom, **codec)
         print("camera: " + json.dumps({k: v for k, v in report["camera"].items() if k != "revisit_examples"}))
 
     if args.stability:
@@ -184,7 +188,7 @@ def run(args) -> int:
 
         held_out = stability.read_held_out(args.stability, starts=args.starts, frames=args.stability_frames, seed=args.seed)
         result = stability.run(config, params, sampler, held_out, rng=jax.random.fold_in(rng, 4), frames=args.stability_frames,
-                               block=args.stability_block, hold_keys=args.hold or ["left"], **codec)
+                               block=args.stability_block, hold_keys=args.hold or ["left"], zoom=zoom, **codec)
         result["data"] = args.stability
         result["plot"] = plots.plot_stability(result, stem + "_stability.png")
         del result["_last_frames"]
@@ -196,7 +200,7 @@ def run(args) -> int:
                 + (f" psnr {r['psnr_vs_start_last']:.1f}" if "psnr_vs_start_last" in r else "") for r in rows))
 
     if args.long_horizon:
-        decode = None
+        decode, zoom = None, None
         if world_ae:  # start from the world's start image, and measure the decoded frames
             from wm_jax import autoencoder as ae
 
@@ -204,9 +208,11 @@ def run(args) -> int:
             start = np.asarray(start_image, np.float32)[None, None] / 127.5 - 1.0
             context = ae.encode(variables, start, ae_config)
             decode = lambda z: ae.decode(variables, z, ae_config)
+            zoom = pixel_zoom.make_zoom(*world_zoom, config, lambda x: ae.encode(variables, x, ae_config), decode)
         else:
             context = jax.random.normal(jax.random.fold_in(rng, 1), (1, 1, *config.latent_size, config.in_channels))
-        result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode)
+        result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode,
+                                            zoom=zoom)
         result["plot"] = plots.plot_long_horizon(result, stem + "_long_horizon.png")
         report["long_horizon"] = result
         print(f"long horizon: {result['frames']} frames, finite {result['all_finite']}, RSS after warm-up: growth "

@@ -31,6 +31,12 @@ def register(subparsers) -> None:
                         help="noise level at which finished frames enter the cache (default 0: clean)")
     parser.add_argument("--start-image", help="default start image (any size; center-cropped and resized)")
     parser.add_argument("--description", default="", help="one line shown in the player")
+    parser.add_argument("--zoom-keys", default="", metavar="KEY=SCALE,...",
+                        help="keys the world zooms the camera with, in pixels, and their scale per frame (> 1 zooms in): "
+                             "'e=1.1,q=0.9091' (each also in --keys; the model must be paint_uncovered_only; "
+                             "wm_jax.pixel_zoom). Default: none")
+    parser.add_argument("--zoom-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="the camera's zoom limits from the start frame (default: the recorder's, 1.1^-7 1.1^7)")
     parser.set_defaults(func=run)
 
 
@@ -44,8 +50,19 @@ def parse_keys(text: str) -> dict[str, str]:
     return keys
 
 
+def parse_zoom_keys(text: str) -> dict[str, float]:
+    zoom_keys = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, scale = item.partition("=")
+        try:
+            zoom_keys[key.strip()] = float(scale)
+        except ValueError:
+            raise ValueError(f"--zoom-keys: {item!r} is not KEY=SCALE (e.g. 'e=1.1')") from None
+    return zoom_keys
+
+
 def run(args) -> int:
-    from wm_jax import images
+    from wm_jax import images, pixel_zoom
     from wm_jax.diffusion import SamplerConfig
     from wm_jax.train.export import export_world
 
@@ -54,6 +71,7 @@ def run(args) -> int:
         args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
         sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise,
                               guidance_min_level=args.guidance_min_level), start_image=start, description=args.description,
+        zoom_keys=parse_zoom_keys(args.zoom_keys), zoom_range=tuple(args.zoom_range or pixel_zoom.DEFAULT_RANGE),
     )
     print(f"wrote world {args.name!r} to {out}")
     return 0
