@@ -151,9 +151,8 @@ def long_horizon(config: ModelConfig, params, sampler: SamplerConfig, context_BT
     if frames % chunk:
         raise ValueError(f"frames ({frames}) must be a multiple of chunk ({chunk})")
     rng_state, rng_keys, rng_roll = jax.random.split(rng, 3)
-    camera = {} if zoom is None else {"zoom": zoom}  # int8's make_rollout and init_state take no zoom
-    run = make_rollout(config, sampler, **camera)
-    state = init_state(config, params, context_BTHWC, rng=rng_state, sampler=sampler, **camera)
+    run = make_rollout(config, sampler, zoom)
+    state = init_state(config, params, context_BTHWC, rng=rng_state, sampler=sampler, zoom=zoom)
     actions = random_held_keys(config, frames, rng_keys, batch=context_BTHWC.shape[0])
     to_stats = (lambda x: jnp.clip(decode(x), -1.0, 1.0)) if decode is not None else (lambda x: x)
     stats_fn = jax.jit(lambda x: {k: v.mean(axis=0) for k, v in frame_statistics(to_stats(x)).items()} | {"finite": jnp.all(jnp.isfinite(x))})

@@ -105,21 +105,21 @@ def dequantizing(fn):
     return wrapped
 
 
-def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     """`rollout.step` for int8 params, jit-compiled once, state donated (same signature)."""
-    step = functools.partial(rollout.step, config=config, sampler=sampler)
+    step = functools.partial(rollout.step, config=config, sampler=sampler, zoom=zoom)
     return jax.jit(dequantizing(step), donate_argnums=(1,))
 
 
-def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig()):
+def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     """`rollout.rollout` (a lax.scan) for int8 params; dequantised once, outside the scan."""
-    scan = functools.partial(rollout.rollout, config=config, sampler=sampler)
+    scan = functools.partial(rollout.rollout, config=config, sampler=sampler, zoom=zoom)
     return jax.jit(dequantizing(scan), donate_argnums=(1,))
 
 
-def init_state(config: ModelConfig, qparams, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig()):
+def init_state(config: ModelConfig, qparams, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig(), zoom=None):
     """`rollout.init_state` for int8 params (the prefill is a one-off: dequantise eagerly)."""
-    return rollout.init_state(config, dequantize(qparams), context_BTHWC, actions_BTK, rng=rng, sampler=sampler)
+    return rollout.init_state(config, dequantize(qparams), context_BTHWC, actions_BTK, rng=rng, sampler=sampler, zoom=zoom)
 
 
 # Checkpoint I/O: the model directory layout of `wm_jax.model.save`, plus quantization.json.

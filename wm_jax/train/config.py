@@ -12,6 +12,7 @@
     Experiment.latents = 'pixel_p2'       # wm_jax.autoencoder config name, or an autoencoder dir
     NoiseConfig.context_share = 0.25      # wm_jax.diffusion.NoiseConfig
     OwnContext.clips = 4                  # wm_jax.train.world.OwnContextConfig
+    SampleScore.clips = 4                 # wm_jax.train.world.SampleScoreConfig
 
 The model's latent_size and in_channels follow from the latents and Data.resolution.
 """
@@ -29,12 +30,13 @@ from gin import config_parser
 from wm_jax import autoencoder, configs, diffusion
 from wm_jax.train.sharding import MeshConfig
 from wm_jax.train.state import OptimizerConfig
-from wm_jax.train.world import OwnContextConfig
+from wm_jax.train.world import OwnContextConfig, SampleScoreConfig
 
 Optimizer = gin.configurable("Optimizer")(OptimizerConfig)
 Mesh = gin.configurable("Mesh")(MeshConfig)
 Noise = gin.external_configurable(diffusion.NoiseConfig, "NoiseConfig")
 OwnContext = gin.configurable("OwnContext")(OwnContextConfig)
+SampleScore = gin.configurable("SampleScore")(SampleScoreConfig)
 
 
 @gin.configurable("Data")
@@ -124,6 +126,7 @@ class Experiment:
     latents: str = "pixel_p2"
     noise: diffusion.NoiseConfig = dataclasses.field(default_factory=Noise)
     own_context: OwnContextConfig = dataclasses.field(default_factory=OwnContext)
+    sample_score: SampleScoreConfig = dataclasses.field(default_factory=SampleScore)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 
     def __post_init__(self):

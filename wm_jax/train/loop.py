@@ -111,7 +111,8 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
     check_datasets(list(data.datasets) + list(data.eval_datasets or {}))
     ae_config, ae_variables = world.load_latents(experiment.latents, tuple(data.resolution))
     model_config = world.model_config(experiment.model, experiment.model_overrides, ae_config, data.resolution, data.clip_len)
-    world_task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage, experiment.own_context)
+    world_task = world.WorldTask(model_config, ae_config, experiment.noise, experiment.stage, experiment.own_context,
+                                 experiment.sample_score)
 
     def make_evaluator(eval_batch, aux, replicated):
         evaluate = world.Evaluator(world_task, eval_batch, aux, run_config.eval.context_frames,

@@ -84,12 +84,44 @@ class OwnContextConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SampleScoreConfig:
+    """Training the frame generated from pure noise to be a sample, not the mean (issue 15: what
+    a pan brings into view is painted as the grey mean of what could be there).
+
+    The squared error a diffusion model is trained with is least for the mean of what could come
+    next, and few sampling steps return close to it: a blur. The energy score (a proper scoring
+    rule: E||X - y|| - E||X - X'|| / 2, least only when X is distributed as y; De Bortoli et al.
+    2025, "Distributional diffusion models with scoring rules") is least for samples. At t = 1 the
+    model's input is noise alone, so two draws of that noise over the same context give two
+    independent predictions X, X' of the same frame: the first `clips` clips of each batch are run
+    again that way (their earlier frames at context levels, as generation sees them, the last
+    at t = 1, twice), and the energy score of the last frame, per element's root mean square,
+    is added `weight` times. Sampled with one step, the model then paints a sample at once.
+    clips 0: off."""
+
+    clips: int = 0
+    weight: float = 1.0
+
+    def __post_init__(self):
+        if self.clips < 0 or self.weight < 0:
+            raise ValueError(f"SampleScore needs clips >= 0 and weight >= 0, got {self.clips}, {self.weight}")
+
+
+def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
+    """[B]: the two-sample energy score of each row (over all its other axes), in root-mean-square
+    units: (|a - y| + |b - y| - |a - b|) / 2 / sqrt(elements)."""
+    norm = lambda x: jnp.sqrt(jnp.mean(jnp.square(x), axis=tuple(range(1, x.ndim))) + 1e-12)
+    return 0.5 * (norm(samples_a - truth) + norm(samples_b - truth) - norm(samples_a - samples_b))
+
+
+@dataclasses.dataclass(frozen=True)
 class WorldTask:
     model: ModelConfig
     latents: autoencoder.AutoencoderConfig
     noise: diffusion.NoiseConfig
     stage: str  # "image": actions are replaced by the null action (a lone frame has no transition)
     own_context: OwnContextConfig = OwnContextConfig()
+    sample_score: SampleScoreConfig = SampleScoreConfig()
 
     def init_params(self, rng):
         return init_params(self.model, rng)
@@ -113,8 +145,32 @@ class WorldTask:
         if own == 0:
             loss, per_frame_BT = diffusion.forcing_loss(predict, latents_BThwc, actions_BTK, rng, self.noise, null_K,
                                                         prediction=self.model.prediction)
-            return loss, {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
-        return self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
+            metrics = {"loss_last_frame": jnp.mean(per_frame_BT[:, -1])}
+        else:
+            loss, metrics = self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
+        if self.sample_score.clips:
+            score = self._sample_score(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11))
+            loss, metrics = loss + self.sample_score.weight * score, {**metrics, "energy_score": score}
+        return loss, metrics
+
+    def _sample_score(self, predict, latents_BThwc, actions_BTK, rng):
+        """The energy score of the last frame of the first `sample_score.clips` clips, each
+        generated twice from pure noise over the same context."""
+        k, (b, t) = self.sample_score.clips, latents_BThwc.shape[:2]
+        if k > b or self.model.prediction != "x0_residual":
+            raise ValueError(f"SampleScore.clips = {k} needs batches of at least {k} clips and an x0_residual model "
+                             f"(got {b} clips, prediction {self.model.prediction!r})")
+        rng_context, rng_noise = jax.random.split(rng)
+        clean_KThwc = latents_BThwc[:k]
+        context_KT = jax.random.uniform(rng_context, (k, t), maxval=self.noise.context_noise_max)
+        t_KT = context_KT.at[:, -1].set(1.0)
+        noise_2KThwc = jax.random.normal(rng_noise, (2,) + clean_KThwc.shape)
+        noise_2KThwc = noise_2KThwc.at[1, :, :-1].set(noise_2KThwc[0, :, :-1])  # only the last frame's noise differs
+        x_t = diffusion.add_noise(jnp.concatenate([clean_KThwc] * 2), noise_2KThwc.reshape((2 * k,) + clean_KThwc.shape[1:]),
+                                  jnp.concatenate([t_KT] * 2))
+        twice = lambda a: jnp.concatenate([a, a])
+        out = predict(x_t, twice(t_KT), twice(actions_BTK[:k]), twice(clean_KThwc))[:, -1, ..., : clean_KThwc.shape[-1]]
+        return jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))
 
     def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
         b, t = latents_BThwc.shape[:2]

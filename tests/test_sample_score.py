@@ -1,0 +1,81 @@
+"""Training the frame generated from noise to be a sample (`SampleScore`): the energy score is a
+proper scoring rule (least for samples of the truth's distribution, not for its mean), and the
+training term runs the same context twice with only the last frame's noise redrawn."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import randomize
+
+from wm_jax import autoencoder, diffusion
+from wm_jax.model import WorldModel, init_params
+from wm_jax.train.world import SampleScoreConfig, WorldTask, energy_score
+
+
+def test_energy_score_prefers_samples_to_the_mean():
+    """y ~ N(0, 1) per element: two independent samples of that distribution score better than
+    the mean (0) twice, which squared error would prefer; and its value matches the definition."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(4000, 64))
+    samples_a, samples_b = rng.normal(size=truth.shape), rng.normal(size=truth.shape)
+    mean = np.zeros_like(truth)
+    assert energy_score(samples_a, samples_b, truth).mean() < energy_score(mean, mean, truth).mean() - 0.1
+    assert np.mean((mean - truth) ** 2) < np.mean((samples_a - truth) ** 2)  # what the squared error prefers
+    a, b, y = (rng.normal(size=(3, 5, 2)) for _ in range(3))
+    rms = lambda x: np.sqrt(np.mean(x ** 2, axis=(1, 2)))
+    np.testing.assert_allclose(energy_score(a, b, y), 0.5 * (rms(a - y) + rms(b - y) - rms(a - b)), rtol=1e-5)
+
+
+def _task(config, clips, weight=1.0):
+    return WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(context_noise_max=0.2), "world",
+                     sample_score=SampleScoreConfig(clips=clips, weight=weight))
+
+
+def test_the_sample_score_reruns_the_context_with_only_the_last_frame_redrawn(tiny_config):
+    config = tiny_config.replace(max_frames=3, prediction="x0_residual")
+    h, w = config.latent_size
+    latents = jax.random.normal(jax.random.key(0), (3, 3, h, w, config.in_channels))
+    actions = jnp.zeros((3, 3, config.action_dim))
+    calls = []
+
+    def predict(x, t, a, clean):
+        calls.append((x, t))
+        return x  # a model whose x0 is its input: the last frame's prediction is its noise
+
+    score = _task(config, clips=2)._sample_score(predict, latents, actions, jax.random.key(1))
+    (x, t), = calls
+    assert x.shape[0] == 4 and np.all(np.asarray(t[:, -1]) == 1.0) and np.all(np.asarray(t[:, :-1]) <= 0.2)
+    np.testing.assert_array_equal(x[:2, :-1], x[2:, :-1])  # the same context twice
+    assert float(jnp.abs(x[:2, -1] - x[2:, -1]).mean()) > 0.5  # two draws of the last frame's noise
+    np.testing.assert_allclose(score, jnp.mean(energy_score(x[:2, -1], x[2:, -1], latents[:2, -1])), rtol=1e-6)
+
+
+def test_the_sample_score_adds_to_the_loss_and_trains_the_model(tiny_config):
+    config = tiny_config.replace(max_frames=3, prediction="x0_residual", in_channels=12, depth=1, width=32)  # pixel_p2 latents
+    params = randomize(init_params(config, jax.random.key(0)), jax.random.key(1))
+    h, w = config.latent_size
+    batch = {"frames": jax.random.randint(jax.random.key(0), (2, 3, 2 * h, 2 * w, 3), 0, 256).astype(jnp.uint8),
+             "actions": jnp.zeros((2, 3, config.action_dim))}
+    ae = autoencoder.init(autoencoder.get_config("pixel_p2"), jax.random.key(0))
+
+    losses = jax.jit(lambda p: (_task(config, clips=0).loss(p, batch, ae, jax.random.key(2))[0],
+                                _task(config, clips=2, weight=0.5).loss(p, batch, ae, jax.random.key(2))))
+    plain, (with_score, metrics) = losses(params)
+    np.testing.assert_allclose(with_score, plain + 0.5 * metrics["energy_score"], rtol=1e-5)
+    model, latents = WorldModel(config), _task(config, 2).encode(ae, batch["frames"])
+    score_of = lambda p: _task(config, 2)._sample_score(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c),
+                                                        latents, batch["actions"], jax.random.key(3))
+    grads = jax.jit(jax.grad(score_of))(params)
+    assert float(sum(jnp.abs(g).sum() for g in jax.tree_util.tree_leaves(grads))) > 0  # the score trains the params
+
+
+def test_the_sample_score_refuses_a_velocity_model_and_too_few_clips(tiny_config):
+    config = tiny_config.replace(max_frames=3)
+    latents, actions = jnp.zeros((1, 3, *config.latent_size, config.in_channels)), jnp.zeros((1, 3, config.action_dim))
+    with pytest.raises(ValueError, match="SampleScore.clips = 2"):
+        _task(config, clips=2)._sample_score(lambda *a: a[0], latents, actions, jax.random.key(0))
+    with pytest.raises(ValueError, match="clips >= 0"):
+        SampleScoreConfig(clips=-1)
