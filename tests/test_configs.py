@@ -165,7 +165,7 @@ SHIPPED_STAGES = {
     "doom/training/stage1": "world_doom64_stage1", "doom/training/stage2": "world_doom64_stage2",
     "doom/training/stage3": "world_doom64", "doom/training/stage4": "world_doom64_rope",
     "doom/training/stage5": "world_doom64_nbhd", "doom/training/stage6": "world_doom64_prev",
-    "pan/training/stage1": "proxy/pan_paint_mirror", "pan/training/stage2": "world_pan64_v6",
+    "pan/training/stage1": "proxy/pan_sample_score", "pan/training/stage2": "world_pan64_v8",
 }
 
 
