@@ -62,13 +62,11 @@ def teacher_forced_latents(params, latents_BTHWC, actions_BTK, rng, *, config: M
         truth_BHWC, action_BK, rng_t = inputs
         rng_noise, rng_ctx = jax.random.split(rng_t)
         noise = jax.random.normal(rng_noise, truth_BHWC.shape)
-        cache, camera = state.cache, state.zoom
         if zoom is not None:
-            camera, previous = zoom(camera, cache.previous_Bhwc, action_BK)
-            cache = cache.replace(previous_Bhwc=previous)
-        pred = rollout.generate_frame(config, params, cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
-        cache = rollout.append_frame(config, params, cache, truth_BHWC, action_BK, rng_ctx, sampler)
-        return state.replace(cache=cache, zoom=camera), pred
+            state = rollout.zoomed_previous(state, action_BK, zoom)
+        pred = rollout.generate_frame(config, params, state.cache, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
+        cache = rollout.append_frame(config, params, state.cache, truth_BHWC, action_BK, rng_ctx, sampler)
+        return state.replace(cache=cache), pred
 
     xs = (jnp.swapaxes(latents_BTHWC[:, context:], 0, 1), jnp.swapaxes(actions_BTK[:, context:], 0, 1), jax.random.split(rng_scan, steps))
     _, pred_TBHWC = jax.lax.scan(body, state, xs)

@@ -106,9 +106,14 @@ class Zoom:
         # A zoom key held at the limit leaves the picture and the run as they are.
         anchored_B = (requested_B != 0) & (zooming_B | state.anchored_B)
 
-        def zoomed(_):
+        def anchors(_):
+            """The pictures the runs zoom: kept, or the frame before decoded where a run begins."""
             fresh_BHW3 = jnp.clip(self.decode(previous_BHWC), -1.0, 1.0)  # as the player saw it
-            anchor_BHW3 = jnp.where(state.anchored_B[:, None, None, None], state.anchor_BHW3, fresh_BHW3)
+            return jnp.where(state.anchored_B[:, None, None, None], state.anchor_BHW3, fresh_BHW3)
+
+        def zoomed(_):
+            # Within a run (every frame anchored) the frame before needs no decoding.
+            anchor_BHW3 = jax.lax.cond(jnp.all(state.anchored_B), lambda _: state.anchor_BHW3, anchors, None)
             anchor_level_B = jnp.where(state.anchored_B, state.anchor_level_B, state.level_B)
             no_shift_B2 = jnp.zeros((level_B.shape[0], 2), jnp.float32)
             view_BHW3 = warp.shift_and_zoom(anchor_BHW3, no_shift_B2, level_B - anchor_level_B, fill="mirror")

@@ -152,10 +152,7 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     if zoom is not None:
         if sampler.rebuild_context:
             raise ValueError("zoom keys zoom the cache's last frame, which sampler.rebuild_context rebuilds: use one or the other")
-        if state.zoom is None:
-            raise ValueError("a rollout with zoom keys needs the camera in its state: make it with init_state(..., zoom=)")
-        camera, previous = zoom(state.zoom, state.cache.previous_Bhwc, action_BK)
-        state = state.replace(cache=state.cache.replace(previous_Bhwc=previous), zoom=camera)
+        state = zoomed_previous(state, action_BK, zoom)
     read = state.cache
     if sampler.rebuild_context:
         if state.window is None:
@@ -167,6 +164,14 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
     cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler)
     window = push_frame(state.window, latent, action_BK, config.window) if sampler.rebuild_context else None
     return RolloutState(cache=cache, window=window, zoom=state.zoom), latent
+
+
+def zoomed_previous(state: RolloutState, action_BK, zoom: "pixel_zoom.Zoom") -> RolloutState:
+    """The state with the cache's last frame zoomed as the keys held say, and the camera moved."""
+    if state.zoom is None:
+        raise ValueError("a rollout with zoom keys needs the camera in its state: make it with init_state(..., zoom=)")
+    camera, previous = zoom(state.zoom, state.cache.previous_Bhwc, action_BK)
+    return state.replace(cache=state.cache.replace(previous_Bhwc=previous), zoom=camera)
 
 
 def frame_noise(config: ModelConfig, sampler: SamplerConfig, rng, batch: int):
