@@ -14,14 +14,12 @@ from __future__ import annotations
 import os
 import time
 
-os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from wm_jax import autoencoder, configs, diffusion  # noqa: E402
-from wm_jax.model import init_params  # noqa: E402
-from wm_jax.train.world import SampleScoreConfig, WorldTask  # noqa: E402
+from wm_jax import autoencoder, configs, diffusion
+from wm_jax.model import init_params
+from wm_jax.train.world import SampleScoreConfig, WorldTask
 
 
 def main() -> None:
