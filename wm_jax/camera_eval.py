@@ -48,7 +48,8 @@ def zoom_by_key(keys_N, real_scale_N, generated_scale_N, direction_hit_N=None) -
     return report
 
 
-def camera_motion(dataset_dir: str, config, params, sampler, *, encode, decode, rng, progress: bool = True, zoom=None) -> dict:
+def camera_motion(dataset_dir: str, config, params, sampler, *, encode, decode, rng, progress: bool = True, zoom=None,
+                  keeper=None) -> dict:
     """Pan worlds on held-out episodes (best: `wm record image_pan --script ...`, whose moves go
     out and back from each photograph's centre). Each episode is generated from its first real
     frame under its recorded keys.
@@ -75,9 +76,8 @@ def camera_motion(dataset_dir: str, config, params, sampler, *, encode, decode, 
     for episode in tqdm(range(len(store)), desc="camera motion", disable=not progress):
         frames, actions_TK = store.read_clip(episode, 0, int(store.lengths[episode]))
         real = np.asarray(motion.frames_as_float(frames))
-        latents = encode(jnp.asarray(real)[None])
-        gen = decode(evaluation.autoregressive_latents(params, latents, jnp.asarray(actions_TK)[None], jax.random.fold_in(rng, episode),
-                                                       config=config, sampler=sampler, context=1, zoom=zoom))[0]
+        gen = evaluation.autoregressive_frames(params, jnp.asarray(real)[None], jnp.asarray(actions_TK)[None], jax.random.fold_in(rng, episode),
+                                               config=config, sampler=sampler, encode=encode, decode=decode, zoom=zoom, keeper=keeper)[0]
         gen = np.concatenate([real[:1], np.clip(np.asarray(gen), -1, 1)])
         real_shifts = motion.phase_shift(real[:-1], real[1:])
         real_codes = motion.direction_code(real_shifts)

@@ -61,7 +61,7 @@ def motion_equivalent_accuracy(idm: inverse_dynamics.IDM, prev, nxt, labels_N, t
 
 
 def evaluate(dataset_dir: str, config, params, sampler, *, encode, decode, rng, clip_len: int = 8, clips_per_episode: int = 2,
-             idm_steps: int = 400, idm_datasets: list[str] | None = None, progress: bool = True, zoom=None) -> dict:
+             idm_steps: int = 400, idm_datasets: list[str] | None = None, progress: bool = True, zoom=None, keeper=None) -> dict:
     """Train the IDM on real transitions and report its accuracy on held-out real transitions
     (the ceiling) and on the model's transitions generated from held-out start frames under the
     recorded actions (the score), with phase-correlation direction accuracy and the
@@ -98,9 +98,9 @@ def evaluate(dataset_dir: str, config, params, sampler, *, encode, decode, rng, 
         for start in range(0, min(length - clip_len, (clips_per_episode - 1) * clip_len) + 1, clip_len):
             frames, actions_TK = store.read_clip(episode, start, clip_len)
             real = motion.frames_as_float(frames)[None]
-            latents = encode(real)
-            gen = decode(evaluation.autoregressive_latents(params, latents, jnp.asarray(actions_TK)[None], jax.random.fold_in(rng_gen, n * 1000 + start),
-                                                           config=config, sampler=sampler, context=1, zoom=zoom))[0]
+            gen = evaluation.autoregressive_frames(params, real, jnp.asarray(actions_TK)[None], jax.random.fold_in(rng_gen, n * 1000 + start),
+                                                   config=config, sampler=sampler, encode=encode, decode=decode, zoom=zoom,
+                                                   keeper=keeper)[0]
             seq = jnp.concatenate([real[0, :1], jnp.clip(gen, -1, 1)], axis=0)
             gprev.append(np.asarray(seq[:-1]))
             gnext.append(np.asarray(seq[1:]))

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import rollout
+from wm_jax import kept_pixels, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.image_metrics import frame_metrics, frame_statistics
@@ -85,13 +85,26 @@ def autoregressive_latents(params, latents_BTHWC, actions_BTK, rng, *, config: M
     return pred
 
 
+def autoregressive_frames(params, frames_BTHWC, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig, encode, decode,
+                          context: int = 1, zoom=None, keeper=None):
+    """`autoregressive_latents` from the real frames' first `context`, as the player sees them
+    (decoded, or the pixels a keeper keeps from the last real frame on: `kept_pixels`) ->
+    [B, T - context, H, W, 3]."""
+    frames_BTHWC = jnp.asarray(frames_BTHWC, jnp.float32)
+    latents = autoregressive_latents(params, encode(frames_BTHWC), actions_BTK, rng, config=config, sampler=sampler, context=context,
+                                     zoom=zoom)
+    given = kept_pixels.given(frames_BTHWC[:, context - 1])
+    return kept_pixels.shown_frames(keeper, decode, given, latents, actions_BTK[:, context:])[1]
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
 def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, actions_BTK, *, encode, decode, rng,
-             context: int = 1, with_lpips: bool = True, zoom=None) -> dict:
+             context: int = 1, with_lpips: bool = True, zoom=None, keeper=None) -> dict:
     """Teacher-forced and autoregressive metrics per horizon against ground truth, beside the
-    baselines. frames: [B, T, H, W, 3] in [-1, 1]; encode/decode: frames <-> latents.
+    baselines. frames: [B, T, H, W, 3] in [-1, 1]; encode/decode: frames <-> latents; keeper: the
+    world's (`kept_pixels`), which shows the model's frames as the player sees them.
 
     Horizon k (1-based) is frame context - 1 + k. Rows:
       teacher_forced, autoregressive: the model (decoded);
@@ -107,9 +120,12 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     rng_tf, rng_ar = jax.random.split(rng)
     kw = dict(config=config, sampler=sampler, context=context, zoom=zoom)
     truth = frames_BTHWC[:, context:]
+    teacher_forced = teacher_forced_latents(params, latents, actions_BTK, rng_tf, **kw)
     predictions = {
-        "teacher_forced": decode(teacher_forced_latents(params, latents, actions_BTK, rng_tf, **kw)),
-        "autoregressive": decode(autoregressive_latents(params, latents, actions_BTK, rng_ar, **kw)),
+        "teacher_forced": kept_pixels.shown_after_each(keeper, decode, frames_BTHWC[:, context - 1 : -1], teacher_forced,
+                                                       actions_BTK[:, context:]),
+        "autoregressive": autoregressive_frames(params, frames_BTHWC, actions_BTK, rng_ar, encode=encode, decode=decode,
+                                                keeper=keeper, **kw),
         "copy_last": copy_last_frame(frames_BTHWC, context),
         "copy_first": copy_first_frame(frames_BTHWC, context),
         "teacher_forced_copy_last": teacher_forced_copy_last(frames_BTHWC, context),

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import image_metrics, rollout
+from wm_jax import image_metrics, kept_pixels, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
 from wm_jax.world import to_uint8
@@ -128,8 +128,9 @@ def _mean_psnr(a, b) -> float:
 
 
 def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, *, encode, decode, rng,
-        frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True, zoom=None) -> dict:
-    """Roll every key script out from every start, block by block, and score each block."""
+        frames: int = 600, block: int = 100, hold_keys=("left",), progress: bool = True, zoom=None, keeper=None) -> dict:
+    """Roll every key script out from every start, block by block, and score each block. The frames
+    scored are the ones the player sees (decoded, or the pixels a world's keeper keeps: `kept_pixels`)."""
     from tqdm.auto import tqdm
 
     if frames % block:
@@ -150,9 +151,12 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
     start_psnr_ceiling = image_metrics.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
     rows = {name: [] for name in names}
     last_frames = {name: [] for name in names}
+    kept = kept_pixels.given(start_BHW3)
     for i in tqdm(range(frames // block), desc=f"stability ({len(names)} scripts x {starts} starts)", disable=not progress):
-        state, latents = run_block(params, state, actions_BTK[:, i * block : (i + 1) * block], jax.random.fold_in(rng_roll, i))
-        generated = np.asarray(jnp.clip(decode(latents), -1.0, 1.0))  # [B, block, H, W, 3]
+        block_actions = actions_BTK[:, i * block : (i + 1) * block]
+        state, latents = run_block(params, state, block_actions, jax.random.fold_in(rng_roll, i))
+        kept, generated = kept_pixels.shown_frames(keeper, decode, kept, latents, block_actions)
+        generated = np.asarray(jnp.clip(generated, -1.0, 1.0))  # [B, block, H, W, 3]
         for s, name in enumerate(names):
             mine = generated[s * starts : (s + 1) * starts]
             flat = mine.reshape((-1,) + mine.shape[2:])

@@ -11,7 +11,8 @@ Playing is a pure function of the state:
 compiled once per world, the state's buffers donated: do not reuse a state after stepping it.
 `rollout` produces a scripted sequence with `rollout.rollout` (a lax.scan), in chunks. A world
 with zoom keys (world.json "zoom_keys") zooms in pixels through its autoencoder inside both
-(`wm_jax.pixel_zoom`).
+(`wm_jax.pixel_zoom`); a world whose model keeps its picture (`paint_uncovered_only`) shows the
+pixels it keeps and decodes only what comes into view (`wm_jax.kept_pixels`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import autoencoder, bundle, diffusion, images, pixel_zoom, quantize
+from wm_jax import autoencoder, bundle, diffusion, images, kept_pixels, pixel_zoom, quantize
 from wm_jax import model as wm_model
 from wm_jax import rollout
 from wm_jax.bundle import WorldInfo
@@ -43,6 +44,7 @@ ROLLOUT_CHUNK = 16
 class PlayState:
     rollout: rollout.RolloutState
     rng: jax.Array  # split on every step, so a session's frames are a function of (seed, keys)
+    kept: kept_pixels.KeptFrame  # the frame shown last: what a keeper keeps (`kept_pixels`)
 
 
 def to_uint8(frames):
@@ -97,7 +99,8 @@ class World:
         state = rollout.init_state(self.config, params, latents, rng=rng_init, sampler=self.info.sampler, zoom=self._zoom)
         # Commit the key to the cache's device: an uncommitted argument here and a committed one
         # (the step's own output) next time would make jit compile `step` a second time.
-        return PlayState(rollout=state, rng=jax.device_put(rng_play, state.cache.count.sharding))
+        return PlayState(rollout=state, rng=jax.device_put(rng_play, state.cache.count.sharding),
+                         kept=jax.device_put(kept_pixels.given(frames[:, 0]), state.cache.count.sharding))
 
     def step(self, state: PlayState, pressed: Iterable[str]) -> tuple[PlayState, np.ndarray]:
         """One generated frame for the keys held: (new state, uint8 [H, W, 3]). Donates `state`."""
@@ -131,6 +134,13 @@ class World:
         self.step(state, ())
 
 
+def make_keeper(camera, config: ModelConfig, ae_config, ae_variables) -> "kept_pixels.Keeper | None":
+    """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
+    redraws its frames."""
+    return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
+                                   dict(camera[0]))
+
+
 def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
     """camera: (zoom keys as (key, scale) pairs, zoom range) -> the world's zoom through its
     autoencoder (`pixel_zoom.make_zoom`); None without zoom keys."""
@@ -150,8 +160,10 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
         rng, rng_step = jax.random.split(state.rng)
         new_rollout, latent_BHWC = rollout.step(params, state.rollout, action_K[None], rng_step, config=config, sampler=sampler,
                                                 zoom=make_zoom(camera, config, ae_config, ae_variables))
-        frame = autoencoder.decode(ae_variables, latent_BHWC, ae_config)[0]
-        return PlayState(rollout=new_rollout, rng=rng), to_uint8(frame)
+        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables),
+                                                lambda z: autoencoder.decode(ae_variables, z, ae_config),
+                                                state.kept, latent_BHWC[:, None], action_K[None, None])
+        return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0, 0])
 
     # Decoding is fused into the same XLA program: one dispatch per frame.
     return jax.jit(play_step, donate_argnums=(2,))
@@ -166,8 +178,10 @@ def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, 
         rng, rng_chunk = jax.random.split(state.rng)
         new_rollout, latents_BTHWC = rollout.rollout(params, state.rollout, actions_TK[None], rng_chunk, config=config,
                                                      sampler=sampler, zoom=make_zoom(camera, config, ae_config, ae_variables))
-        frames = autoencoder.decode(ae_variables, latents_BTHWC[0], ae_config)
-        return PlayState(rollout=new_rollout, rng=rng), to_uint8(frames)
+        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables),
+                                                lambda z: autoencoder.decode(ae_variables, z, ae_config),
+                                                state.kept, latents_BTHWC, actions_TK[None])
+        return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0])
 
     return jax.jit(chunk, donate_argnums=(2,))
 

@@ -112,7 +112,7 @@ def run(args) -> int:
     import jax
     import numpy as np
 
-    from wm_jax import evaluation, pixel_zoom, plots
+    from wm_jax import evaluation, kept_pixels, pixel_zoom, plots
     from wm_jax.diffusion import SamplerConfig
 
     if args.controllability and not args.data:
@@ -148,6 +148,8 @@ def run(args) -> int:
         codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
         # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
         zoom = pixel_zoom.make_zoom(*world_zoom, config, **codec)
+        # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
+        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_zoom[0])
 
     if args.data:
         from wm_jax.data.clips import make_clip_iterator
@@ -161,7 +163,7 @@ def run(args) -> int:
         if actions.shape[-1] != config.action_dim:
             raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
         result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,
-                                     with_lpips=not args.no_lpips, zoom=zoom, **codec)
+                                     with_lpips=not args.no_lpips, zoom=zoom, keeper=keeper, **codec)
         result["data"] = args.data
         result["drift_plot"] = plots.plot_drift(result, stem + "_drift.png")
         report["held_out"] = result
@@ -172,7 +174,8 @@ def run(args) -> int:
 
             report["controllability"] = controllability.evaluate(
                 args.data, config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
-                idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, zoom=zoom, **codec,
+                idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, zoom=zoom, keeper=keeper,
+                **codec,
             )
             print("controllability: " + json.dumps({k: v for k, v in report["controllability"].items() if "accuracy" in k or "chance" in k}))
 
@@ -180,7 +183,7 @@ def run(args) -> int:
         from wm_jax import camera_eval
 
         report["camera"] = camera_eval.camera_motion(args.camera, config, params, sampler, rng=jax.random.fold_in(rng, 3),
-                                                     zoom=zoom, **codec)
+                                                     zoom=zoom, keeper=keeper, **codec)
         print("camera: " + json.dumps({k: v for k, v in report["camera"].items() if k != "revisit_examples"}))
 
     if args.stability:
@@ -188,7 +191,7 @@ def run(args) -> int:
 
         held_out = stability.read_held_out(args.stability, starts=args.starts, frames=args.stability_frames, seed=args.seed)
         result = stability.run(config, params, sampler, held_out, rng=jax.random.fold_in(rng, 4), frames=args.stability_frames,
-                               block=args.stability_block, hold_keys=args.hold or ["left"], zoom=zoom, **codec)
+                               block=args.stability_block, hold_keys=args.hold or ["left"], zoom=zoom, keeper=keeper, **codec)
         result["data"] = args.stability
         result["plot"] = plots.plot_stability(result, stem + "_stability.png")
         del result["_last_frames"]

@@ -1,0 +1,112 @@
+"""The frames a world that keeps its picture shows: pixels kept, only what comes into view decoded.
+
+A `ModelConfig.paint_uncovered_only` model makes each frame as the frame before moved the way the
+keys held move the camera (whole latent pixels), plus a painted strip where the move uncovers the
+picture; with no key it is the frame before, exactly. Its latents keep the picture, but decoding
+them draws the whole picture through the autoencoder again every frame, so what the player sees
+is the autoencoder's reconstruction of it, never the picture: held-out photographs lose their
+detail (pan's start pictures: 22.6 dB, 0.44x the real sharpness) and a frame that did not change
+scores ~33 dB against itself (BUILD_NOTES session 16, `experiments.copy_ceiling`).
+
+So such a world shows the pixels it was given for as long as it keeps them: the frame shown
+before, shifted by the same move in pixels (a whole-pixel shift copies pixels exactly), and the
+decoded frame wherever the model has painted: what a move uncovered, now or in an earlier frame
+(a mask carried along with the pixels, `KeptFrame.painted`). Painted parts are shown as decoding
+draws them in the whole frame, so strips painted in different frames meet without a seam. The
+latent rollout is unchanged; only the way its latents become the frames shown. A frame whose keys
+zoom (a zoom in `key_moves`, a world's zoom keys) is decoded whole, and counts as painted from
+then on: a zoom resamples, and resampling the kept pixels every frame would blur them.
+
+Frames in [-1, 1]. Letters: B batch, T frames, H W pixel height and width, h w c latent ones,
+K action entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from wm_jax import model, warp
+from wm_jax.configs import ModelConfig
+
+
+@struct.dataclass
+class KeptFrame:
+    pixels_BHW3: jnp.ndarray  # the frame shown last
+    painted_BHW1: jnp.ndarray  # 1 where it shows what the model painted, 0 where the pixels it was given
+
+
+def given(frames_BHW3) -> KeptFrame:
+    """A frame the world was given (a start image, a real frame): nothing painted."""
+    pixels = jnp.asarray(frames_BHW3, jnp.float32)
+    return KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static argument of jit
+class Keeper:
+    shift_K2: np.ndarray  # (down, right) in pixels that each action entry moves the picture
+    zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
+    decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
+
+    def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
+        """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
+        decoded = jnp.clip(self.decode(latent_Bhwc), -1.0, 1.0)
+        action = action_BK.astype(jnp.float32)
+        shift_B2 = action @ jnp.asarray(self.shift_K2)
+        no_zoom_B = jnp.zeros(shift_B2.shape[:1], jnp.float32)
+        move = lambda x: warp.shift_and_zoom(x, shift_B2, no_zoom_B, fill="mirror")
+        uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0)
+        zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
+        painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B[:, None, None, None].astype(jnp.float32))
+        painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
+        return KeptFrame(jnp.where(painted > 0, decoded, move(kept.pixels_BHW3)), painted)
+
+    def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
+        """(the last frame kept, [B, T, H, W, 3] the frames shown) for a rollout's latents."""
+        def body(kept, inputs):
+            kept = self.show(kept, *inputs)
+            return kept, kept.pixels_BHW3
+
+        kept, frames_TBHW3 = jax.lax.scan(body, kept, (jnp.swapaxes(latents_BThwc, 0, 1), jnp.swapaxes(actions_BTK, 0, 1)))
+        return kept, jnp.swapaxes(frames_TBHW3, 0, 1)
+
+
+def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None) -> Keeper | None:
+    """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
+    other model (its frames are its latents decoded). downscale: pixels per latent pixel."""
+    if not config.paint_uncovered_only:
+        return None
+    moves_K3 = model.key_move_table(config)
+    shift_K2 = moves_K3[:, :2] * downscale
+    if not np.allclose(shift_K2, np.round(shift_K2)):
+        return None  # a fractional shift resamples: keeping the pixels would blur them frame after frame
+    zooms_K = (moves_K3[:, 2] != 0).astype(np.float32)
+    for key in zoom_keys or {}:
+        zooms_K[config.action_space.index(key)] = 1.0
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode)
+
+
+def shown_frames(keeper: Keeper | None, decode, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
+    """A rollout's latents as the frames the player sees: (the last frame kept, frames [B, T, H, W, 3]),
+    decoded, or kept (`Keeper.frames`) from the frame before them. actions[:, t] is the input that
+    led to latents[:, t]."""
+    if keeper is None:
+        frames = decode(latents_BThwc)
+        return given(frames[:, -1]), frames
+    return keeper.frames(kept, latents_BThwc, actions_BTK)
+
+
+def shown_after_each(keeper: Keeper | None, decode, before_BTHW3, latents_BThwc, actions_BTK):
+    """Each latent as the frame shown after its own frame before, a given one (teacher forcing:
+    the real frames) -> [B, T, H, W, 3]."""
+    if keeper is None:
+        return decode(latents_BThwc)
+    b, t = latents_BThwc.shape[:2]
+    flat = lambda x: jnp.reshape(x, (b * t,) + tuple(x.shape[2:]))
+    shown = keeper.show(given(flat(jnp.asarray(before_BTHW3, jnp.float32))), flat(latents_BThwc), flat(actions_BTK)).pixels_BHW3
+    return shown.reshape((b, t) + shown.shape[1:])
