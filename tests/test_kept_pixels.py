@@ -34,10 +34,13 @@ def parts(tiny_config):
     return config, params, ae_config, ae_variables
 
 
-def _world(parts, zoom_keys={"e": 1.1}, **config_changes):
+ZOOM_KEYS = (("e", 1.1),)
+
+
+def _world(parts, zoom_keys=ZOOM_KEYS, **config_changes):
     config, params, ae_config, ae_variables = parts
     info = WorldInfo(name="keeper", keys=(("left", "pan left"), ("w", "forward"), ("e", "zoom in")),
-                     sampler=SamplerConfig(steps=1), zoom_keys=zoom_keys)
+                     sampler=SamplerConfig(steps=1), zoom_keys=dict(zoom_keys))
     return World(info, config.replace(**config_changes), params, ae_config, ae_variables, images.default_scene(SIZE, SIZE))
 
 
@@ -64,7 +67,7 @@ def test_no_key_shows_the_start_image_itself_and_a_pan_shifts_its_pixels(parts):
 def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_frame_is_decoded_whole(parts):
     world = _world(parts)
     keeper = kept_pixels.make_keeper(world.config, world.ae_config.downscale,
-                                     lambda z: autoencoder.decode(world.ae_variables, z, world.ae_config), {"e": 1.1})
+                                     lambda z: autoencoder.decode(world.ae_variables, z, world.ae_config), dict(ZOOM_KEYS))
     shown = jnp.asarray(world.start_image, jnp.float32)[None] / 127.5 - 1.0
     latents = jax.random.normal(jax.random.key(3), (3, 1, 8, 8, 8))
     left, e = (jnp.asarray(world.action(keys))[None] for keys in (["left"], ["e"]))
@@ -106,7 +109,7 @@ def test_only_a_model_that_keeps_its_picture_in_whole_pixels_gets_a_keeper(parts
 
 
 def test_a_world_that_redraws_its_frames_shows_them_decoded(parts):
-    world = _world(parts, zoom_keys={}, paint_uncovered_only=False)  # zoom keys need a model that keeps
+    world = _world(parts, zoom_keys=(), paint_uncovered_only=False)  # zoom keys need a model that keeps
     state, frame = world.step(world.start(seed=0), ())
     assert np.abs(frame.astype(np.int32) - world.start_image).mean() > 1
 
