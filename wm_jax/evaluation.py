@@ -107,7 +107,7 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     world's (`kept_pixels`), which shows the model's frames as the player sees them.
 
     Horizon k (1-based) is frame context - 1 + k. Rows:
-      teacher_forced, autoregressive: the model (decoded);
+      teacher_forced, autoregressive: the model, as the player sees it (decoded, or kept);
       copy_last: frame context - 1 repeated (the autoregressive baseline: no motion at all);
       copy_first: frame 0 repeated (the still image);
       teacher_forced_copy_last: frame t - 1 for frame t (the teacher-forced baseline);
