@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", nargs="+", required=True, help="held-out recorded datasets (episode stores)")
     parser.add_argument("--limit", type=int, default=2048, help="transitions scored at most (default 2048)")
     args = parser.parse_args(argv)
-    config, _ = model.load(args.model)
+    with open(os.path.join(args.model, "config.json")) as f:  # the config alone: the weights play no part
+        config = model.config_from_dict(json.load(f))
     ae_config, ae_variables = world_lib.load_autoencoder(args.autoencoder)
     before, after, acts = transitions([EpisodeStore(d) for d in args.data], args.limit)
     result = {"model": args.model, "autoencoder": args.autoencoder, "data": args.data, "transitions": int(len(before)),
