@@ -84,6 +84,23 @@ def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_frame_is_decoded_wh
     assert np.all(np.asarray(zoom.painted_BHW1) == 1)
 
 
+def test_a_still_region_keeps_its_pixels_in_place_and_what_it_hid_is_decoded(parts):
+    """A sprite fixed to the screen (`ModelConfig.still_region`, latent rows 5-7, columns 2-4: pixels
+    20-31 x 8-19) stays put under a pan, in the model's frame and in the pixels shown; the columns
+    the scene brings out from behind it are painted, so decoded; the rest slides, exactly."""
+    world = _world(parts, zoom_keys=(), still_region=(5, 2, 8, 5))
+    start = world.start_image.astype(np.int32)
+    state = world.start(seed=0)
+    state, panned = world.step(state, ("left",))
+    panned = panned.astype(np.int32)
+    np.testing.assert_array_equal(panned[20:, 8:20], start[20:, 8:20])  # the sprite, where it was
+    np.testing.assert_array_equal(panned[:20, STEP_PX:], start[:20, :-STEP_PX])  # above it the scene slides
+    np.testing.assert_array_equal(panned[20:, 20 + STEP_PX:], start[20:, 20:-STEP_PX])  # right of what it hid too
+    assert np.abs(panned[20:, 20:20 + STEP_PX] - start[20:, 12:20]).mean() > 1  # not the sprite dragged along
+    keeper = kept_pixels.make_keeper(world.config, world.ae_config.downscale, lambda z: z)
+    assert keeper.still_region == (20, 8, 32, 20)
+
+
 def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):
     """`World.rollout` (a lax.scan in chunks of 16) keeps the given pixels as `step` does, across a
     chunk's border too; after a zoom frame (decoded whole) nothing given is left to keep."""

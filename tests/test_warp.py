@@ -85,6 +85,45 @@ def test_uncovered_marks_what_the_move_brings_in(shift, log_scale, margin):
     np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _uncovered_reference(10, 12, np.asarray(shift), log_scale, margin))
 
 
+def _behind_reference(h, w, shift, region):
+    """Whole-pixel shifts: output pixel (i, j) outside the region reads (i - down, j - right); it
+    is uncovered when that lies beyond the frame or inside the region (loops, no vector tricks)."""
+    top, left, bottom, right = region
+    inside = lambda i, j: top <= i < bottom and left <= j < right
+    out = np.zeros((h, w), np.float32)
+    for i in range(h):
+        for j in range(w):
+            si, sj = i - int(shift[0]), j - int(shift[1])
+            if not inside(i, j) and (not (0 <= si < h and 0 <= sj < w) or inside(si, sj)):
+                out[i, j] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (0.0, 2.0), (0.0, -3.0), (1.0, 2.0), (-2.0, 0.0)])
+def test_a_still_region_stays_and_what_it_hid_is_uncovered(shift):
+    """A sprite fixed to the screen: inside the region the frame before, exactly; outside it the
+    plain move; uncovered: beyond the frame, and what the region's pixels hid as the scene moves past."""
+    region = (5, 3, 9, 7)
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 10, 12, 2)), jnp.float32)
+    shift_B2, zero = jnp.asarray([shift], jnp.float32), jnp.zeros((1,))
+    held = np.asarray(warp.shift_and_zoom(x, shift_B2, zero, "mirror", region))
+    plain = np.asarray(warp.shift_and_zoom(x, shift_B2, zero, "mirror"))
+    inside = warp.region_mask(10, 12, region)
+    np.testing.assert_array_equal(held[0][inside], np.asarray(x[0])[inside])
+    np.testing.assert_array_equal(held[0][~inside], plain[0][~inside])
+    out = warp.uncovered(10, 12, shift_B2, zero, margin=0, still_region=region)
+    np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _behind_reference(10, 12, shift, region))
+
+
+def test_still_region_is_checked():
+    moves = (("left", 0, 2, 0),)
+    for region in [(0, 0, 9, 2), (3, 2, 3, 4), (1, 2, 3), (-1, 0, 2, 2)]:
+        with pytest.raises(ValueError, match="still_region must be"):
+            configs.get_config("tiny", prediction="x0_residual", key_moves=moves, still_region=region)
+    with pytest.raises(ValueError, match="still_region must be"):
+        configs.get_config("tiny", still_region=(0, 0, 2, 2))  # no key moves: nothing moves anyway
+
+
 def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exactly():
     """With paint_uncovered_only, a trained-looking (random) head changes a held pan's uncovered
     strip (and a margin) only; with no key the frame is the previous one exactly."""

@@ -79,6 +79,10 @@ class ModelConfig:
     # "mirror" reflects the frame about its border (`warp.FILLS`): a sharp guess with the
     # picture's own statistics, right wherever the world is a mirror-tiled canvas.
     uncovered_fill: str = "edge"
+    # With key_moves: (top, left, bottom, right) in latent pixels that no move moves: a sprite the
+    # game draws fixed to the screen (doom's weapon). What it hid comes into view as the scene
+    # moves past it and counts as uncovered (`warp.uncovered`). () for none.
+    still_region: tuple[int, ...] = ()
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -103,6 +107,7 @@ class ModelConfig:
         # config.json gives lists; the config must stay hashable (jit static argument, caches)
         object.__setattr__(self, "action_axes", tuple((str(e), str(n), str(p), float(a)) for e, n, p, a in self.action_axes))
         object.__setattr__(self, "key_moves", tuple((str(k), float(d), float(r), float(z)) for k, d, r, z in self.key_moves))
+        object.__setattr__(self, "still_region", tuple(int(v) for v in self.still_region))
         _ = self.action_space  # validates the axes against the entries
         h, w = self.latent_size
         if h % self.patch_size or w % self.patch_size:
@@ -127,6 +132,11 @@ class ModelConfig:
             raise ValueError("paint_uncovered_only keeps the change where the keys' move uncovers the frame: it needs key_moves")
         if self.uncovered_fill not in warp.FILLS:
             raise ValueError(f"uncovered_fill must be one of {warp.FILLS}, got {self.uncovered_fill!r}")
+        if self.still_region:
+            top, left, bottom, right = self.still_region if len(self.still_region) == 4 else (0, 0, -1, -1)
+            if not (self.key_moves and 0 <= top < bottom <= h and 0 <= left < right <= w):
+                raise ValueError(f"still_region must be (top, left, bottom, right) inside the {h}x{w} latent frame with "
+                                 f"top < bottom and left < right, for a model with key_moves; got {self.still_region}")
         unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
         if unknown:
             raise ValueError(f"key_moves name keys {unknown} that are not in action_keys")

@@ -112,7 +112,7 @@ class WorldModel(nn.Module):
         change is added to and the patch embedding sees. previous: [G, H, W, C]; actions: [G, K]."""
         if not self.config.key_moves:
             return previous
-        return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill)
+        return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill, self.config.still_region)
 
     def _add_previous(self, out, previous, actions):
         """With prediction 'x0_residual' the head's output is the change from the previous frame
@@ -122,7 +122,7 @@ class WorldModel(nn.Module):
         c = self.config.in_channels
         change = out[..., :c]
         if self.config.paint_uncovered_only:
-            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions))
+            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_region=self.config.still_region)
         return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):

@@ -71,6 +71,9 @@ def zoom_problems(zoom_keys: Mapping[str, float], zoom_range, config: ModelConfi
     if not config.paint_uncovered_only:
         problems.append("zoom keys need a model that keeps the moved frame where nothing is uncovered "
                         "(ModelConfig.paint_uncovered_only): this one would redraw the zoomed picture")
+    if zoom_keys and config.still_region:
+        problems.append(f"zoom keys zoom the whole picture, and this model keeps a still_region {config.still_region} "
+                        "in place: a pixel zoom would move it")
     return problems
 
 
