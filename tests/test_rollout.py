@@ -27,14 +27,17 @@ def _actions(config, batch, frames, seed=1):
     return jax.random.bernoulli(jax.random.key(seed), 0.3, (batch, frames, config.action_dim)).astype(jnp.float32)
 
 
-def test_step_equals_sampling_with_the_full_model(tiny_config, tiny_random_params):
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_step_equals_sampling_with_the_full_model(tiny_config, tiny_random_params, temperature):
     """A generated frame is what the sampler gives when every velocity comes from the full
-    causal model run over [context frames, the frame being denoised]."""
+    causal model run over [context frames, the frame being denoised], starting from noise of
+    standard deviation `temperature`."""
     config, params = tiny_config, tiny_random_params
+    sampler = SamplerConfig(steps=3, temperature=temperature)
     context, acts = _latents(config, 2, 3), _actions(config, 2, 4)
-    state = rollout.init_state(config, params, context, acts[:, :3], rng=jax.random.key(0), sampler=SAMPLER)
+    state = rollout.init_state(config, params, context, acts[:, :3], rng=jax.random.key(0), sampler=sampler)
     rng = jax.random.key(5)
-    _, latent = rollout.make_step(config, SAMPLER)(params, state, acts[:, 3], rng)
+    _, latent = rollout.make_step(config, sampler)(params, state, acts[:, 3], rng)
 
     full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
 
@@ -44,7 +47,7 @@ def test_step_equals_sampling_with_the_full_model(tiny_config, tiny_random_param
         return full(clip, t_BT, acts)[:, -1]
 
     rng_noise, _ = jax.random.split(rng)
-    expected = diffusion.sample(velocity_fn, jax.random.normal(rng_noise, latent.shape), SAMPLER)
+    expected = diffusion.sample(velocity_fn, temperature * jax.random.normal(rng_noise, latent.shape), sampler)
     assert float(jnp.abs(expected).max()) > 0.1
     np.testing.assert_allclose(np.asarray(latent), np.asarray(expected), atol=1e-4)
 
@@ -150,6 +153,12 @@ def test_recompute_baseline_matches_cached_step_once_the_window_is_full(tiny_con
     recompute = jax.jit(functools.partial(rollout.recompute_step, config=config, sampler=SAMPLER))
     recomputed = recompute(params, window_state, acts[:, -1], rng_noise)[1]
     np.testing.assert_allclose(np.asarray(cached), np.asarray(recomputed), atol=1e-4)
+
+
+def test_a_temperature_outside_its_range_is_refused():
+    for temperature in (0.0, -1.0, 2.5):
+        with pytest.raises(ValueError, match="sampling temperature must be in"):
+            SamplerConfig(temperature=temperature)
 
 
 def test_wrong_action_size_is_refused(tiny_config, tiny_params):

@@ -201,6 +201,10 @@ class SamplerConfig:
     # Draws of the starting noise (and of context noise) are clipped to [-noise_clamp, noise_clamp];
     # 0: not clipped. Oasis clips at 20 (`OASIS_SAMPLER`).
     noise_clamp: float = 0.0
+    # The standard deviation of a new frame's starting noise (Glow's sampling temperature; 1: the
+    # noise the model was trained on). Below 1 a sample keeps nearer the model's likeliest frame:
+    # a small painter's one-step sample at 1 paints confetti that 0.8 calms (BUILD_NOTES session 17).
+    temperature: float = 1.0
     # False: a finished frame is written into the cache clean, the model told it is at level
     # context_noise (Oasis' "stabilization": clean context labelled at level 14 of 1000). True:
     # noised to that level on the objective's path first.
@@ -228,6 +232,8 @@ class SamplerConfig:
             raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
         if self.noise_clamp < 0:
             raise ValueError(f"noise_clamp must be >= 0 (0: no clamp), got {self.noise_clamp}")
+        if not 0.0 < self.temperature <= 2.0:
+            raise ValueError(f"sampling temperature must be in (0, 2], got {self.temperature}")
         if self.spacing not in SPACINGS:
             raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {self.spacing!r}")
 
@@ -238,6 +244,11 @@ class SamplerConfig:
 # level stabilization_level - 1 = 14 (of 1000); a 32-frame sliding window (its max_frames, the
 # converted model's window + 1). `wm convert --layout oasis` records it as the model's sampler.
 OASIS_SAMPLER = SamplerConfig(steps=10, method="ddim", context_noise=0.014, context_noised=False, noise_clamp=20.0)
+
+
+def starting_noise(rng, shape, sampler: SamplerConfig):
+    """The noise a new frame's sampling starts from: N(0, temperature²), clamped as the sampler says."""
+    return clamp_noise(sampler.temperature * jax.random.normal(rng, shape), sampler.noise_clamp)
 
 
 def clamp_noise(noise, clamp: float):

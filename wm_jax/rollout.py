@@ -175,10 +175,9 @@ def zoomed_previous(state: RolloutState, action_BK, zoom: "pixel_zoom.Zoom") -> 
 
 
 def frame_noise(config: ModelConfig, sampler: SamplerConfig, rng, batch: int):
-    """The noise a new frame starts from: [B, h, w, c], clamped as the sampler says."""
+    """The noise a new frame starts from: [B, h, w, c] (`diffusion.starting_noise`)."""
     h, w = config.latent_size
-    noise = jax.random.normal(rng, (batch, h, w, config.in_channels))
-    return diffusion.clamp_noise(noise, sampler.noise_clamp)
+    return diffusion.starting_noise(rng, (batch, h, w, config.in_channels), sampler)
 
 
 def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig(),
@@ -247,7 +246,7 @@ def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelC
         out = model.apply({"params": params}, clip, t_BT, actions)[:, -1]
         return diffusion.readout(config.objective, out, x_BHWC, t_BT[:, -1])
 
-    noise = diffusion.clamp_noise(jax.random.normal(rng, (b,) + state.latents_BTHWC.shape[2:]), sampler.noise_clamp)
+    noise = diffusion.starting_noise(rng, (b,) + state.latents_BTHWC.shape[2:], sampler)
     latent = diffusion.sample(model_fn, noise, sampler, config.objective, jax.random.fold_in(rng, 1))
     latents = jnp.concatenate([state.latents_BTHWC[:, 1:], latent[:, None]], axis=1)
     return WindowState(latents, actions[:, 1:], jnp.minimum(state.filled + 1, config.window)), latent

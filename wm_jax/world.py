@@ -208,14 +208,14 @@ def _pixel_for(channels: int) -> str | None:
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
                quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None,
-               rebuild_context: bool | None = None) -> World:
+               rebuild_context: bool | None = None, temperature: float | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
-    sampler_method, eta: override the bundle's sampler (`samplers.choices()`; one that does not fit
-      the model's objective is refused) and DDIM's eta.
+    sampler_method, eta, temperature: override the bundle's sampler (`samplers.choices()`; one that
+      does not fit the model's objective is refused), DDIM's eta and the starting noise's temperature.
     rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
       exactly past the window, at window - 1 extra frame passes a frame).
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
@@ -244,7 +244,8 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
                          sampler=bundle.recorded_sampler(path))
     else:
         raise FileNotFoundError(f"{path} holds neither {bundle.INFO_FILE} (a world bundle) nor config.json (a model directory)")
-    overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context}
+    overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context,
+                 "temperature": temperature}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, **overrides))

@@ -67,12 +67,9 @@ def run(args) -> int:
     if args.world:
         info, model_dir, bundled_ae, _ = world_lib.read_bundle(world_lib.locate(args.world))
         checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler
-    if args.steps is not None:
-        sampler = dataclasses.replace(sampler, steps=args.steps)
-    if args.guidance is not None:
-        sampler = dataclasses.replace(sampler, guidance=args.guidance)
-    if args.sampler is not None or args.eta is not None:
-        sampler = dataclasses.replace(sampler, **{k: v for k, v in (("method", args.sampler), ("eta", args.eta)) if v is not None})
+    overrides = {"steps": args.steps, "guidance": args.guidance, "method": args.sampler, "eta": args.eta,
+                 "temperature": args.temperature}
+    sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
     if not checkpoint:
         configs.get_config(args.config)  # fail early on a bad name
     roofline = () if args.roofline is None else (tuple(args.roofline) or ("wm_516m", "wm_800m"))

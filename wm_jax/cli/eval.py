@@ -127,7 +127,8 @@ def run(args) -> int:
     config, params, source, world_ae, world_sampler, world_zoom = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
-                 "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta}
+                 "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
+                 "temperature": args.temperature}
     sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}

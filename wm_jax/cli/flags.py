@@ -9,12 +9,15 @@ from wm_jax import samplers  # the registry: --sampler's choices
 
 
 def add_sampler_flags(parser: argparse.ArgumentParser, steps_help: str) -> None:
-    """--steps, --sampler, --eta: how each frame is denoised (unset: the world's own)."""
+    """--steps, --sampler, --eta, --temperature: how each frame is denoised (unset: the world's own)."""
     parser.add_argument("--steps", type=int, default=None, help=steps_help)
     parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
                         help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
                              "flow, ddim for an imported DDPM-family model) (default: the world's, else auto)")
     parser.add_argument("--eta", type=float, default=None, help="ddim: 0 deterministic (default), 1 DDPM-like noise")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="standard deviation of each frame's starting noise: 1 the training noise, below 1 nearer "
+                             "the model's likeliest frame (default: the world's, else 1)")
 
 
 def add_streaming_flags(parser: argparse.ArgumentParser) -> None:

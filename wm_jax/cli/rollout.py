@@ -87,7 +87,8 @@ def run(args) -> int:
         raise ValueError(f"--image {error}") from None
     path = bundle.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
-                                 sampler_method=args.sampler, eta=args.eta, rebuild_context=args.rebuild_context,
+                                 sampler_method=args.sampler, eta=args.eta, temperature=args.temperature,
+                                 rebuild_context=args.rebuild_context,
                                  quantization=args.quantize)
     _check_keys(frames_script, world)
     method = diffusion.sampler_method(world.config.objective, world.info.sampler)
