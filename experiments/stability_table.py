@@ -8,7 +8,8 @@ Fréchet growth (last block over first) of the worst script, with the worst firs
 distance to the real frames in brackets (a world that is garbage from the first block on grows
 little); the still run's PSNR against its
 start at the last frame; teacher-forced PSNR against copy-last; autoregressive LPIPS at h = 1
-and 16 against copy-first.
+and 16 against copy-first, and the horizons h at which it is below copy-first (a run of them
+written first-last).
 """
 
 from __future__ import annotations
@@ -39,8 +40,20 @@ def row(path: str) -> str:
         cells.append(f"{mean['teacher_forced']['psnr']:.2f} vs {mean['teacher_forced_copy_last']['psnr']:.2f}")
         ar, cf = held["autoregressive"].get("lpips"), held["copy_first"].get("lpips")
         if ar:
-            cells.append(f"{ar[0]:.3f} / {ar[-1]:.3f} vs {cf[0]:.3f} / {cf[-1]:.3f}")
+            cells.append(f"{ar[0]:.3f} / {ar[-1]:.3f} vs {cf[0]:.3f} / {cf[-1]:.3f}; below at h = {horizons_below(ar, cf)}")
     return "| " + " | ".join(cells) + " |"
+
+
+def horizons_below(generated, copied) -> str:
+    """'1-6, 10': the 1-based horizons at which `generated` is below `copied`, runs joined."""
+    below = [h for h, (g, c) in enumerate(zip(generated, copied), start=1) if g < c]
+    runs = []
+    for h in below:
+        if runs and h == runs[-1][1] + 1:
+            runs[-1][1] = h
+        else:
+            runs.append([h, h])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs) or "none"
 
 
 def main(argv=None) -> int:
@@ -48,7 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("reports", nargs="+", help="JSON reports of `wm eval --stability`")
     args = parser.parse_args(argv)
     print("| run | steps / guidance / context noise | sharpness / std ratio, per script (min-max over blocks) ... "
-          "| Fréchet growth (worst script) (worst first block) | still PSNR @600 | TF PSNR vs copy-last | AR LPIPS h1 / h16 vs copy-first |")
+          "| Fréchet growth (worst script) (worst first block) | still PSNR @600 | TF PSNR vs copy-last | AR LPIPS h1 / h16 vs copy-first; below it at h = |")
     for path in args.reports:
         print(row(path))
     return 0
