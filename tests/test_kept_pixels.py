@@ -101,19 +101,6 @@ def test_a_still_region_keeps_its_pixels_in_place_and_what_it_hid_is_decoded(par
     assert keeper.still_region == (20, 8, 32, 20)
 
 
-def test_a_repainted_still_region_is_decoded_under_a_move_and_kept_without_one(parts):
-    """still_region_repainted: a pan decodes the region (the scene behind the sprite may follow);
-    no key keeps it, pixel for pixel."""
-    world = _world(parts, zoom_keys=(), still_region=(5, 2, 8, 5), still_region_repainted=True)
-    start = world.start_image.astype(np.int32)
-    state = world.start(seed=0)
-    state, still = world.step(state, ())
-    np.testing.assert_array_equal(still, start)
-    state, panned = world.step(state, ("left",))
-    assert np.abs(panned.astype(np.int32)[20:, 8:20] - start[20:, 8:20]).mean() > 1  # decoded, not the pixels kept
-    np.testing.assert_array_equal(panned[:20, STEP_PX:], start[:20, :-STEP_PX])  # above it the scene slides
-
-
 def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):
     """`World.rollout` (a lax.scan in chunks of 16) keeps the given pixels as `step` does, across a
     chunk's border too; after a zoom frame (decoded whole) nothing given is left to keep."""

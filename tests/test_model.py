@@ -165,12 +165,10 @@ def test_load_names_a_missing_directory(tmp_path):
              uncovered_fill="mirror", previous_frame_input=True, window=3),
         dict(prediction="x0_residual", key_moves=(("left", 0, 2, 0),), paint_uncovered_only=True,
              uncovered_fill="mirror", still_region=(5, 2, 8, 5), previous_frame_input=True, window=3),
-        dict(prediction="x0_residual", key_moves=(("left", 0, 2, 0),), paint_uncovered_only=True,
-             uncovered_fill="mirror", still_region=(5, 2, 8, 5), still_region_repainted=True, previous_frame_input=True, window=3),
     ],
     ids=["oasis_layout", "remat", "every_2nd_attention_only", "neighbourhood_1", "previous_frame_input",
          "x0_residual_without_input", "keys_steer_offsets", "x0_residual_key_moves", "paint_uncovered_only_mirror",
-         "still_region", "still_region_repainted"],
+         "still_region"],
 )
 def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)

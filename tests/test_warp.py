@@ -115,17 +115,6 @@ def test_a_still_region_stays_and_what_it_hid_is_uncovered(shift):
     np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _behind_reference(10, 12, shift, region))
 
 
-@pytest.mark.parametrize("shift", [(0.0, 0.0), (0.0, 2.0), (-2.0, 0.0)])
-def test_a_repainted_still_region_is_uncovered_under_a_move(shift):
-    """still_region_repainted: the region is painted under any move, held under none; outside it as before."""
-    region = (5, 3, 9, 7)
-    shift_B2, zero = jnp.asarray([shift], jnp.float32), jnp.zeros((1,))
-    out = np.asarray(warp.uncovered(10, 12, shift_B2, zero, margin=0, still_region=region, repaint_region=True))[0, ..., 0]
-    inside = warp.region_mask(10, 12, region)
-    np.testing.assert_array_equal(out[inside], float(shift != (0.0, 0.0)))
-    np.testing.assert_array_equal(out[~inside], _behind_reference(10, 12, shift, region)[~inside])
-
-
 def test_still_region_is_checked():
     moves = (("left", 0, 2, 0),)
     for region in [(0, 0, 9, 2), (3, 2, 3, 4), (1, 2, 3), (-1, 0, 2, 2)]:
@@ -133,8 +122,6 @@ def test_still_region_is_checked():
             configs.get_config("tiny", prediction="x0_residual", key_moves=moves, still_region=region)
     with pytest.raises(ValueError, match="still_region must be"):
         configs.get_config("tiny", still_region=(0, 0, 2, 2))  # no key moves: nothing moves anyway
-    with pytest.raises(ValueError, match="still_region_repainted"):
-        configs.get_config("tiny", prediction="x0_residual", key_moves=moves, still_region_repainted=True)
 
 
 def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exactly():

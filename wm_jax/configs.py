@@ -83,9 +83,6 @@ class ModelConfig:
     # game draws fixed to the screen (doom's weapon). What it hid comes into view as the scene
     # moves past it and counts as uncovered (`warp.uncovered`). () for none.
     still_region: tuple[int, ...] = ()
-    # Under a move the region is painted afresh from its unmoved pixels: the sprite stays, the
-    # scene behind it can follow the move.
-    still_region_repainted: bool = False
     # The noise path it was trained on (`diffusion.Objective`): "flow" (the project's rectified
     # flow), or an imported model's beta schedule, "linear" (DiT), "cosine" or "sigmoid" (Oasis),
     # over diffusion_steps discrete steps, with prediction "epsilon" (DiT; a learned sigma when
@@ -140,9 +137,6 @@ class ModelConfig:
             if not (self.key_moves and 0 <= top < bottom <= h and 0 <= left < right <= w):
                 raise ValueError(f"still_region must be (top, left, bottom, right) inside the {h}x{w} latent frame with "
                                  f"top < bottom and left < right, for a model with key_moves; got {self.still_region}")
-        if self.still_region_repainted and not (self.still_region and self.paint_uncovered_only):
-            raise ValueError("still_region_repainted paints the still_region under a move: it needs a still_region "
-                             "and paint_uncovered_only")
         unknown = sorted({key for key, *_ in self.key_moves} - set(self.action_keys))
         if unknown:
             raise ValueError(f"key_moves name keys {unknown} that are not in action_keys")

@@ -53,7 +53,6 @@ class Keeper:
     zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
     decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
     still_region: tuple = ()  # (top, left, bottom, right) in pixels: kept where it is (`ModelConfig.still_region`)
-    still_region_repainted: bool = False  # under a move the region is decoded (`ModelConfig.still_region_repainted`)
 
     def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
         """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
@@ -62,8 +61,7 @@ class Keeper:
         shift_B2 = action @ jnp.asarray(self.shift_K2)
         no_zoom_B = jnp.zeros(shift_B2.shape[:1], jnp.float32)
         move = lambda x: warp.shift_and_zoom(x, shift_B2, no_zoom_B, "mirror", self.still_region)
-        uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0, still_region=self.still_region,
-                                   repaint_region=self.still_region_repainted)
+        uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0, still_region=self.still_region)
         zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
         painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B[:, None, None, None].astype(jnp.float32))
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
@@ -92,7 +90,7 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
     for key in zoom_keys or {}:
         zooms_K[config.action_space.index(key)] = 1.0
     still_region = tuple(v * downscale for v in config.still_region)
-    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, still_region, config.still_region_repainted)
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, still_region)
 
 
 def shown_frames(keeper: Keeper | None, decode, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:

@@ -122,8 +122,7 @@ class WorldModel(nn.Module):
         c = self.config.in_channels
         change = out[..., :c]
         if self.config.paint_uncovered_only:
-            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_region=self.config.still_region,
-                                             repaint_region=self.config.still_region_repainted)
+            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_region=self.config.still_region)
         return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):

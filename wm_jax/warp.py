@@ -80,13 +80,11 @@ def shift_and_zoom(x_BHWC, shift_B2, log_scale_B, fill: str = "edge", still_regi
     return jnp.where(region_mask(h, w, still_region)[:, :, None], x_BHWC.astype(jnp.float32), moved)
 
 
-def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, still_region: Region | tuple = (),
-              repaint_region: bool = False):
+def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, still_region: Region | tuple = ()):
     """[B, H, W, 1] float: 1 where the move brings in content from beyond the frame (the strip a
     pan uncovers, the ring a zoom out does) or, outside `still_region`, from behind it (what its
-    pixels hid: they did not move), grown by `margin` pixels into the frame; 0 elsewhere. Inside
-    the region 0, or with `repaint_region` 1 under any move (the scene behind a sprite moves too).
-    No move: all 0."""
+    pixels hid: they did not move), grown by `margin` pixels into the frame; 0 elsewhere and
+    inside the region. No move: all 0."""
     def reads(size, shift_B, low, high):
         # whether each output pixel's bilinear source touches input pixels outside [low, high - 1]
         src_BN = source_positions(size, shift_B, log_scale_B)
@@ -104,9 +102,7 @@ def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, s
         window = (1, 2 * margin + 1, 2 * margin + 1)
         mask_BHW = jax.lax.reduce_window(mask_BHW, 0.0, jax.lax.max, window, (1, 1, 1), "SAME")
     if still_region:
-        moving_B = jnp.any(shift_B2 != 0, axis=1) | (log_scale_B != 0)
-        inside_value = moving_B[:, None, None].astype(jnp.float32) if repaint_region else 0.0
-        mask_BHW = jnp.where(region_mask(height, width, still_region), inside_value, mask_BHW)
+        mask_BHW = jnp.where(region_mask(height, width, still_region), 0.0, mask_BHW)
     return mask_BHW[..., None]
 
 
