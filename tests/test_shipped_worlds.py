@@ -94,6 +94,21 @@ def test_doom_world_turns_the_way_its_keys_say():
     assert shifts["right"]["mean_px"] < -3, shifts
 
 
+def test_doom_world_holds_its_weapon_still_while_the_scene_turns():
+    """The game draws the weapon fixed to the screen while a turn slides the scene behind it: after
+    eight frames of a held turn from a frame of MAP04 (never trained on), the weapon's pixels
+    (the model's `still_region`) are the start frame's, and the scene above it has moved. A world
+    whose whole frame slides drags the weapon out of view within these eight frames."""
+    from wm_jax.datasets.sources.doom import DoomRecorder
+
+    doom = wm_world.load_world(bundle.SHIPPED_DIR / "doom")
+    top, left, bottom, right = (v * doom.ae_config.downscale for v in doom.config.still_region)
+    start = doom.fit(DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10])
+    turned = doom.rollout(start, keyscript.parse("left*8"), seed=0)[-1]
+    np.testing.assert_array_equal(turned[top:bottom, left:right], start[top:bottom, left:right])
+    assert np.abs(turned[:top].astype(np.int32) - start[:top]).mean() > 5
+
+
 def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):
     """From clean context, the one-step prediction of the next frame is the previous one shifted
     the pressed key's way (not a copy) in most clips over a photograph never trained on."""
