@@ -30,6 +30,11 @@ def pan():
 
 
 @pytest.fixture(scope="module")
+def doom():
+    return wm_world.load_world(bundle.SHIPPED_DIR / "doom")
+
+
+@pytest.fixture(scope="module")
 def held_out_photo():
     package, relative = photo_split.HELD_OUT[0]  # matplotlib's grace_hopper.jpg: always installed
     return images.read(photo_split._package_dir(package) / relative)
@@ -79,7 +84,7 @@ def test_pan_world_keeps_an_unseen_photo_and_moves_it_with_the_keys(pan, held_ou
     assert np.abs(right[1:].astype(np.float32) - left[1:]).mean() > 0.5  # the keys change the frames
 
 
-def test_doom_world_turns_the_way_its_keys_say():
+def test_doom_world_turns_the_way_its_keys_say(doom):
     """From a frame of MAP04 (a map never trained on) and from the bundle's start image, holding a
     turn key slides the picture as in the recordings (left: to the right, right: to the left,
     ~8 px a frame at 64x64), and the two keys differ. A world that copies its last frame slides
@@ -87,21 +92,19 @@ def test_doom_world_turns_the_way_its_keys_say():
     from wm_jax.datasets.sources.doom import DoomRecorder
     from experiments.turn_probe import generated_shifts
 
-    doom = wm_world.load_world(bundle.SHIPPED_DIR / "doom")
     held_out_start = DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10]
     shifts = generated_shifts(doom, [held_out_start, None], keys=("left", "right"), frames=8)
     assert shifts["left"]["mean_px"] > 3, shifts
     assert shifts["right"]["mean_px"] < -3, shifts
 
 
-def test_doom_world_holds_its_weapon_still_while_the_scene_turns():
+def test_doom_world_holds_its_weapon_still_while_the_scene_turns(doom):
     """The game draws the weapon fixed to the screen while a turn slides the scene behind it: after
     eight frames of a held turn from a frame of MAP04 (never trained on), the weapon's pixels
     (the model's `still_region`) are the start frame's, and the scene above it has moved. A world
     whose whole frame slides drags the weapon out of view within these eight frames."""
     from wm_jax.datasets.sources.doom import DoomRecorder
 
-    doom = wm_world.load_world(bundle.SHIPPED_DIR / "doom")
     top, left, bottom, right = (v * doom.ae_config.downscale for v in doom.config.still_region)
     start = doom.fit(DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10])
     turned = doom.rollout(start, keyscript.parse("left*8"), seed=0)[-1]
