@@ -35,6 +35,14 @@ def doom():
 
 
 @pytest.fixture(scope="module")
+def held_out_doom_frame():
+    """Frame 10 of a MAP04 episode (a map never trained on)."""
+    from wm_jax.datasets.sources.doom import DoomRecorder
+
+    return DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10]
+
+
+@pytest.fixture(scope="module")
 def held_out_photo():
     package, relative = photo_split.HELD_OUT[0]  # matplotlib's grace_hopper.jpg: always installed
     return images.read(photo_split._package_dir(package) / relative)
@@ -84,29 +92,25 @@ def test_pan_world_keeps_an_unseen_photo_and_moves_it_with_the_keys(pan, held_ou
     assert np.abs(right[1:].astype(np.float32) - left[1:]).mean() > 0.5  # the keys change the frames
 
 
-def test_doom_world_turns_the_way_its_keys_say(doom):
+def test_doom_world_turns_the_way_its_keys_say(doom, held_out_doom_frame):
     """From a frame of MAP04 (a map never trained on) and from the bundle's start image, holding a
     turn key slides the picture as in the recordings (left: to the right, right: to the left,
     ~8 px a frame at 64x64), and the two keys differ. A world that copies its last frame slides
     neither way (the session-2 doom: -0.8 px for both keys)."""
-    from wm_jax.datasets.sources.doom import DoomRecorder
     from experiments.turn_probe import generated_shifts
 
-    held_out_start = DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10]
-    shifts = generated_shifts(doom, [held_out_start, None], keys=("left", "right"), frames=8)
+    shifts = generated_shifts(doom, [held_out_doom_frame, None], keys=("left", "right"), frames=8)
     assert shifts["left"]["mean_px"] > 3, shifts
     assert shifts["right"]["mean_px"] < -3, shifts
 
 
-def test_doom_world_holds_its_weapon_still_while_the_scene_turns(doom):
+def test_doom_world_holds_its_weapon_still_while_the_scene_turns(doom, held_out_doom_frame):
     """The game draws the weapon fixed to the screen while a turn slides the scene behind it: after
     eight frames of a held turn from a frame of MAP04 (never trained on), the weapon's pixels
     (the model's `still_region`) are the start frame's, and the scene above it has moved. A world
     whose whole frame slides drags the weapon out of view within these eight frames."""
-    from wm_jax.datasets.sources.doom import DoomRecorder
-
     top, left, bottom, right = (v * doom.ae_config.downscale for v in doom.config.still_region)
-    start = doom.fit(DoomRecorder(map="MAP04").record(0, seed=7, steps=12).frames[10])
+    start = doom.fit(held_out_doom_frame)
     turned = doom.rollout(start, keyscript.parse("left*8"), seed=0)[-1]
     np.testing.assert_array_equal(turned[top:bottom, left:right], start[top:bottom, left:right])
     assert np.abs(turned[:top].astype(np.int32) - start[:top]).mean() > 5
