@@ -15,6 +15,7 @@ from wm_jax.datasets.sources.image_pan import ImagePanRecorder
 from wm_jax.datasets.tfds_builder import write_episodes
 from wm_jax import actions as actions_lib
 from wm_jax.data import EpisodeStore, make_clip_dataset, make_clip_iterator
+from wm_jax.data.clips import Recolour
 
 PAN_STEP = 4
 MOVES = {"left": (-1, 0), "a": (-1, 0), "right": (1, 0), "d": (1, 0),
@@ -206,3 +207,30 @@ def test_worker_processes_give_the_same_resumable_batches(pan_dir):
     np.testing.assert_array_equal(next(resumed)["frames"], expected[2]["frames"])
     np.testing.assert_array_equal(next(resumed)["actions"], expected[3]["actions"])
     resumed.close()
+
+
+def test_recolour_reorders_and_scales_the_channels_of_whole_clips(pan_dir):
+    clip = {"frames": np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8),
+            "actions": np.zeros((4, 3), np.float32)}
+    assert Recolour(0.0)(clip, np.random.default_rng(1)) is clip
+    recoloured = Recolour(1.0, gain_range=0.0)(clip, np.random.default_rng(1))["frames"]
+    order = [next(c for c in range(3) if np.array_equal(recoloured[..., k], clip["frames"][..., c])) for k in range(3)]
+    assert sorted(order) == [0, 1, 2]  # every channel is one of the clip's own, all frames alike
+    gained = Recolour(1.0, gain_range=0.3)(clip, np.random.default_rng(1))["frames"].astype(np.float32)
+    ratios = gained[..., 0][clip["frames"][..., order[0]] > 100] / clip["frames"][..., order[0]][clip["frames"][..., order[0]] > 100]
+    assert 0.7 - 0.01 <= ratios.min() and ratios.max() <= 1.3 + 0.01 and np.ptp(ratios) < 0.02  # one gain per channel
+    with pytest.raises(ValueError, match=r"recolour share must be in \[0, 1\]"):
+        Recolour(1.5)
+
+    plain = make_clip_dataset(str(pan_dir), clip_len=4, batch_size=8, resolution=(32, 32), seed=3)[0]
+    half = make_clip_dataset(str(pan_dir), clip_len=4, batch_size=8, resolution=(32, 32), seed=3, recolour=0.5)[0]
+    changed = [not np.array_equal(a, b) for a, b in zip(plain["frames"], half["frames"])]
+    assert 0 < sum(changed) < 8  # about half of the clips, the rest as recorded
+    np.testing.assert_array_equal(plain["actions"], half["actions"])
+
+
+def test_data_config_refuses_a_recolour_share_outside_zero_to_one():
+    from wm_jax.train.config import DataConfig
+
+    with pytest.raises(ValueError, match="Data.recolour"):
+        DataConfig(recolour=2.0)

@@ -14,7 +14,8 @@ Order of operations, and why:
   per dataset: all clip starts -> global shuffle (reshuffled every epoch) -> repeat forever
   -> read + decode only the T frames of the clip;
   then: weighted mix of datasets -> this JAX process's shard (every n-th element) -> crop to
-  the target aspect + resize (random crop position per clip, same for all its frames) -> batch.
+  the target aspect + resize (random crop position per clip, same for all its frames) ->
+  recolour a share of the clips (`recolour`; off by default) -> batch.
 """
 
 from __future__ import annotations
@@ -104,6 +105,29 @@ class CropResize:
         return {"frames": np.ascontiguousarray(window), "actions": clip["actions"]}
 
 
+class Recolour:
+    """Gives a share of the clips other colours: the colour channels in a random order, each scaled
+    by a random gain in [1 - gain_range, 1 + gain_range]; one draw per clip, so all its frames agree.
+
+    A world trained on a few maps learns their palette as well as their motion: a model asked what
+    a turn uncovers then paints the training maps' colours whatever the view shows. In recoloured
+    clips the palette cannot be learnt, only read from the frames before.
+    """
+
+    def __init__(self, share: float, gain_range: float = 0.3):
+        if not 0 <= share <= 1:
+            raise ValueError(f"recolour share must be in [0, 1], got {share}")
+        self.share, self.gain_range = share, gain_range
+
+    def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if rng.random() >= self.share:
+            return clip
+        order = rng.permutation(3)
+        gains = rng.uniform(1 - self.gain_range, 1 + self.gain_range, 3).astype(np.float32)
+        frames = np.clip(clip["frames"][..., order].astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
+        return {"frames": frames, "actions": clip["actions"]}
+
+
 def _pairs(dirs_and_weights: DirsAndWeights | str | pathlib.Path) -> list[tuple[str, float]]:
     if isinstance(dirs_and_weights, (str, pathlib.Path)):
         return [(str(dirs_and_weights), 1.0)]
@@ -125,6 +149,7 @@ def make_clip_dataset(
     *,
     random_crop: bool = False,
     clip_stride: int = 1,
+    recolour: float = 0.0,
     shard_index: int | None = None,
     shard_count: int | None = None,
 ) -> grain.MapDataset:
@@ -133,6 +158,7 @@ def make_clip_dataset(
     dirs_and_weights: {dataset dir: mixing weight} (or a single dir). Each dir is what
       `wm record --out DIR` wrote.
     clip_stride: distance in frames between the possible starts of clips within an episode.
+    recolour: the share of clips given other colours (`Recolour`).
     shard_index/shard_count: this process's shard; default jax.process_index()/process_count().
     """
     if batch_size < 1:
@@ -156,10 +182,10 @@ def make_clip_dataset(
     shard_index = jax.process_index() if shard_index is None else shard_index
     shard_count = jax.process_count() if shard_count is None else shard_count
     sharded = mixed[shard_index::shard_count]
-    return (
-        sharded.random_map(CropResize(tuple(resolution), random_crop), seed=_derive_seed(seed, len(pairs)))
-        .batch(batch_size, drop_remainder=True)
-    )
+    cropped = sharded.random_map(CropResize(tuple(resolution), random_crop), seed=_derive_seed(seed, len(pairs)))
+    if recolour:
+        cropped = cropped.random_map(Recolour(recolour), seed=_derive_seed(seed, len(pairs) + 1))
+    return cropped.batch(batch_size, drop_remainder=True)
 
 
 def make_clip_iterator(
@@ -171,6 +197,7 @@ def make_clip_iterator(
     *,
     random_crop: bool = False,
     clip_stride: int = 1,
+    recolour: float = 0.0,
     workers: int = 0,
     read_threads: int = 4,
     shard_index: int | None = None,
@@ -184,7 +211,8 @@ def make_clip_iterator(
     """
     dataset = make_clip_dataset(
         dirs_and_weights, clip_len, batch_size, resolution, seed,
-        random_crop=random_crop, clip_stride=clip_stride, shard_index=shard_index, shard_count=shard_count,
+        random_crop=random_crop, clip_stride=clip_stride, recolour=recolour, shard_index=shard_index,
+        shard_count=shard_count,
     ).to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads))
     if workers > 0:
         _allow_unparsed_absl_flags()

@@ -50,6 +50,7 @@ class DataConfig:
     batch_size: int = 8
     random_crop: bool = False
     clip_stride: int = 1
+    recolour: float = 0.0  # share of training clips with their colour channels reordered and rescaled
     workers: int = 0
     read_threads: int = 2
     # Held-out data for the evaluation loss and rollout strip; None: the training datasets
@@ -63,6 +64,8 @@ class DataConfig:
             value = getattr(self, name)
             if type(value) is not int or value < least:
                 raise ValueError(f"Data.{name} must be an integer >= {least}, got {value!r}")
+        if not (isinstance(self.recolour, (int, float)) and 0 <= self.recolour <= 1):
+            raise ValueError(f"Data.recolour is the share of training clips recoloured, in [0, 1]; got {self.recolour!r}")
 
 
 @gin.configurable("Evaluation")

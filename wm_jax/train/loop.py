@@ -64,13 +64,17 @@ def check_datasets(paths: Sequence[str]) -> None:
         EpisodeStore(path)  # raises a clear error for a directory that is not a dataset
 
 
-def _data_iterator(data: DataConfig, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None):
+def _data_iterator(data: DataConfig, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None,
+                   training: bool = False):
+    """The clips of `datasets`; only training batches are recoloured (`Data.recolour`): held-out
+    figures are taken on the frames as recorded."""
     from wm_jax.data import make_clip_iterator
 
     shard_index, shard_count = shard if shard else (None, None)
     return make_clip_iterator(
         datasets, clip_len=data.clip_len, batch_size=batch_size, resolution=tuple(data.resolution), seed=seed,
-        random_crop=data.random_crop, clip_stride=data.clip_stride, workers=data.workers,
+        random_crop=data.random_crop, clip_stride=data.clip_stride, recolour=data.recolour if training else 0.0,
+        workers=data.workers,
         read_threads=data.read_threads, shard_index=shard_index, shard_count=shard_count,
     )
 
@@ -160,7 +164,8 @@ def run(task: Task, run_config: RunConfig, config_text: str, workdir: str, *, in
     replicated = sharding.replicated(mesh)
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=run_config.keep_last,
                                          keep_every=run_config.keep_every)
-    data_iterator = _data_iterator(data, dict(data.datasets), data.batch_size // processes, run_config.seed)
+    data_iterator = _data_iterator(data, dict(data.datasets), data.batch_size // processes, run_config.seed,
+                                   training=True)
     # A damaged newest checkpoint is moved aside and the newest intact one resumed (checkpoint.py).
     target = checkpoint.abstract_with_shardings(abstract_state, state_shardings)
     restored = checkpoints.restore_newest_intact(target, data_iterator)
