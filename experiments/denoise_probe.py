@@ -53,6 +53,8 @@ def main(argv=None) -> int:
                         help="noises per level whose estimates are averaged (default 1). A model trained with a sample "
                              "score draws a different frame from each noise, and one draw errs by twice the spread of "
                              "its draws more than their mean does; the mean of several is what it expects")
+    parser.add_argument("--levels", type=float, nargs="+", default=LEVELS,
+                        help=f"noise levels of the last frame (default {' '.join(map(str, LEVELS))})")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world))
     config, params = world.config, world.params
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
         return x_t[:, -1] - level * velocity
 
     name = "model" if args.draws == 1 else f"model /{args.draws}"
-    for level in LEVELS:
+    for level in args.levels:
         rows.append(row(name, level, sum(estimate_from(level, draw) for draw in range(args.draws)) / args.draws))
     print(f"{'estimate':<12} {'level':>6} {'latent MSE':>11} {'uncovered':>10} {'pixel PSNR':>11}")
     for name, level, mse, uncovered, p in rows:
