@@ -200,11 +200,11 @@ def _collapse_check(first_HW3, last_HW3) -> tuple[dict, list[str]]:
 
 @pytest.mark.slow  # a minute of play: `make test-slow`
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 15: the shipped worlds do not hold a minute with a key held (each fills the frame with what it "
-    "paints where the key uncovers the view; session 18, last frame against the first, which shows the "
-    "start picture's own pixels: pan 0.20-0.25x sharpness, 0.50-0.58x std (texture); doom 1.53-1.61x, 1.11-1.16x (confetti); "
-    "BUILD_NOTES 'Worlds that hold together'); strict, so a world that holds together makes this fail "
-    "until the marker goes"))
+    "issue 15: pan does not hold a minute with a key held (it fills the frame with flat texture where the "
+    "key uncovers the view; session 19, last frame against the first, which shows the start picture's own "
+    "pixels: pan 0.23-0.28x sharpness, 0.52-0.53x std; doom, recoloured in training, now inside both bars: "
+    "1.29x, 1.04x (was 1.53-1.61x, 1.11-1.16x); BUILD_NOTES 'Worlds that hold together'); strict, so "
+    "worlds that hold together make this fail until the marker goes"))
 def test_shipped_worlds_hold_together_for_a_minute(driver, shipped_play):
     """Each shipped world plays PLAY_SECONDS in the page with its key held (both worlds at once,
     one browser each); the last frame shown must keep the first generated frame's sharpness and
