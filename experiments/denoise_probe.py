@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clip-len", type=int, default=8, help="frames per clip; the last is predicted (default 8)")
     parser.add_argument("--draws", type=int, default=1,
                         help="noises per level whose estimates are averaged (default 1). A model trained with a sample "
-                             "score draws a different frame from each noise, and one draw errs by twice the spread of "
-                             "its draws more than their mean does; the mean of several is what it expects")
+                             "score draws a different frame from each noise; the mean of several is what it expects "
+                             "(a well-spread model's single draw has about twice its mean's squared error)")
     parser.add_argument("--levels", type=float, nargs="+", default=LEVELS,
                         help=f"noise levels of the last frame (default {' '.join(map(str, LEVELS))})")
     args = parser.parse_args(argv)

@@ -217,7 +217,9 @@ def test_recolour_reorders_and_scales_the_channels_of_whole_clips(pan_dir):
     order = [next(c for c in range(3) if np.array_equal(recoloured[..., k], clip["frames"][..., c])) for k in range(3)]
     assert sorted(order) == [0, 1, 2]  # every channel is one of the clip's own, all frames alike
     gained = Recolour(1.0, gain_range=0.3)(clip, np.random.default_rng(1))["frames"].astype(np.float32)
-    ratios = gained[..., 0][clip["frames"][..., order[0]] > 100] / clip["frames"][..., order[0]][clip["frames"][..., order[0]] > 100]
+    source = clip["frames"][..., order[0]].astype(np.float32)
+    unclipped = (source > 100) & (source < 190)  # 190 x 1.3 < 255: no value saturates
+    ratios = gained[..., 0][unclipped] / source[unclipped]
     assert 0.7 - 0.01 <= ratios.min() and ratios.max() <= 1.3 + 0.01 and np.ptp(ratios) < 0.02  # one gain per channel
     with pytest.raises(ValueError, match=r"recolour share must be in \[0, 1\]"):
         Recolour(1.5)
@@ -234,3 +236,14 @@ def test_data_config_refuses_a_recolour_share_outside_zero_to_one():
 
     with pytest.raises(ValueError, match="Data.recolour"):
         DataConfig(recolour=2.0)
+
+
+def test_only_training_batches_are_recoloured(pan_dir):
+    from wm_jax.train import loop
+    from wm_jax.train.config import DataConfig
+
+    data = DataConfig(datasets={str(pan_dir): 1.0}, resolution=(32, 32), clip_len=4, recolour=1.0, read_threads=1)
+    batch = lambda training: next(loop._data_iterator(data, dict(data.datasets), 8, 3, training=training))["frames"]
+    recorded = next(make_clip_iterator(str(pan_dir), clip_len=4, batch_size=8, resolution=(32, 32), seed=3, read_threads=1))
+    np.testing.assert_array_equal(batch(False), recorded["frames"])  # held-out figures see the frames as recorded
+    assert not np.array_equal(batch(True), recorded["frames"])
