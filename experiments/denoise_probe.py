@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     latents = autoencoder.encode(world.ae_variables, x, world.ae_config)
     real_last = latents[:, -1]
     previous = latents[:, -2]
-    model = wm_model.WorldModel(config)
+    forward = jax.jit(wm_model.WorldModel(config).apply)  # one compile: every level and draw has the same shapes
     objective = config.objective
     decode = lambda z: np.asarray(autoencoder.decode(world.ae_variables, z, world.ae_config))
     real_pixels = x[:, -1]
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         noise = jax.random.normal(jax.random.key(draw), real_last.shape)
         t_BT = jnp.zeros(latents.shape[:2]).at[:, -1].set(level)
         x_t = latents.at[:, -1].set(diffusion.add_noise(real_last, noise, jnp.full(real_last.shape[:1], level)))
-        output = model.apply({"params": params}, x_t, t_BT, jnp.asarray(actions_BTK, jnp.float32))
+        output = forward({"params": params}, x_t, t_BT, jnp.asarray(actions_BTK, jnp.float32))
         velocity = diffusion.readout(objective, output[:, -1], x_t[:, -1], jnp.full(real_last.shape[:1], level))
         return x_t[:, -1] - level * velocity
 
