@@ -218,10 +218,15 @@ class SamplerConfig:
     # DDPM family: which training steps S steps visit (`ddpm_timesteps`): "oasis" (floor(k·N/S) - 1,
     # from pure noise) or "dit" (guided-diffusion's respacing, round(i·(N-1)/(S-1)), DiT's sampler).
     spacing: str = "oasis"
+    # Latent pixels beyond each edge of the view that the rollout remembers (`wm_jax.memory`): what a
+    # move carried out of view comes back as it was, not painted again. 0: nothing remembered.
+    memory: int = 0
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
+        if type(self.memory) is not int or self.memory < 0:
+            raise ValueError(f"sampler memory is a number of latent pixels >= 0, got {self.memory!r}")
         if self.method not in samplers.choices():  # the registry now: a sampler registered later counts
             raise ValueError(f"sampler method must be one of {samplers.choices()}, got {self.method!r}")
         if self.eta < 0:

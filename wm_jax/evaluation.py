@@ -93,7 +93,7 @@ def autoregressive_frames(params, frames_BTHWC, actions_BTK, rng, *, config: Mod
     frames_BTHWC = jnp.asarray(frames_BTHWC, jnp.float32)
     latents = autoregressive_latents(params, encode(frames_BTHWC), actions_BTK, rng, config=config, sampler=sampler, context=context,
                                      zoom=zoom)
-    given = kept_pixels.given(frames_BTHWC[:, context - 1])
+    given = kept_pixels.given(frames_BTHWC[:, context - 1], keeper)
     return kept_pixels.shown_frames(keeper, decode, given, latents, actions_BTK[:, context:])[1]
 
 
@@ -124,7 +124,7 @@ def evaluate(config: ModelConfig, params, sampler: SamplerConfig, frames_BTHWC, 
     predictions = {
         "teacher_forced": kept_pixels.shown_after_each(keeper, decode, frames_BTHWC[:, context - 1 : -1], teacher_forced,
                                                        actions_BTK[:, context:]),
-        "autoregressive": kept_pixels.shown_frames(keeper, decode, kept_pixels.given(frames_BTHWC[:, context - 1]),
+        "autoregressive": kept_pixels.shown_frames(keeper, decode, kept_pixels.given(frames_BTHWC[:, context - 1], keeper),
                                                    autoregressive_latents(params, latents, actions_BTK, rng_ar, **kw),
                                                    actions_BTK[:, context:])[1],
         "copy_last": copy_last_frame(frames_BTHWC, context),

@@ -17,6 +17,10 @@ latent rollout is unchanged; only the way its latents become the frames shown. A
 zoom (a zoom in `key_moves`, a world's zoom keys) is decoded whole, and counts as painted from
 then on: a zoom resamples, and resampling the kept pixels every frame would blur them.
 
+With `SamplerConfig.memory` the keeper also keeps a canvas of the pixels it showed around the
+view (`wm_jax.memory`), as the rollout keeps one of latents: what a move brings back into view is
+shown as it was shown before, given pixels as given, painted ones as painted.
+
 Frames in [-1, 1]. Letters: B batch, T frames, H W pixel height and width, h w c latent ones,
 K action entries.
 """
@@ -31,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import model, warp
+from wm_jax import memory, model, warp
 from wm_jax.configs import ModelConfig
 
 
@@ -39,12 +43,22 @@ from wm_jax.configs import ModelConfig
 class KeptFrame:
     pixels_BHW3: jnp.ndarray  # the frame shown last
     painted_BHW1: jnp.ndarray  # 1 where it shows what the model painted, 0 where the pixels it was given
+    # With the keeper's memory: pixels and painted mask around the view, channels 0-2 and 3.
+    canvas: "memory.Canvas | None" = None
 
 
-def given(frames_BHW3) -> KeptFrame:
-    """A frame the world was given (a start image, a real frame): nothing painted."""
+def given(frames_BHW3, keeper: "Keeper | None" = None) -> KeptFrame:
+    """A frame the world was given (a start image, a real frame): nothing painted; with a keeper
+    that remembers (`Keeper.memory`), the canvas has seen it."""
     pixels = jnp.asarray(frames_BHW3, jnp.float32)
-    return KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
+    kept = KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
+    if keeper is None or not keeper.memory:
+        return kept
+    return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_region))
+
+
+def _stacked(kept: KeptFrame):
+    return jnp.concatenate([kept.pixels_BHW3, kept.painted_BHW1], axis=-1)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static argument of jit
@@ -53,6 +67,7 @@ class Keeper:
     zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
     decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
     still_region: tuple = ()  # (top, left, bottom, right) in pixels: kept where it is (`ModelConfig.still_region`)
+    memory: int = 0  # pixels beyond each edge of the view remembered (`SamplerConfig.memory` x downscale)
 
     def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
         """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
@@ -65,7 +80,12 @@ class Keeper:
         zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
         painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B[:, None, None, None].astype(jnp.float32))
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
-        return KeptFrame(jnp.where(painted > 0, decoded, move(kept.pixels_BHW3)), painted)
+        shown = KeptFrame(jnp.where(painted > 0, decoded, move(kept.pixels_BHW3)), painted)
+        if kept.canvas is None:
+            return shown
+        canvas = memory.moved(kept.canvas, shift_B2, zoomed_B)
+        recalled = memory.recalled(canvas, _stacked(shown), uncovered)
+        return KeptFrame(recalled[..., :3], recalled[..., 3:], memory.remembered(canvas, recalled, self.still_region))
 
     def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
         """(the last frame kept, [B, T, H, W, 3] the frames shown) for a rollout's latents."""
@@ -77,9 +97,11 @@ class Keeper:
         return kept, jnp.swapaxes(frames_TBHW3, 0, 1)
 
 
-def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None) -> Keeper | None:
+def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None,
+                memory: int = 0) -> Keeper | None:
     """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
-    other model (its frames are its latents decoded). downscale: pixels per latent pixel."""
+    other model (its frames are its latents decoded). downscale: pixels per latent pixel; memory:
+    latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`)."""
     if not config.paint_uncovered_only:
         return None
     moves_K3 = model.key_move_table(config)
@@ -90,7 +112,7 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
     for key in zoom_keys or {}:
         zooms_K[config.action_space.index(key)] = 1.0
     still_region = tuple(v * downscale for v in config.still_region)
-    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, still_region)
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, still_region, memory * downscale)
 
 
 def shown_frames(keeper: Keeper | None, decode, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:

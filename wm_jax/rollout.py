@@ -28,12 +28,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from wm_jax import diffusion, kv_cache, pixel_zoom
+from wm_jax import diffusion, kv_cache, memory, pixel_zoom, warp
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
-from wm_jax.model import WorldModel, check_inputs, empty_cache
+from wm_jax.model import WorldModel, check_inputs, empty_cache, key_move_table
 
 
 @struct.dataclass
@@ -44,6 +45,8 @@ class RolloutState:
     window: "WindowState | None" = None
     # With a world's zoom keys (`pixel_zoom.Zoom`): the camera's zoom; None otherwise.
     zoom: "pixel_zoom.ZoomState | None" = None
+    # With `SamplerConfig.memory`: the latents of the picture around the view (`wm_jax.memory`).
+    canvas: "memory.Canvas | None" = None
 
     @property
     def frame_count(self) -> jnp.ndarray:
@@ -91,9 +94,44 @@ def write_frames(config, params, cache, latents_BTHWC, actions_BTK, rng, sampler
 
 def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, rng, sampler=SamplerConfig(), zoom=None):
     """Prefill the cache from one or more context frames (their actions default to "no keys");
-    zoom: a world's zoom keys (`pixel_zoom.make_zoom`), whose camera starts at the last of them."""
+    zoom: a world's zoom keys (`pixel_zoom.make_zoom`), whose camera starts at the last of them;
+    with `sampler.memory` the canvas has seen the last of them."""
+    check_memory(config, sampler)
     state = _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
+    if sampler.memory:
+        state = state.replace(canvas=memory.start(context_BTHWC[:, -1], sampler.memory, config.still_region))
     return state if zoom is None else state.replace(zoom=zoom.empty_state(context_BTHWC[:, -1]))
+
+
+def memory_problems(config: ModelConfig) -> list[str]:
+    """Why `SamplerConfig.memory` does not fit this model (empty: it does)."""
+    if not (config.key_moves and config.paint_uncovered_only):
+        return ["memory remembers what the keys' moves carry out of view, for a model that keeps the moved frame "
+                "and paints only what a move uncovers (ModelConfig.key_moves, paint_uncovered_only): this one redraws its frames"]
+    shifts = key_move_table(config)[:, :2]
+    if not np.allclose(shifts, np.round(shifts)):
+        return [f"memory carries the picture by whole latent pixels; this model's key moves shift it by {sorted(set(shifts.ravel().tolist()))}"]
+    return []
+
+
+def check_memory(config: ModelConfig, sampler: SamplerConfig) -> None:
+    if sampler.memory and memory_problems(config):
+        raise ValueError(f"sampler memory {sampler.memory}: " + "; ".join(memory_problems(config)))
+
+
+def remember_frame(config: ModelConfig, canvas: "memory.Canvas", latent_BHWC, action_BK, zoom=None):
+    """(the new frame with what its move uncovered recalled where the canvas has seen it, the canvas
+    moved with it and holding it). A zoom (a key move's, or a world's zoom key held) forgets all
+    but the view. Recalled over all the model may change (the uncovered strip and the margin it
+    repaints beside it, `WorldModel._add_previous`): a latent pixel once seen never changes."""
+    move_B3 = action_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(config))
+    forget_B = move_B3[:, 2] != 0
+    if zoom is not None:
+        forget_B = forget_B | ((action_BK.astype(jnp.float32) @ jnp.asarray(zoom.log_scale_K)) != 0)
+    canvas = memory.moved(canvas, move_B3[:, :2], forget_B)
+    changed = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], still_region=config.still_region)
+    latent_BHWC = memory.recalled(canvas, latent_BHWC, changed)
+    return latent_BHWC, memory.remembered(canvas, latent_BHWC, config.still_region)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -161,9 +199,12 @@ def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sa
         read = rebuild_cache(config, params, state.window, jax.random.fold_in(rng_context, 1), sampler)
     # Derived from rng_noise, not a third split: flow sampling draws exactly what it always drew.
     latent = generate_frame(config, params, read, action_BK, noise, sampler, jax.random.fold_in(rng_noise, 1))
+    canvas = state.canvas
+    if canvas is not None:
+        latent, canvas = remember_frame(config, canvas, latent, action_BK, zoom)
     cache = append_frame(config, params, state.cache, latent, action_BK, rng_context, sampler)
     window = push_frame(state.window, latent, action_BK, config.window) if sampler.rebuild_context else None
-    return RolloutState(cache=cache, window=window, zoom=state.zoom), latent
+    return RolloutState(cache=cache, window=window, zoom=state.zoom, canvas=canvas), latent
 
 
 def zoomed_previous(state: RolloutState, action_BK, zoom: "pixel_zoom.Zoom") -> RolloutState:
@@ -196,11 +237,13 @@ def rollout(params, state: RolloutState, actions_BTK, rng, *, config: ModelConfi
 def make_step(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     """`step` jit-compiled once for this configuration, with the state's buffers donated."""
     diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
+    check_memory(config, sampler)
     return jax.jit(functools.partial(step, config=config, sampler=sampler, zoom=zoom), donate_argnums=(1,))
 
 
 def make_rollout(config: ModelConfig, sampler: SamplerConfig = SamplerConfig(), zoom=None):
     diffusion.sampler_method(config.objective, sampler)
+    check_memory(config, sampler)
     return jax.jit(functools.partial(rollout, config=config, sampler=sampler, zoom=zoom), donate_argnums=(1,))
 
 

@@ -151,7 +151,7 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
     start_psnr_ceiling = image_metrics.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
     rows = {name: [] for name in names}
     last_frames = {name: [] for name in names}
-    kept = kept_pixels.given(start_BHW3)
+    kept = kept_pixels.given(start_BHW3, keeper)
     for i in tqdm(range(frames // block), desc=f"stability ({len(names)} scripts x {starts} starts)", disable=not progress):
         block_actions = actions_BTK[:, i * block : (i + 1) * block]
         state, latents = run_block(params, state, block_actions, jax.random.fold_in(rng_roll, i))

@@ -73,6 +73,7 @@ class World:
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
         camera = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range))
         self._zoom = make_zoom(camera, config, ae_config, ae_variables)
+        self._keeper = make_keeper(camera, config, ae_config, ae_variables, info.sampler.memory)
         self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, camera)
         self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, camera)
 
@@ -100,7 +101,7 @@ class World:
         # Commit the key to the cache's device: an uncommitted argument here and a committed one
         # (the step's own output) next time would make jit compile `step` a second time.
         return PlayState(rollout=state, rng=jax.device_put(rng_play, state.cache.count.sharding),
-                         kept=jax.device_put(kept_pixels.given(frames[:, 0]), state.cache.count.sharding))
+                         kept=jax.device_put(kept_pixels.given(frames[:, 0], self._keeper), state.cache.count.sharding))
 
     def step(self, state: PlayState, pressed: Iterable[str]) -> tuple[PlayState, np.ndarray]:
         """One generated frame for the keys held: (new state, uint8 [H, W, 3]). Donates `state`."""
@@ -134,11 +135,11 @@ class World:
         self.step(state, ())
 
 
-def make_keeper(camera, config: ModelConfig, ae_config, ae_variables) -> "kept_pixels.Keeper | None":
+def make_keeper(camera, config: ModelConfig, ae_config, ae_variables, memory: int = 0) -> "kept_pixels.Keeper | None":
     """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
-    redraws its frames."""
+    redraws its frames. memory: `SamplerConfig.memory`."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(camera[0]))
+                                   dict(camera[0]), memory)
 
 
 def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
@@ -160,7 +161,7 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
         rng, rng_step = jax.random.split(state.rng)
         new_rollout, latent_BHWC = rollout.step(params, state.rollout, action_K[None], rng_step, config=config, sampler=sampler,
                                                 zoom=make_zoom(camera, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables),
+        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables, sampler.memory),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latent_BHWC[:, None], action_K[None, None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0, 0])
@@ -178,7 +179,7 @@ def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, 
         rng, rng_chunk = jax.random.split(state.rng)
         new_rollout, latents_BTHWC = rollout.rollout(params, state.rollout, actions_TK[None], rng_chunk, config=config,
                                                      sampler=sampler, zoom=make_zoom(camera, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables),
+        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables, sampler.memory),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latents_BTHWC, actions_TK[None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0])
@@ -208,14 +209,15 @@ def _pixel_for(channels: int) -> str | None:
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
                quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None,
-               rebuild_context: bool | None = None, temperature: float | None = None) -> World:
+               rebuild_context: bool | None = None, temperature: float | None = None, memory: int | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
-    sampler_method, eta, temperature: override the bundle's sampler (`samplers.choices()`; one that
-      does not fit the model's objective is refused), DDIM's eta and the starting noise's temperature.
+    sampler_method, eta, temperature, memory: override the bundle's sampler (`samplers.choices()`; one
+      that does not fit the model's objective is refused), DDIM's eta, the starting noise's temperature
+      and how far beyond the view the rollout remembers (`wm_jax.memory`).
     rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
       exactly past the window, at window - 1 extra frame passes a frame).
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
@@ -245,7 +247,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     else:
         raise FileNotFoundError(f"{path} holds neither {bundle.INFO_FILE} (a world bundle) nor config.json (a model directory)")
     overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context,
-                 "temperature": temperature}
+                 "temperature": temperature, "memory": memory}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, **overrides))

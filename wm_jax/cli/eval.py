@@ -128,7 +128,7 @@ def run(args) -> int:
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
-                 "temperature": args.temperature}
+                 "temperature": args.temperature, "memory": args.memory}
     sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}
@@ -150,7 +150,7 @@ def run(args) -> int:
         # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
         zoom = pixel_zoom.make_zoom(*world_zoom, config, **codec)
         # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
-        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_zoom[0])
+        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_zoom[0], sampler.memory)
 
     if args.data:
         from wm_jax.data.clips import make_clip_iterator

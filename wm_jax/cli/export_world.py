@@ -30,6 +30,10 @@ def register(subparsers) -> None:
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="standard deviation of each frame's starting noise (default 1; below 1 trades variety "
                              "for frames nearer the model's likeliest: a small one-step painter's confetti calms at 0.8)")
+    parser.add_argument("--memory", type=int, default=0, metavar="N",
+                        help="latent pixels beyond each edge of the view the world remembers, so that what a pan or "
+                             "turn carried out of view comes back as it was (wm_jax.memory; the model must keep its "
+                             "moved frame: paint_uncovered_only; default 0: none)")
     parser.add_argument("--context-noise", type=float, default=0.0,
                         help="noise level at which finished frames enter the cache (default 0: clean)")
     parser.add_argument("--start-image", help="default start image (any size; center-cropped and resized)")
@@ -73,7 +77,7 @@ def run(args) -> int:
     out = export_world(
         args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
         sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise,
-                              guidance_min_level=args.guidance_min_level, temperature=args.temperature), start_image=start, description=args.description,
+                              guidance_min_level=args.guidance_min_level, temperature=args.temperature, memory=args.memory), start_image=start, description=args.description,
         zoom_keys=parse_zoom_keys(args.zoom_keys), zoom_range=tuple(args.zoom_range or pixel_zoom.DEFAULT_RANGE),
     )
     print(f"wrote world {args.name!r} to {out}")

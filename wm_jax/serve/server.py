@@ -66,11 +66,12 @@ class WorldRegistry:
     def __init__(self, entries: Mapping[str, pathlib.Path], default: str | None = None, *,
                  autoencoder_spec=None, sampler_steps: int | None = None, quantization: str | None = None,
                  sampler_method: str | None = None, eta: float | None = None, temperature: float | None = None,
-                 rebuild_context: bool | None = None):
+                 rebuild_context: bool | None = None, memory: int | None = None):
         self.entries = dict(entries)
         self.default = default if default is not None else bundle.default_world(self.entries)
         self.load_kwargs = dict(autoencoder_spec=autoencoder_spec, sampler_steps=sampler_steps, quantization=quantization,
-                                sampler_method=sampler_method, eta=eta, temperature=temperature, rebuild_context=rebuild_context)
+                                sampler_method=sampler_method, eta=eta, temperature=temperature, rebuild_context=rebuild_context,
+                                memory=memory)
         self._loaded: dict[str, wm_world.World] = {}
         self._locks = {name: threading.Lock() for name in self.entries}
 
