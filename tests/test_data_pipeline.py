@@ -231,32 +231,11 @@ def test_recolour_reorders_and_scales_the_channels_of_whole_clips(pan_dir):
     np.testing.assert_array_equal(plain["actions"], half["actions"])
 
 
-def test_recolour_saturation_scales_each_pixels_distance_from_its_grey():
-    clip = {"frames": np.random.default_rng(0).integers(60, 190, (4, 8, 8, 3), dtype=np.uint8),
-            "actions": np.zeros((4, 3), np.float32)}
-    plain = Recolour(1.0, gain_range=0.0)(clip, np.random.default_rng(1))["frames"].astype(np.float32)
-    for seed in range(4):
-        toned = Recolour(1.0, gain_range=0.0, saturation_range=0.5)(clip, np.random.default_rng(seed))["frames"]
-        reordered = Recolour(1.0, gain_range=0.0)(clip, np.random.default_rng(seed))["frames"].astype(np.float32)
-        grey = reordered.mean(-1, keepdims=True)
-        spread = np.abs(reordered - grey) > 20
-        factors = ((toned.astype(np.float32) - grey) / (reordered - grey))[spread]
-        assert 0.5 - 0.05 <= factors.min() and factors.max() <= 1.5 + 0.05 and np.ptp(factors) < 0.1
-        np.testing.assert_allclose(toned.astype(np.float32).mean(-1), grey[..., 0], atol=1.0)  # grey kept
-    greyed = Recolour(1.0, gain_range=0.0, saturation_range=1.0)
-    assert any(np.ptp(greyed(clip, np.random.default_rng(s))["frames"].astype(np.float32), axis=-1).mean()
-               < 0.5 * np.ptp(plain, axis=-1).mean() for s in range(16))  # some clips near grey
-    with pytest.raises(ValueError, match="saturation_range must be >= 0"):
-        Recolour(1.0, saturation_range=-0.1)
-
-
 def test_data_config_refuses_a_recolour_share_outside_zero_to_one():
     from wm_jax.train.config import DataConfig
 
     with pytest.raises(ValueError, match="Data.recolour"):
         DataConfig(recolour=2.0)
-    with pytest.raises(ValueError, match="Data.recolour_saturation"):
-        DataConfig(recolour_saturation=-1)
 
 
 def test_only_training_batches_are_recoloured(pan_dir):

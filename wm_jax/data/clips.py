@@ -107,33 +107,24 @@ class CropResize:
 
 class Recolour:
     """Gives a share of the clips other colours: the colour channels in a random order, each scaled
-    by a random gain in [1 - gain_range, 1 + gain_range], then (with saturation_range > 0) each
-    pixel's distance from its grey scaled by a factor in [max(0, 1 - saturation_range),
-    1 + saturation_range]; one draw per clip, so all its frames agree.
+    by a random gain in [1 - gain_range, 1 + gain_range]; one draw per clip, so all its frames agree.
 
     A world trained on a few maps learns their palette as well as their motion: a model asked what
     a turn uncovers then paints the training maps' colours whatever the view shows. In recoloured
     clips the palette cannot be learnt, only read from the frames before.
     """
 
-    def __init__(self, share: float, gain_range: float = 0.3, saturation_range: float = 0.0):
+    def __init__(self, share: float, gain_range: float = 0.3):
         if not 0 <= share <= 1:
             raise ValueError(f"recolour share must be in [0, 1], got {share}")
-        if not saturation_range >= 0:
-            raise ValueError(f"recolour saturation_range must be >= 0, got {saturation_range}")
-        self.share, self.gain_range, self.saturation_range = share, gain_range, saturation_range
+        self.share, self.gain_range = share, gain_range
 
     def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         if rng.random() >= self.share:
             return clip
         order = rng.permutation(3)
         gains = rng.uniform(1 - self.gain_range, 1 + self.gain_range, 3).astype(np.float32)
-        frames = clip["frames"][..., order].astype(np.float32) * gains
-        if self.saturation_range:  # drawn after the gains, so the draws above are those without it
-            saturation = rng.uniform(max(0.0, 1 - self.saturation_range), 1 + self.saturation_range)
-            grey = frames.mean(-1, keepdims=True)
-            frames = grey + saturation * (frames - grey)
-        frames = np.clip(frames + 0.5, 0, 255).astype(np.uint8)
+        frames = np.clip(clip["frames"][..., order].astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
         return {"frames": frames, "actions": clip["actions"]}
 
 
@@ -159,7 +150,6 @@ def make_clip_dataset(
     random_crop: bool = False,
     clip_stride: int = 1,
     recolour: float = 0.0,
-    recolour_saturation: float = 0.0,
     shard_index: int | None = None,
     shard_count: int | None = None,
 ) -> grain.MapDataset:
@@ -168,8 +158,7 @@ def make_clip_dataset(
     dirs_and_weights: {dataset dir: mixing weight} (or a single dir). Each dir is what
       `wm record --out DIR` wrote.
     clip_stride: distance in frames between the possible starts of clips within an episode.
-    recolour: the share of clips given other colours (`Recolour`); recolour_saturation its
-      saturation_range.
+    recolour: the share of clips given other colours (`Recolour`).
     shard_index/shard_count: this process's shard; default jax.process_index()/process_count().
     """
     if batch_size < 1:
@@ -195,7 +184,7 @@ def make_clip_dataset(
     sharded = mixed[shard_index::shard_count]
     cropped = sharded.random_map(CropResize(tuple(resolution), random_crop), seed=_derive_seed(seed, len(pairs)))
     if recolour:
-        cropped = cropped.random_map(Recolour(recolour, saturation_range=recolour_saturation), seed=_derive_seed(seed, len(pairs) + 1))
+        cropped = cropped.random_map(Recolour(recolour), seed=_derive_seed(seed, len(pairs) + 1))
     return cropped.batch(batch_size, drop_remainder=True)
 
 
@@ -209,7 +198,6 @@ def make_clip_iterator(
     random_crop: bool = False,
     clip_stride: int = 1,
     recolour: float = 0.0,
-    recolour_saturation: float = 0.0,
     workers: int = 0,
     read_threads: int = 4,
     shard_index: int | None = None,
@@ -223,8 +211,8 @@ def make_clip_iterator(
     """
     dataset = make_clip_dataset(
         dirs_and_weights, clip_len, batch_size, resolution, seed,
-        random_crop=random_crop, clip_stride=clip_stride, recolour=recolour,
-        recolour_saturation=recolour_saturation, shard_index=shard_index, shard_count=shard_count,
+        random_crop=random_crop, clip_stride=clip_stride, recolour=recolour, shard_index=shard_index,
+        shard_count=shard_count,
     ).to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads))
     if workers > 0:
         _allow_unparsed_absl_flags()

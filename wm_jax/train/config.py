@@ -51,7 +51,6 @@ class DataConfig:
     random_crop: bool = False
     clip_stride: int = 1
     recolour: float = 0.0  # share of training clips with their colour channels reordered and rescaled
-    recolour_saturation: float = 0.0  # those clips' saturation scaled by a factor in [1 - this, 1 + this]
     workers: int = 0
     read_threads: int = 2
     # Held-out data for the evaluation loss and rollout strip; None: the training datasets
@@ -67,8 +66,6 @@ class DataConfig:
                 raise ValueError(f"Data.{name} must be an integer >= {least}, got {value!r}")
         if not (isinstance(self.recolour, (int, float)) and 0 <= self.recolour <= 1):
             raise ValueError(f"Data.recolour is the share of training clips recoloured, in [0, 1]; got {self.recolour!r}")
-        if not (isinstance(self.recolour_saturation, (int, float)) and self.recolour_saturation >= 0):
-            raise ValueError(f"Data.recolour_saturation must be a number >= 0; got {self.recolour_saturation!r}")
 
 
 @gin.configurable("Evaluation")

@@ -74,7 +74,6 @@ def _data_iterator(data: DataConfig, datasets: dict, batch_size: int, seed: int,
     return make_clip_iterator(
         datasets, clip_len=data.clip_len, batch_size=batch_size, resolution=tuple(data.resolution), seed=seed,
         random_crop=data.random_crop, clip_stride=data.clip_stride, recolour=data.recolour if training else 0.0,
-        recolour_saturation=data.recolour_saturation,
         workers=data.workers, read_threads=data.read_threads, shard_index=shard_index, shard_count=shard_count,
     )
 
