@@ -116,6 +116,18 @@ def test_doom_world_holds_its_weapon_still_while_the_scene_turns(doom, held_out_
     assert np.abs(turned[:top].astype(np.int32) - start[:top]).mean() > 5
 
 
+def test_shipped_worlds_show_what_a_move_brings_back_as_it_was(pan, doom, held_out_photo, held_out_doom_frame):
+    """Both worlds remember what their moves carry out of view (world.json sampler "memory",
+    `wm_jax.memory`): out four frames and back four, an unseen photograph and a frame of MAP04 are
+    shown again exactly (the weapon too, and what it hid comes back hidden). A world without memory
+    repaints the strips on the way back."""
+    for world, start, out, back in ((pan, held_out_photo, "left", "right"), (doom, held_out_doom_frame, "left", "right")):
+        assert world.info.sampler.memory >= 8, world.info.sampler  # 4 moves of 2 latent pixels
+        frames = world.rollout(start, keyscript.parse(f"{out}*4 {back}*4"), seed=0)
+        np.testing.assert_array_equal(frames[8], world.fit(start))
+        assert np.abs(frames[4].astype(np.int32) - frames[0]).mean() > 5  # it did move
+
+
 def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):
     """From clean context, the one-step prediction of the next frame is the previous one shifted
     the pressed key's way (not a copy) in most clips over a photograph never trained on."""
