@@ -92,16 +92,17 @@ def _play(world: World, keys):
 
 def test_a_pan_out_and_back_shows_the_start_image_again_and_the_strip_it_painted(parts):
     """Left twice paints two strips; right twice brings the start image back; left twice again
-    brings back the strips painted the first time, in the pixels shown and in the latents (the
-    margin the model repaints beside a new strip included: a latent pixel once seen never changes)."""
+    brings back the strip painted the first time, in the pixels shown and in the latents. (Only
+    the strip that left the view is shown as it was last seen: the model repaints a one-latent-pixel
+    margin beside each new strip, so what stayed in view is decoded again and changes a little.)"""
     keys = [("left",)] * 2 + [("right",)] * 2 + [("left",)] * 2
     remembering = _world(parts, remember=4)
     state, frames = _play(remembering, keys)
     np.testing.assert_array_equal(frames[3], remembering.start_image)
-    np.testing.assert_array_equal(frames[5], frames[1])
-    start = autoencoder.encode(remembering.ae_variables, jnp.asarray(remembering.start_image, jnp.float32)[None, None] / 127.5 - 1.0,
-                               remembering.ae_config)[:, 0]
-    np.testing.assert_allclose(np.asarray(state.rollout.canvas.view(8, 8)[0])[:, :, 4:], np.asarray(start)[:, :, :4], atol=1e-5)
+    np.testing.assert_array_equal(frames[5][:, :8], frames[1][:, :8])  # last seen in frame 1
+    first, _ = _play(remembering, keys[:2])
+    np.testing.assert_array_equal(np.asarray(state.rollout.cache.previous_Bhwc)[:, :, :2],
+                                  np.asarray(first.rollout.cache.previous_Bhwc)[:, :, :2])
 
     _, forgetting = _play(_world(parts, remember=0), keys)
     assert np.abs(forgetting[3] - remembering.start_image).mean() > 1  # without memory the start image is repainted
@@ -114,7 +115,7 @@ def test_a_scripted_rollout_remembers_as_play_does(parts):
     _, played = _play(_world(parts, remember=4), keys)
     rolled = _world(parts, remember=4).rollout(None, keys, seed=0).astype(np.int32)
     np.testing.assert_array_equal(rolled[4], images.default_scene(SIZE, SIZE))
-    np.testing.assert_array_equal(rolled[6], rolled[2])
+    np.testing.assert_array_equal(rolled[6][:, :8], rolled[2][:, :8])
 
 
 def test_memory_is_refused_where_it_cannot_carry_the_picture(parts):

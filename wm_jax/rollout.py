@@ -122,15 +122,16 @@ def check_memory(config: ModelConfig, sampler: SamplerConfig) -> None:
 def remember_frame(config: ModelConfig, canvas: "memory.Canvas", latent_BHWC, action_BK, zoom=None):
     """(the new frame with what its move uncovered recalled where the canvas has seen it, the canvas
     moved with it and holding it). A zoom (a key move's, or a world's zoom key held) forgets all
-    but the view. Recalled over all the model may change (the uncovered strip and the margin it
-    repaints beside it, `WorldModel._add_previous`): a latent pixel once seen never changes."""
+    but the view. Only what the move uncovered is recalled: the one-latent-pixel margin the model
+    repaints beside it (`WorldModel._add_previous`) is left to the model, so memory changes nothing
+    until something comes back (BUILD_NOTES session 20: recalling the margin too changed held turns)."""
     move_B3 = action_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(config))
     forget_B = move_B3[:, 2] != 0
     if zoom is not None:
         forget_B = forget_B | ((action_BK.astype(jnp.float32) @ jnp.asarray(zoom.log_scale_K)) != 0)
     canvas = memory.moved(canvas, move_B3[:, :2], forget_B)
-    changed = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], still_region=config.still_region)
-    latent_BHWC = memory.recalled(canvas, latent_BHWC, changed)
+    uncovered = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], margin=0, still_region=config.still_region)
+    latent_BHWC = memory.recalled(canvas, latent_BHWC, uncovered)
     return latent_BHWC, memory.remembered(canvas, latent_BHWC, config.still_region)
 
 
