@@ -163,7 +163,7 @@ def test_a_workdir_config_from_before_issue_17_reads_and_resumes(tmp_path):
 # names of before issue 17) against today's stage files, which include bases instead.
 SHIPPED_STAGES = {
     "doom/training/stage1": "proxy/doom_paint_still_w0025_recolour1",
-    "pan/training/stage1": "proxy/pan_sample_score", "pan/training/stage2": "world_pan64_v8",
+    "pan/training/stage1": "proxy/pan_sample_score_recolour1", "pan/training/stage2": "world_pan64_v9",
 }
 
 
