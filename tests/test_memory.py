@@ -126,5 +126,7 @@ def test_memory_is_refused_where_it_cannot_carry_the_picture(parts):
     with pytest.raises(ValueError, match="paints only what a move uncovers"):
         rollout.init_state(config.replace(paint_uncovered_only=False), params, context, rng=jax.random.key(0),
                            sampler=SamplerConfig(memory=4))
+    with pytest.raises(ValueError, match="paints only what a move uncovers"):
+        _world((config.replace(paint_uncovered_only=False), *parts[1:]), remember=4)  # refused when loaded
     with pytest.raises(ValueError, match="whole latent pixels"):
         rollout.make_step(config.replace(key_moves=(("left", 0, 0.5, 0),)), SamplerConfig(memory=4))

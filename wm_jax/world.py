@@ -61,6 +61,7 @@ class World:
         problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
         if problems:
             raise ValueError(f"world {info.name!r}: " + "; ".join(problems))
+        rollout.check_memory(config, info.sampler)  # refused when loaded, not at the first frame
         if quantization not in (None, "int8"):
             raise ValueError(f"quantization must be None or 'int8', got {quantization!r}")
         # int8: the params stay int8 in memory and are dequantised inside each compiled step
