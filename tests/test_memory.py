@@ -109,15 +109,6 @@ def test_a_pan_out_and_back_shows_the_start_image_again_and_the_strip_it_painted
     assert not np.array_equal(forgetting[5], forgetting[1])
 
 
-def test_a_scripted_rollout_remembers_as_play_does(parts):
-    """`World.rollout` (a lax.scan in chunks) carries the canvas across frames as `step` does."""
-    keys = [("left",)] * 2 + [("right",)] * 2 + [("left",)] * 2
-    _, played = _play(_world(parts, remember=4), keys)
-    rolled = _world(parts, remember=4).rollout(None, keys, seed=0).astype(np.int32)
-    np.testing.assert_array_equal(rolled[4], images.default_scene(SIZE, SIZE))
-    np.testing.assert_array_equal(rolled[6][:, :8], rolled[2][:, :8])
-
-
 def test_memory_is_refused_where_it_cannot_carry_the_picture(parts):
     config, params, *_ = parts
     context = jnp.zeros((1, 1, 8, 8, 8))
