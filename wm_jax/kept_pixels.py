@@ -83,9 +83,8 @@ class Keeper:
         shown = KeptFrame(jnp.where(painted > 0, decoded, move(kept.pixels_BHW3)), painted)
         if kept.canvas is None:
             return shown
-        canvas = memory.moved(kept.canvas, shift_B2, zoomed_B)
-        recalled = memory.recalled(canvas, _stacked(shown), uncovered)
-        return KeptFrame(recalled[..., :3], recalled[..., 3:], memory.remembered(canvas, recalled, self.still_region))
+        recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, zoomed_B, uncovered, self.still_region)
+        return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas)
 
     def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
         """(the last frame kept, [B, T, H, W, 3] the frames shown) for a rollout's latents."""

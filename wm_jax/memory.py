@@ -63,6 +63,14 @@ def moved(canvas: Canvas, shift_B2, forget_B) -> Canvas:
     return Canvas(content, known, canvas.margin)
 
 
+def carried(canvas: Canvas, view_BhwC, shift_B2, forget_B, uncovered_Bhw1, still_region: warp.Region | tuple = ()):
+    """One frame's memory: (the view with what its move uncovered recalled where seen, the canvas
+    moved by the move and holding that view)."""
+    canvas = moved(canvas, shift_B2, forget_B)
+    view_BhwC = recalled(canvas, view_BhwC, uncovered_Bhw1)
+    return view_BhwC, remembered(canvas, view_BhwC, still_region)
+
+
 def recalled(canvas: Canvas, view_BhwC, where_Bhw1):
     """The view with the canvas's content wherever `where` (what a move uncovered) and it is known."""
     content, known = canvas.view(*view_BhwC.shape[1:3])

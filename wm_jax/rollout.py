@@ -115,8 +115,9 @@ def memory_problems(config: ModelConfig) -> list[str]:
 
 
 def check_memory(config: ModelConfig, sampler: SamplerConfig) -> None:
-    if sampler.memory and memory_problems(config):
-        raise ValueError(f"sampler memory {sampler.memory}: " + "; ".join(memory_problems(config)))
+    problems = memory_problems(config) if sampler.memory else []
+    if problems:
+        raise ValueError(f"sampler memory {sampler.memory}: " + "; ".join(problems))
 
 
 def remember_frame(config: ModelConfig, canvas: "memory.Canvas", latent_BHWC, action_BK, zoom=None):
@@ -129,10 +130,8 @@ def remember_frame(config: ModelConfig, canvas: "memory.Canvas", latent_BHWC, ac
     forget_B = move_B3[:, 2] != 0
     if zoom is not None:
         forget_B = forget_B | ((action_BK.astype(jnp.float32) @ jnp.asarray(zoom.log_scale_K)) != 0)
-    canvas = memory.moved(canvas, move_B3[:, :2], forget_B)
     uncovered = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], margin=0, still_region=config.still_region)
-    latent_BHWC = memory.recalled(canvas, latent_BHWC, uncovered)
-    return latent_BHWC, memory.remembered(canvas, latent_BHWC, config.still_region)
+    return memory.carried(canvas, latent_BHWC, move_B3[:, :2], forget_B, uncovered, config.still_region)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
