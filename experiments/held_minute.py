@@ -21,8 +21,9 @@ def main(argv=None) -> int:
     parser.add_argument("--key", default="right", help="the key held (default right)")
     parser.add_argument("--frames", type=int, nargs="+", default=[1200], help="frames held (default 1200: a minute at 20 fps)")
     parser.add_argument("--memory", type=int, default=None, help="override the world's memory (latent pixels)")
+    parser.add_argument("--temperature", type=float, default=None, help="override the world's sampling temperature")
     args = parser.parse_args(argv)
-    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory)
+    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
     for n in args.frames:
         frames = world.rollout(None, [(args.key,)] * n, seed=0)
         stats = stability.colour_statistics(np.stack([frames[1], frames[-1]]).astype(np.float32) / 127.5 - 1.0)

@@ -1,0 +1,115 @@
+"""What a pan world that keeps every pixel it has shown scores autoregressively with a fixed fill.
+
+    python -m experiments.fill_ceiling --world wm_jax/worlds/pan --data recordings/pan64_v4_heldout
+
+A `paint_uncovered_only` world with memory shows, at horizon h, the start frame moved by the keys
+held since, recalled wherever the camera has been, and painted only where it never was. This plays
+the recorded keys of held-out clips with that machinery in pixels (`wm_jax.memory`, the world's
+own key moves scaled to pixels) and replaces the painter by a fixed fill of what was never seen:
+
+  mirror   the view's mirror image about the edge it moved past (the world's fill before painting)
+  edge     the view's border pixels repeated
+  mean     the view's mean colour
+  blur     the mirror fill blurred (a Gaussian of 4 px)
+
+and scores each against the real frames (LPIPS, AlexNet, and PSNR) at every horizon, beside
+copy-first (the start frame, `wm eval`'s baseline). No model and no autoencoder: what any world
+with this memory could score if its painter drew exactly that fill. If no fill beats copy-first
+at long horizons, the painter is not what loses there: the never-seen area is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from experiments.shift_probe import recorded_episodes
+from wm_jax import image_metrics, memory, model, warp
+from wm_jax import world as world_lib
+from wm_jax.data.episode_store import EpisodeStore
+
+FILLS = ("mirror", "edge", "mean", "blur")
+
+
+def clips(store: EpisodeStore, clip_len: int, count: int):
+    """(frames uint8 [N, T, H, W, 3], actions [N, T, K]) cut back to back from the episodes."""
+    frames, actions = [], []
+    for episode_frames, episode_actions in recorded_episodes(store):
+        for start in range(0, len(episode_frames) - clip_len + 1, clip_len):
+            frames.append(episode_frames[start:start + clip_len])
+            actions.append(episode_actions[start:start + clip_len])
+    return np.stack(frames)[:count], np.stack(actions)[:count]
+
+
+def filled(previous_BHWC, shift_B2, fill: str, still_region):
+    """The frame before moved by shift_B2, what the move brings in filled as `fill` says."""
+    if fill == "mean":
+        return jnp.broadcast_to(jnp.mean(previous_BHWC, axis=(1, 2), keepdims=True), previous_BHWC.shape)
+    moved = warp.shift_and_zoom(previous_BHWC, shift_B2, jnp.zeros(shift_B2.shape[:1]), "edge" if fill == "edge" else "mirror",
+                                still_region)
+    return warp._gaussian_blur(moved, 4.0) if fill == "blur" else moved
+
+
+def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_region=()):
+    """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`; a
+    `still_region` (a sprite fixed to the screen) stays as it was in the start frame."""
+    b, t, h, w, _ = frames_BTHWC.shape
+    canvas = memory.start(frames_BTHWC[:, 0], margin, still_region)
+    still = jnp.asarray(warp.region_mask(h, w, still_region))[None, :, :, None]
+    out = [frames_BTHWC[:, 0]]
+    for i in range(1, t):
+        shift_B2 = actions_BTK[:, i] @ moves_K2
+        canvas = memory.moved(canvas, shift_B2, jnp.zeros((b,), bool))
+        seen, known = canvas.view(h, w)
+        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, fill, still_region))
+        view = jnp.where(still, out[-1], view)
+        canvas = memory.remembered(canvas, view, still_region)
+        out.append(view)
+    return jnp.stack(out, axis=1)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--world", required=True, help="a pan world bundle: its key moves")
+    parser.add_argument("--data", required=True, help="held-out recorded dataset")
+    parser.add_argument("--clips", type=int, default=96)
+    parser.add_argument("--clip-len", type=int, default=17)
+    parser.add_argument("--memory", type=int, default=32, help="latent pixels remembered beyond each edge")
+    parser.add_argument("--out", help="JSON file for the per-horizon figures")
+    args = parser.parse_args(argv)
+
+    world = world_lib.load_world(args.world)
+    store = EpisodeStore(args.data)
+    frames_u8, actions = clips(store, args.clip_len, args.clips)
+    scale = frames_u8.shape[2] // world.config.latent_size[0]
+    moves_K2 = jnp.asarray(model.key_move_table(world.config)[:, :2] * scale)
+    still_region = tuple(scale * x for x in world.config.still_region)
+    frames = jnp.asarray(frames_u8, jnp.float32) / 127.5 - 1.0
+    truth = frames[:, 1:]
+    predictions = {"copy_first": jnp.broadcast_to(frames[:, :1], truth.shape)}
+    for fill in tqdm(FILLS, desc="fills"):
+        predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_region)[:, 1:]
+
+    n, t = truth.shape[:2]
+    flat = lambda x: x.reshape(n * t, *x.shape[2:])
+    result = {}
+    for name, pred in predictions.items():
+        lp = np.concatenate([np.asarray(image_metrics.lpips(flat(pred)[i:i + 256], flat(truth)[i:i + 256]))
+                             for i in range(0, n * t, 256)]).reshape(n, t)
+        ps = np.asarray(image_metrics.capped_psnr(flat(pred), flat(truth))).reshape(n, t)
+        result[name] = {"lpips": lp.mean(0).tolist(), "psnr": ps.mean(0).tolist()}
+        print(f"{name:10s} LPIPS h=1,4,8,12,16: " + " ".join(f"{lp.mean(0)[h - 1]:.3f}" for h in (1, 4, 8, 12, 16)))
+    for name in FILLS:
+        below = [h + 1 for h in range(t) if result[name]["lpips"][h] < result["copy_first"]["lpips"][h]]
+        print(f"{name:10s} below copy-first at h = {below}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"clips": int(n), "horizons": int(t), "memory": args.memory, **result}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

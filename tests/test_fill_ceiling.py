@@ -1,0 +1,41 @@
+"""experiments.fill_ceiling: the start frame carried by the recorded keys with memory, the never-seen
+area filled by a fixed rule. A pan out and back shows the start frame exactly; what a pan keeps in
+view is the real picture; a still region stays as it was in the start frame."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.fill_ceiling import FILLS, rollout
+from wm_jax import configs, model
+
+
+@pytest.mark.parametrize("fill", FILLS)
+def test_out_and_back_is_exact_and_what_stays_in_view_is_the_picture(fill):
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0), ("right", 0, -2, 0)))
+    moves_K2 = jnp.asarray(model.key_move_table(config)[:, :2] * 4)  # latent pixels -> 64x64 frames
+    picture = np.random.default_rng(0).uniform(-1, 1, (64, 256, 3)).astype(np.float32)
+    keys = [None, "left", "right", "right"]
+    camera = np.cumsum([96] + [{"left": -8, "right": 8}[k] for k in keys[1:]])  # the view's left column
+    frames = np.stack([picture[:, x:x + 64] for x in camera])[None]
+    actions = np.zeros((1, 4, config.action_dim), np.float32)
+    for t, key in enumerate(keys):
+        if key:
+            actions[0, t, config.action_keys.index(key)] = 1.0
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, margin=32, fill=fill))
+    np.testing.assert_array_equal(out[0, 1, :, 8:], frames[0, 1, :, 8:])  # moved, kept exactly
+    assert not np.array_equal(out[0, 1, :, :8], frames[0, 1, :, :8])  # never seen: the fill
+    np.testing.assert_array_equal(out[0, 2], frames[0, 2])  # back where it started: recalled
+    np.testing.assert_array_equal(out[0, 3, :, :56], frames[0, 3, :, :56])
+
+
+def test_a_still_region_stays_as_the_start_frame_drew_it():
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),))
+    moves_K2 = jnp.asarray(model.key_move_table(config)[:, :2] * 4)
+    frames = np.random.default_rng(1).uniform(-1, 1, (1, 3, 64, 64, 3)).astype(np.float32)
+    actions = np.zeros((1, 3, config.action_dim), np.float32)
+    actions[0, 1:, config.action_keys.index("left")] = 1.0
+    region = (40, 24, 64, 40)  # a weapon at the bottom centre, in pixels
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", region))
+    np.testing.assert_array_equal(out[0, 2, 40:, 24:40], frames[0, 0, 40:, 24:40])
+    np.testing.assert_array_equal(out[0, 1, :40, 8:], frames[0, 0, :40, :56])  # the scene above it moved
