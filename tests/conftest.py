@@ -12,12 +12,23 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
 
+import json
+
 import jax
 import pytest
 
 from wm_jax import configs
 from wm_jax import model as wm_model
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest files first (tests/file_seconds.json), each file's tests in their own order: with
+    `--dist loadfile --no-loadscope-reorder` the two workers of `make test` take files from the top
+    of this list as they free up, and finish together instead of one waiting on a long file."""
+    with open(os.path.join(os.path.dirname(__file__), "file_seconds.json")) as f:
+        seconds = json.load(f)
+    items.sort(key=lambda item: -seconds.get(item.path.name, 0))
 
 
 def randomize(params, rng, scale=0.1):
