@@ -11,8 +11,8 @@ import pytest
 from conftest import randomize
 
 from wm_jax import autoencoder, diffusion
-from wm_jax.model import WorldModel, init_params, painted_region
-from wm_jax.train.world import SampleScoreConfig, WorldTask, energy_score, own_rollout
+from wm_jax.model import WorldModel, init_params
+from wm_jax.train.world import SampleScoreConfig, WorldTask, energy_score
 
 
 def test_energy_score_prefers_samples_to_the_mean():
@@ -29,9 +29,9 @@ def test_energy_score_prefers_samples_to_the_mean():
     np.testing.assert_allclose(energy_score(a, b, y), 0.5 * (rms(a - y) + rms(b - y) - rms(a - b)), rtol=1e-5)
 
 
-def _task(config, clips, weight=1.0, own_frames=0):
+def _task(config, clips, weight=1.0):
     return WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(context_noise_max=0.2), "world",
-                     sample_score=SampleScoreConfig(clips=clips, weight=weight, own_frames=own_frames))
+                     sample_score=SampleScoreConfig(clips=clips, weight=weight))
 
 
 def test_the_sample_score_reruns_the_context_with_only_the_last_frame_redrawn(tiny_config):
@@ -45,7 +45,7 @@ def test_the_sample_score_reruns_the_context_with_only_the_last_frame_redrawn(ti
         calls.append((x, t))
         return x  # a model whose x0 is its input: the last frame's prediction is its noise
 
-    score = _task(config, clips=2)._sample_score(predict, None, latents, actions, jax.random.key(1))
+    score = _task(config, clips=2)._sample_score(predict, latents, actions, jax.random.key(1))
     (x, t), = calls
     assert x.shape[0] == 4 and np.all(np.asarray(t[:, -1]) == 1.0) and np.all(np.asarray(t[:, :-1]) <= 0.2)
     np.testing.assert_array_equal(x[:2, :-1], x[2:, :-1])  # the same context twice
@@ -67,7 +67,7 @@ def test_the_sample_score_adds_to_the_loss_and_trains_the_model(tiny_config):
     np.testing.assert_allclose(with_score, plain + 0.5 * metrics["energy_score"], rtol=1e-5)
     model, latents = WorldModel(config), _task(config, 2).encode(ae, batch["frames"])
     score_of = lambda p: _task(config, 2)._sample_score(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c),
-                                                        p, latents, batch["actions"], jax.random.key(3))
+                                                        latents, batch["actions"], jax.random.key(3))
     grads = jax.jit(jax.grad(score_of))(params)
     assert float(sum(jnp.abs(g).sum() for g in jax.tree_util.tree_leaves(grads))) > 0  # the score trains the params
 
@@ -76,58 +76,6 @@ def test_the_sample_score_refuses_a_velocity_model_and_too_few_clips(tiny_config
     config = tiny_config.replace(max_frames=3)
     latents, actions = jnp.zeros((1, 3, *config.latent_size, config.in_channels)), jnp.zeros((1, 3, config.action_dim))
     with pytest.raises(ValueError, match="SampleScore.clips = 2"):
-        _task(config, clips=2)._sample_score(lambda *a: a[0], None, latents, actions, jax.random.key(0))
-    with pytest.raises(ValueError, match="own_frames = 2 leaves no real first frame"):
-        _task(config.replace(prediction="x0_residual"), clips=1, own_frames=2)._sample_score(lambda *a: a[0], None, latents, actions, jax.random.key(0))
+        _task(config, clips=2)._sample_score(lambda *a: a[0], latents, actions, jax.random.key(0))
     with pytest.raises(ValueError, match="clips >= 0"):
         SampleScoreConfig(clips=-1)
-
-
-def test_own_frames_score_the_last_frame_over_the_model_s_own_rollout(tiny_config):
-    """own_frames = 1 in clips of 3: the first frame and the scored last frame stay real, the one
-    between is the model's one-step rollout from the first under the clip's keys."""
-    config = tiny_config.replace(max_frames=3, prediction="x0_residual")
-    params = randomize(init_params(config, jax.random.key(0)), jax.random.key(1))
-    h, w = config.latent_size
-    latents = jax.random.normal(jax.random.key(0), (3, 3, h, w, config.in_channels))
-    actions = jax.nn.one_hot(jnp.array([[0, 1, 2]] * 3), config.action_dim)
-    cleans = []
-
-    def predict(x, t, a, clean):
-        cleans.append(clean)
-        return x
-
-    rng = jax.random.key(4)
-    score = _task(config, clips=2, own_frames=1)._sample_score(predict, params, latents, actions, rng)
-    clean, = cleans
-    own = own_rollout(config, 1, params, latents[:2], actions[:2], jax.random.split(rng, 3)[2], 1)
-    np.testing.assert_array_equal(clean[:2], own)
-    np.testing.assert_array_equal(clean[:2, 0], latents[:2, 0])
-    np.testing.assert_array_equal(clean[:2, -1], latents[:2, -1])
-    assert float(jnp.abs(clean[:2, 1] - latents[:2, 1]).mean()) > 0.1  # not the real frame
-    assert np.isfinite(float(score))
-
-
-def test_own_frames_score_a_painting_model_where_it_paints(tiny_config):
-    """A paint_uncovered_only model keeps its own strips outside what the last move uncovers: the
-    score with own frames reads the painted region alone, so what lies outside it cannot change it."""
-    config = tiny_config.replace(max_frames=3, prediction="x0_residual", key_moves=(("left", 0, 2, 0),),
-                                 paint_uncovered_only=True, uncovered_fill="mirror")
-    params = randomize(init_params(config, jax.random.key(0)), jax.random.key(1))
-    h, w = config.latent_size
-    latents = jax.random.normal(jax.random.key(0), (2, 3, h, w, config.in_channels))
-    left = jnp.zeros((2, 3, config.action_dim)).at[..., config.action_keys.index("left")].set(1.0)
-    painted = np.asarray(painted_region(config, left[:, -1], h, w))
-    assert 0 < painted.mean() < 1
-    task = _task(config, clips=2, own_frames=1)
-
-    def score(truth_last, offset):
-        def predict(x, t, a, clean):  # the last frame's noise where it paints, `offset` elsewhere
-            return jnp.where(np.concatenate([painted, painted])[:, None] > 0, x, offset)
-        return task._sample_score(predict, params, latents.at[:, -1].set(truth_last), left, jax.random.key(4))
-
-    base = score(latents[:, -1], 0.0)
-    outside = jnp.where(painted > 0, latents[:, -1], 50.0)
-    np.testing.assert_allclose(score(outside, 3.0), base, rtol=1e-6)  # the kept region does not count
-    inside = jnp.where(painted > 0, latents[:, -1] + 5.0, latents[:, -1])
-    assert float(score(inside, 0.0)) > float(base) + 1.0  # the painted region does

@@ -17,7 +17,7 @@ import numpy as np
 from wm_jax import actions as actions_lib
 from wm_jax import autoencoder, configs, diffusion, rollout
 from wm_jax.configs import ModelConfig
-from wm_jax.model import WorldModel, init_params, painted_region
+from wm_jax.model import WorldModel, init_params
 from wm_jax.train.sharding import to_host
 
 
@@ -97,24 +97,14 @@ class SampleScoreConfig:
     again that way (their earlier frames at context levels, as generation sees them, the last
     at t = 1, twice), and the energy score of the last frame, per element's root mean square,
     is added `weight` times. Sampled with one step, the model then paints a sample at once.
-    clips 0: off.
-
-    own_frames > 0: the `own_frames` frames before the last are the model's own one-step rollout
-    from the real ones (`own_rollout`, no gradient), so the painting is scored where a rollout
-    paints, beside strips it painted itself (issue 15: over a minute of one key, painted strips
-    continued from painted strips go flat). A `paint_uncovered_only` model is then scored where it
-    paints alone: the rest of its frame is its own earlier strips moved, whose error no parameter
-    changes and which, in the score's norms, would drown the painted strip's (the score then grows
-    by spreading the two draws apart: session 21)."""
+    clips 0: off."""
 
     clips: int = 0
     weight: float = 1.0
-    own_frames: int = 0
 
     def __post_init__(self):
-        if self.clips < 0 or self.weight < 0 or self.own_frames < 0:
-            raise ValueError(f"SampleScore needs clips >= 0, weight >= 0 and own_frames >= 0, "
-                             f"got {self.clips}, {self.weight}, {self.own_frames}")
+        if self.clips < 0 or self.weight < 0:
+            raise ValueError(f"SampleScore needs clips >= 0 and weight >= 0, got {self.clips}, {self.weight}")
 
 
 def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
@@ -159,24 +149,19 @@ class WorldTask:
         else:
             loss, metrics = self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
         if self.sample_score.clips:
-            score = self._sample_score(predict, params, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11))
+            score = self._sample_score(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11))
             loss, metrics = loss + self.sample_score.weight * score, {**metrics, "energy_score": score}
         return loss, metrics
 
-    def _sample_score(self, predict, params, latents_BThwc, actions_BTK, rng):
+    def _sample_score(self, predict, latents_BThwc, actions_BTK, rng):
         """The energy score of the last frame of the first `sample_score.clips` clips, each
         generated twice from pure noise over the same context."""
         k, (b, t) = self.sample_score.clips, latents_BThwc.shape[:2]
-        own = self.sample_score.own_frames
         if k > b or self.model.prediction != "x0_residual":
             raise ValueError(f"SampleScore.clips = {k} needs batches of at least {k} clips and an x0_residual model "
                              f"(got {b} clips, prediction {self.model.prediction!r})")
-        if own > t - 2:
-            raise ValueError(f"SampleScore.own_frames = {own} leaves no real first frame in clips of {t}")
-        rng_context, rng_noise, rng_own = jax.random.split(rng, 3)
+        rng_context, rng_noise = jax.random.split(rng)
         clean_KThwc = latents_BThwc[:k]
-        if own:
-            clean_KThwc = own_rollout(self.model, 1, params, clean_KThwc, actions_BTK[:k], rng_own, own)
         context_KT = jax.random.uniform(rng_context, (k, t), maxval=self.noise.context_noise_max)
         t_KT = context_KT.at[:, -1].set(1.0)
         noise_2KThwc = jax.random.normal(rng_noise, (2,) + clean_KThwc.shape)
@@ -185,11 +170,7 @@ class WorldTask:
                                   jnp.concatenate([t_KT] * 2))
         twice = lambda a: jnp.concatenate([a, a])
         out = predict(x_t, twice(t_KT), twice(actions_BTK[:k]), twice(clean_KThwc))[:, -1, ..., : clean_KThwc.shape[-1]]
-        truth = clean_KThwc[:, -1]
-        if own and self.model.paint_uncovered_only:
-            painted = painted_region(self.model, actions_BTK[:k, -1], *truth.shape[1:3])
-            out, truth = out * twice(painted), truth * painted
-        return jnp.mean(energy_score(out[:k], out[k:], truth))
+        return jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))
 
     def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
         b, t = latents_BThwc.shape[:2]
