@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny configuration and its params, built once per session."""
 
+import json
 import os
 
 # Tests run on the host CPU; a persistent compilation cache makes repeated runs fast.
@@ -11,8 +12,6 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(
 # training test 4.5x slower. Set before jax starts, so the CLI subprocesses tests spawn inherit it.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
-
-import json
 
 import jax
 import pytest

@@ -122,7 +122,7 @@ class WorldModel(nn.Module):
         c = self.config.in_channels
         change = out[..., :c]
         if self.config.paint_uncovered_only:
-            change = change * painted_region(self.config, actions, *change.shape[1:3])
+            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_region=self.config.still_region)
         return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):
@@ -205,13 +205,6 @@ class WorldModel(nn.Module):
         # the cache in this pass: otherwise XLA may schedule the in-place write first and guards
         # against it by copying the whole cache.
         return jax.lax.optimization_barrier((out, (stack(keys), stack(values))))
-
-
-def painted_region(config: ModelConfig, actions_BK, height: int, width: int):
-    """[B, H, W, 1]: where a paint_uncovered_only model paints the frame after actions_BK: what the
-    keys' move uncovers and the latent pixel beside it (`warp.uncovered`), outside `still_region`."""
-    move_B3 = actions_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(config))
-    return warp.uncovered(height, width, move_B3[:, :2], move_B3[:, 2], still_region=config.still_region)
 
 
 def key_move_table(config: ModelConfig) -> np.ndarray:
