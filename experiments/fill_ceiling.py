@@ -27,22 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments.shift_probe import recorded_episodes
+from experiments.one_step_probe import recorded_clips
 from wm_jax import image_metrics, memory, model, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
 FILLS = ("mirror", "edge", "mean", "blur")
-
-
-def clips(store: EpisodeStore, clip_len: int, count: int):
-    """(frames uint8 [N, T, H, W, 3], actions [N, T, K]) cut back to back from the episodes."""
-    frames, actions = [], []
-    for episode_frames, episode_actions in recorded_episodes(store):
-        for start in range(0, len(episode_frames) - clip_len + 1, clip_len):
-            frames.append(episode_frames[start:start + clip_len])
-            actions.append(episode_actions[start:start + clip_len])
-    return np.stack(frames)[:count], np.stack(actions)[:count]
 
 
 def filled(previous_BHWC, shift_B2, fill: str, still_region):
@@ -84,7 +74,7 @@ def main(argv=None) -> None:
 
     world = world_lib.load_world(args.world)
     store = EpisodeStore(args.data)
-    frames_u8, actions = clips(store, args.clip_len, args.clips)
+    frames_u8, actions = (x[:args.clips] for x in recorded_clips(store, args.clip_len, stride=args.clip_len))
     scale = frames_u8.shape[2] // world.config.latent_size[0]
     moves_K2 = jnp.asarray(model.key_move_table(world.config)[:, :2] * scale)
     still_region = tuple(scale * x for x in world.config.still_region)
