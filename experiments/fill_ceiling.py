@@ -35,29 +35,29 @@ from wm_jax.data.episode_store import EpisodeStore
 FILLS = ("mirror", "edge", "mean", "blur")
 
 
-def filled(previous_BHWC, shift_B2, fill: str, still_region):
+def filled(previous_BHWC, shift_B2, fill: str, still_HW):
     """The frame before moved by shift_B2, what the move brings in filled as `fill` says."""
     if fill == "mean":
         return jnp.broadcast_to(jnp.mean(previous_BHWC, axis=(1, 2), keepdims=True), previous_BHWC.shape)
     moved = warp.shift_and_zoom(previous_BHWC, shift_B2, jnp.zeros(shift_B2.shape[:1]), "edge" if fill == "edge" else "mirror",
-                                still_region)
+                                still_HW)
     return warp._gaussian_blur(moved, 4.0) if fill == "blur" else moved
 
 
-def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_region=()):
-    """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`; a
-    `still_region` (a sprite fixed to the screen) stays as it was in the start frame."""
+def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None):
+    """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`;
+    where `still_HW` (a sprite fixed to the screen) it stays as it was in the start frame."""
     b, t, h, w, _ = frames_BTHWC.shape
-    canvas = memory.start(frames_BTHWC[:, 0], margin, still_region)
-    still = jnp.asarray(warp.region_mask(h, w, still_region))[None, :, :, None]
+    canvas = memory.start(frames_BTHWC[:, 0], margin, still_HW)
+    still = np.zeros((1, h, w, 1), bool) if still_HW is None else np.asarray(still_HW, bool)[None, :, :, None]
     out = [frames_BTHWC[:, 0]]
     for i in range(1, t):
         shift_B2 = actions_BTK[:, i] @ moves_K2
         canvas = memory.moved(canvas, shift_B2, jnp.zeros((b,), bool))
         seen, known = canvas.view(h, w)
-        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, fill, still_region))
+        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, fill, still_HW))
         view = jnp.where(still, out[-1], view)
-        canvas = memory.remembered(canvas, view, still_region)
+        canvas = memory.remembered(canvas, view, still_HW)
         out.append(view)
     return jnp.stack(out, axis=1)
 
@@ -77,12 +77,14 @@ def main(argv=None) -> None:
     frames_u8, actions = (x[:args.clips] for x in recorded_clips(store, args.clip_len, stride=args.clip_len))
     scale = frames_u8.shape[2] // world.config.latent_size[0]
     moves_K2 = jnp.asarray(model.key_move_table(world.config)[:, :2] * scale)
-    still_region = tuple(scale * x for x in world.config.still_region)
+    still_HW = world.info.still_mask_array()  # the sprite a world outlines, else the model's whole still box
+    if still_HW is None:
+        still_HW = warp.region_mask(*frames_u8.shape[2:4], tuple(scale * x for x in world.config.still_region))
     frames = jnp.asarray(frames_u8, jnp.float32) / 127.5 - 1.0
     truth = frames[:, 1:]
     predictions = {"copy_first": jnp.broadcast_to(frames[:, :1], truth.shape)}
     for fill in tqdm(FILLS, desc="fills"):
-        predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_region)[:, 1:]
+        predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_HW)[:, 1:]
 
     n, t = truth.shape[:2]
     flat = lambda x: x.reshape(n * t, *x.shape[2:])

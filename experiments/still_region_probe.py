@@ -9,7 +9,9 @@ key moves the camera. Where the unmoved frame predicts better under every such k
 right: a sprite dragged along errs on both sides of it, so only the sprite itself is common to
 both), the game holds the picture still. Prints that region's bounding box (its largest connected
 part, the strips a move uncovers left out) in pixels and, grown to whole latent pixels, as a
-`ModelConfig.still_region` (top, left, bottom, right); `--out` writes the per-pixel maps as JSON.
+`ModelConfig.still_region` (top, left, bottom, right); `--out` writes the per-pixel maps as JSON;
+`--mask-out` the sprite itself (that part, its holes filled) as the pixel rows a world's still
+mask takes (`wm export-world --still-mask`, `wm_jax.kept_pixels`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 from experiments.shift_probe import recorded_episodes
 from wm_jax import model
+from wm_jax.bundle import still_mask_rows
 from wm_jax.data.episode_store import EpisodeStore
 
 
@@ -53,8 +56,8 @@ def still_better(stores, config, downscale: int) -> dict[str, np.ndarray]:
     return {key: still < shifted for key, (still, shifted, _) in sums.items()}
 
 
-def bounding_box(mask_HW: np.ndarray, border: int) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the largest connected part of the mask, `border` columns on
+def sprite(mask_HW: np.ndarray, border: int) -> np.ndarray:
+    """[H, W] bool: the largest connected part of the mask, its holes filled, `border` columns on
     each side left out (what a move uncovers: there neither prediction holds)."""
     inner = mask_HW.copy()
     inner[:, :border] = inner[:, inner.shape[1] - border:] = False
@@ -62,7 +65,12 @@ def bounding_box(mask_HW: np.ndarray, border: int) -> tuple[int, int, int, int]:
     if not count:
         raise ValueError("no pixel is predicted better unmoved under every key: nothing is fixed to the screen")
     largest = 1 + int(np.argmax(ndimage.sum(inner, labels, range(1, count + 1))))
-    rows, cols = np.nonzero(labels == largest)
+    return ndimage.binary_fill_holes(labels == largest)
+
+
+def bounding_box(sprite_HW: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the marked pixels."""
+    rows, cols = np.nonzero(sprite_HW)
     return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
 
 
@@ -72,21 +80,27 @@ def main(argv=None):
     parser.add_argument("--data", nargs="+", required=True, help="recorded datasets (training maps)")
     parser.add_argument("--downscale", type=int, default=4, help="pixels per latent pixel (default 4)")
     parser.add_argument("--out", help="write the per-key maps and the box as JSON here")
+    parser.add_argument("--mask-out", metavar="FILE", help="write the sprite's pixels here, one row a line, '#' marked "
+                                                           "(for `wm export-world --still-mask`)")
     args = parser.parse_args(argv)
     config = model.config_from_dict(json.loads((pathlib.Path(args.model) / "config.json").read_text()))
     better = still_better([EpisodeStore(d) for d in args.data], config, args.downscale)
     common = np.logical_and.reduce(list(better.values()))
     border = max(abs(int(round(right * args.downscale))) for _, _, right, _ in config.key_moves)
-    top, left, bottom, right = bounding_box(common, border)
+    sprite_HW = sprite(common, border)
+    top, left, bottom, right = bounding_box(sprite_HW)
     d = args.downscale
     latent = (top // d, left // d, -(-bottom // d), -(-right // d))
     print(f"held still under {sorted(better)}: pixels rows {top}-{bottom - 1}, columns {left}-{right - 1}")
     print(f"ModelConfig.still_region = {latent}  (latent pixels, grown to whole ones)")
-    for row in common.astype(int):
-        print("".join(".#"[v] for v in row))
+    for row in still_mask_rows(common):
+        print(row)
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps({"pixels": [top, left, bottom, right], "still_region": list(latent),
                                                       "maps": {k: v.astype(int).tolist() for k, v in better.items()}}))
+    if args.mask_out:
+        pathlib.Path(args.mask_out).write_text("\n".join(still_mask_rows(sprite_HW)) + "\n")
+        print(f"wrote the sprite's {int(sprite_HW.sum())} pixels to {args.mask_out}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.fill_ceiling import FILLS, rollout
-from wm_jax import configs, model
+from wm_jax import configs, model, warp
 
 
 @pytest.mark.parametrize("fill", FILLS)
@@ -36,6 +36,6 @@ def test_a_still_region_stays_as_the_start_frame_drew_it():
     actions = np.zeros((1, 3, config.action_dim), np.float32)
     actions[0, 1:, config.action_keys.index("left")] = 1.0
     region = (40, 24, 64, 40)  # a weapon at the bottom centre, in pixels
-    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", region))
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", warp.region_mask(64, 64, region)))
     np.testing.assert_array_equal(out[0, 2, 40:, 24:40], frames[0, 0, 40:, 24:40])
     np.testing.assert_array_equal(out[0, 1, :40, 8:], frames[0, 0, :40, :56])  # the scene above it moved

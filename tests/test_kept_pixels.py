@@ -7,17 +7,20 @@ The autoencoder here is a lossy one with random weights (`tiny_f4c8`: 32x32 fram
 latents), so the kept pixels and the decoded frame differ everywhere and any mix-up shows.
 """
 
+import dataclasses
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import randomize
 
-from wm_jax import autoencoder, evaluation, images, kept_pixels
+from wm_jax import autoencoder, bundle, evaluation, images, kept_pixels
 from wm_jax import model as wm_model
 from wm_jax.bundle import WorldInfo
 from wm_jax.diffusion import SamplerConfig
-from wm_jax.world import World
+from wm_jax.world import World, load_world
 
 SIZE = 32
 STEP_PX = 8  # the left key moves the latent 2 pixels; the autoencoder downscales 4x
@@ -98,7 +101,46 @@ def test_a_still_region_keeps_its_pixels_in_place_and_what_it_hid_is_decoded(par
     np.testing.assert_array_equal(panned[20:, 20 + STEP_PX:], start[20:, 20:-STEP_PX])  # right of what it hid too
     assert np.abs(panned[20:, 20:20 + STEP_PX] - start[20:, 12:20]).mean() > 1  # not the sprite dragged along
     keeper = kept_pixels.make_keeper(world.config, world.ae_config.downscale, lambda z: z)
-    assert keeper.still_region == (20, 8, 32, 20)
+    np.testing.assert_array_equal(keeper.still_HW, np.pad(np.ones((12, 12), bool), ((20, 0), (8, 12))))
+    assert keeper.stale_HW is None
+
+
+SPRITE_ROWS = tuple("".join("#" if (r >= 24 and 8 <= c < 12) else "." for c in range(SIZE)) for r in range(SIZE))
+
+
+def test_a_still_mask_keeps_only_the_sprite_and_the_rest_of_its_box_shows_the_scene_moving(parts):
+    """With a still mask (world.json "still_mask": pixel rows 24-31, columns 8-11, inside the model's
+    box 20-31 x 8-19) only the sprite stays; in the rest of the box the scene slides as everywhere
+    (the box's latents are held still, so their decoding would show the start there: it is not
+    shown); what the sprite hid and was never seen keeps the pixel shown before; what it hid as the
+    scene moved on comes out of the box as pixels kept, not painted."""
+    config, params, ae_config, ae_variables = parts
+    info = WorldInfo(name="sprite", keys=(("left", "pan left"),), sampler=SamplerConfig(steps=1), still_mask=SPRITE_ROWS)
+    world = World(info, config.replace(still_region=(5, 2, 8, 5)), params, ae_config, ae_variables, images.default_scene(SIZE, SIZE))
+    start = world.start_image.astype(np.int32)
+    state, panned = world.step(world.start(seed=0), ("left",))
+    panned = panned.astype(np.int32)
+    np.testing.assert_array_equal(panned[24:, 8:12], start[24:, 8:12])  # the sprite, where it was
+    np.testing.assert_array_equal(panned[:24, STEP_PX:], start[:24, :-STEP_PX])  # above it, box rows too, the scene slides
+    np.testing.assert_array_equal(panned[24:, 12:16], start[24:, 4:8])  # in the box beside it too
+    np.testing.assert_array_equal(panned[24:, 16:20], start[24:, 16:20])  # behind it, never seen: as shown before
+    np.testing.assert_array_equal(panned[24:, 20:], start[24:, 12:-STEP_PX])  # out of the box, kept pixels
+    keeper = kept_pixels.make_keeper(world.config, 4, lambda z: z, still_mask=info.still_mask_array())
+    np.testing.assert_array_equal(keeper.still_HW, info.still_mask_array())
+
+
+@pytest.mark.parametrize("rows, message", [
+    (SPRITE_ROWS[:-1], "31x32 pixels, the world's frames are 32x32"),
+    (("." * SIZE,) * SIZE, "no pixel is marked"),
+    (("#" + "." * (SIZE - 1),) + SPRITE_ROWS[1:], "1 marked pixels lie outside the model's still_region"),
+])
+def test_a_still_mask_that_does_not_fit_the_model_is_refused(parts, rows, message):
+    config, params, ae_config, ae_variables = parts
+    info = WorldInfo(name="sprite", keys=(("left", "pan left"),), sampler=SamplerConfig(steps=1), still_mask=rows)
+    with pytest.raises(ValueError, match=message):
+        World(info, config.replace(still_region=(5, 2, 8, 5)), params, ae_config, ae_variables)
+    with pytest.raises(ValueError, match="holds no still_region"):
+        World(dataclasses.replace(info, still_mask=SPRITE_ROWS), config, params, ae_config, ae_variables)
 
 
 def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):
@@ -149,3 +191,37 @@ def test_teacher_forced_figures_score_the_kept_pixels(parts):
     assert kept["mean"]["teacher_forced"]["psnr"] >= 99  # capped: an exact copy
     assert kept["mean"]["autoregressive"]["psnr"] >= 99
     assert decoded["mean"]["teacher_forced"]["psnr"] < 40
+
+
+def test_bundles_carry_a_still_mask_and_refuse_one_that_is_not_pixel_rows(parts, tmp_path):
+    config, params, ae_config, ae_variables = parts
+    config = config.replace(still_region=(5, 2, 8, 5))
+    common = dict(name="sprite", config=config, params=params, ae_config=ae_config, ae_variables=ae_variables,
+                  keys={"left": "pan left"}, sampler=SamplerConfig(steps=1))
+    bundle.save_world(tmp_path / "ok", still_mask=SPRITE_ROWS, **common)
+    meta = json.loads((tmp_path / "ok" / "world.json").read_text())
+    assert meta["still_mask"] == list(SPRITE_ROWS)
+    assert load_world(tmp_path / "ok").info.still_mask == SPRITE_ROWS
+    with pytest.raises(ValueError, match="outside the model's still_region"):
+        bundle.save_world(tmp_path / "refused", still_mask=("#" * SIZE,) * SIZE, **common)
+    assert not (tmp_path / "refused").exists()
+    for bad, message in (("#..#", "must be a list of pixel rows"), (["#.", "#"], "as long"), (["#x", ".."], "only '#' and '.'")):
+        meta["still_mask"] = bad
+        (tmp_path / "ok" / "world.json").write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=f"world.json: still_mask.*{message}"):
+            load_world(tmp_path / "ok")
+
+
+def test_export_world_reads_a_still_mask_file_and_names_what_is_wrong_with_one(tmp_path):
+    from wm_jax.cli.export_world import read_still_mask
+
+    good = tmp_path / "mask.txt"
+    good.write_text("..#.\n.##.\n\n")
+    assert read_still_mask(str(good)) == ("..#.", ".##.")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("..#.\n.#1.\n")
+    with pytest.raises(ValueError, match=r"bad.txt: .*line 2 holds \['1'\]"):
+        read_still_mask(str(bad))
+    bad.write_text("\n")
+    with pytest.raises(ValueError, match="the file is empty"):
+        read_still_mask(str(bad))

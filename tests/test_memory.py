@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import randomize
 
-from wm_jax import autoencoder, images, memory, rollout
+from wm_jax import autoencoder, images, memory, rollout, warp
 from wm_jax import model as wm_model
 from wm_jax.bundle import WorldInfo
 from wm_jax.diffusion import SamplerConfig
@@ -38,7 +38,7 @@ def moved_reference(content_HWC, known_HW1, down: int, right: int, forget: bool)
 def test_the_canvas_carries_whole_pixels_and_forgets_what_falls_off_and_what_a_zoom_moves():
     rng = np.random.default_rng(0)
     view = rng.normal(size=(3, 4, 5, 2)).astype(np.float32)
-    canvas = memory.start(jnp.asarray(view), margin=3, still_region=(2, 1, 4, 3))
+    canvas = memory.start(jnp.asarray(view), margin=3, still_hw=warp.region_mask(4, 5, (2, 1, 4, 3)))
     known = np.asarray(canvas.known_BHW1)
     assert known.shape == (3, 10, 11, 1) and known.sum() == 3 * (4 * 5 - 2 * 2)  # the view but its still region
     np.testing.assert_array_equal(np.asarray(canvas.view(4, 5)[0])[:, :2], view[:, :2])
@@ -52,7 +52,7 @@ def test_the_canvas_carries_whole_pixels_and_forgets_what_falls_off_and_what_a_z
         np.testing.assert_array_equal(np.asarray(carried.content_BHWC[b]) * known, content * known)
 
 
-def test_only_what_a_move_uncovered_and_the_canvas_has_seen_is_recalled_and_a_still_region_is_never_written():
+def test_only_what_a_move_uncovered_and_the_canvas_has_seen_is_recalled_and_a_still_mask_is_never_written():
     canvas = memory.Canvas(jnp.full((1, 6, 6, 1), 7.0), jnp.zeros((1, 6, 6, 1)).at[:, 1:3, 1:5].set(1.0), margin=1)
     view = jnp.zeros((1, 4, 4, 1))
     uncovered = jnp.zeros((1, 4, 4, 1)).at[:, :, :2].set(1.0)
@@ -60,7 +60,7 @@ def test_only_what_a_move_uncovered_and_the_canvas_has_seen_is_recalled_and_a_st
     expected = np.zeros((4, 4))
     expected[:2, :2] = 7.0  # uncovered and seen; below it uncovered but never seen, to its right seen but kept
     np.testing.assert_array_equal(recalled, expected)
-    written = memory.remembered(canvas, jnp.ones((1, 4, 4, 1)), still_region=(2, 0, 3, 1))
+    written = memory.remembered(canvas, jnp.ones((1, 4, 4, 1)), still_hw=warp.region_mask(4, 4, (2, 0, 3, 1)))
     assert float(written.content_BHWC[0, 3, 1, 0]) == 7.0 and float(written.known_BHW1[0, 3, 1, 0]) == 0.0  # the box: as it was
     assert float(written.content_BHWC[0, 1, 2, 0]) == 1.0 and float(written.known_BHW1[0, 4, 4, 0]) == 1.0
 

@@ -6,6 +6,7 @@ import json
 import pathlib
 
 import numpy as np
+from scipy import ndimage
 import pytest
 
 from wm_jax.datasets import photo_split
@@ -107,13 +108,21 @@ def test_doom_world_turns_the_way_its_keys_say(doom, held_out_doom_frame):
 def test_doom_world_holds_its_weapon_still_while_the_scene_turns(doom, held_out_doom_frame):
     """The game draws the weapon fixed to the screen while a turn slides the scene behind it: after
     eight frames of a held turn from a frame of MAP04 (never trained on), the weapon's pixels
-    (the model's `still_region`) are the start frame's, and the scene above it has moved. A world
-    whose whole frame slides drags the weapon out of view within these eight frames."""
+    (world.json "still_mask") are the start frame's, and the scene has moved, above the weapon and
+    beside it inside the box the model holds still (`still_region`). A world whose whole frame
+    slides drags the weapon out of view within these eight frames; one that keeps the whole box
+    keeps the floor beside the weapon as it was."""
+    sprite = doom.info.still_mask_array()
     top, left, bottom, right = (v * doom.ae_config.downscale for v in doom.config.still_region)
+    beside = np.zeros_like(sprite)
+    beside[top:bottom, left:right] = True
+    beside &= ~ndimage.binary_dilation(sprite, iterations=2)
+    assert sprite.sum() > 100 and beside.sum() > 100
     start = doom.fit(held_out_doom_frame)
-    turned = doom.rollout(start, keyscript.parse("left*8"), seed=0)[-1]
-    np.testing.assert_array_equal(turned[top:bottom, left:right], start[top:bottom, left:right])
-    assert np.abs(turned[:top].astype(np.int32) - start[:top]).mean() > 5
+    turned = doom.rollout(start, keyscript.parse("left*8"), seed=0)[-1].astype(np.int32)
+    np.testing.assert_array_equal(turned[sprite], start[sprite])
+    assert np.abs(turned[:top] - start[:top]).mean() > 5
+    assert np.abs(turned[beside] - start[beside]).mean() > 5
 
 
 def test_shipped_worlds_show_what_a_move_brings_back_as_it_was(pan, doom, held_out_photo, held_out_doom_frame):

@@ -85,11 +85,10 @@ def test_uncovered_marks_what_the_move_brings_in(shift, log_scale, margin):
     np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _uncovered_reference(10, 12, np.asarray(shift), log_scale, margin))
 
 
-def _behind_reference(h, w, shift, region):
-    """Whole-pixel shifts: output pixel (i, j) outside the region reads (i - down, j - right); it
-    is uncovered when that lies beyond the frame or inside the region (loops, no vector tricks)."""
-    top, left, bottom, right = region
-    inside = lambda i, j: top <= i < bottom and left <= j < right
+def _behind_reference(h, w, shift, still_HW):
+    """Whole-pixel shifts: output pixel (i, j) outside the mask reads (i - down, j - right); it
+    is uncovered when that lies beyond the frame or inside the mask (loops, no vector tricks)."""
+    inside = lambda i, j: bool(still_HW[i, j])
     out = np.zeros((h, w), np.float32)
     for i in range(h):
         for j in range(w):
@@ -99,20 +98,32 @@ def _behind_reference(h, w, shift, region):
     return out
 
 
+def _sprite_mask():
+    """A box less a corner, and a pixel apart: not a rectangle."""
+    mask = warp.region_mask(10, 12, (5, 3, 9, 7))
+    mask[5:7, 3:5] = False
+    mask[2, 9] = True
+    return mask
+
+
+@pytest.mark.parametrize("still", ["box", "sprite"])
 @pytest.mark.parametrize("shift", [(0.0, 0.0), (0.0, 2.0), (0.0, -3.0), (1.0, 2.0), (-2.0, 0.0)])
-def test_a_still_region_stays_and_what_it_hid_is_uncovered(shift):
-    """A sprite fixed to the screen: inside the region the frame before, exactly; outside it the
-    plain move; uncovered: beyond the frame, and what the region's pixels hid as the scene moves past."""
-    region = (5, 3, 9, 7)
+def test_a_still_mask_stays_and_what_it_hid_is_uncovered(shift, still):
+    """A sprite fixed to the screen: where it is the frame before, exactly; elsewhere the plain
+    move; uncovered: beyond the frame, and what the sprite's pixels hid as the scene moves past."""
+    inside = warp.region_mask(10, 12, (5, 3, 9, 7)) if still == "box" else _sprite_mask()
     x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 10, 12, 2)), jnp.float32)
     shift_B2, zero = jnp.asarray([shift], jnp.float32), jnp.zeros((1,))
-    held = np.asarray(warp.shift_and_zoom(x, shift_B2, zero, "mirror", region))
+    held = np.asarray(warp.shift_and_zoom(x, shift_B2, zero, "mirror", inside))
     plain = np.asarray(warp.shift_and_zoom(x, shift_B2, zero, "mirror"))
-    inside = warp.region_mask(10, 12, region)
     np.testing.assert_array_equal(held[0][inside], np.asarray(x[0])[inside])
     np.testing.assert_array_equal(held[0][~inside], plain[0][~inside])
-    out = warp.uncovered(10, 12, shift_B2, zero, margin=0, still_region=region)
-    np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _behind_reference(10, 12, shift, region))
+    out = warp.uncovered(10, 12, shift_B2, zero, margin=0, still_HW=inside)
+    np.testing.assert_array_equal(np.asarray(out[0, ..., 0]), _behind_reference(10, 12, shift, inside))
+
+
+def test_no_region_is_no_mask():
+    assert warp.region_mask(10, 12, ()) is None
 
 
 def test_still_region_is_checked():

@@ -5,6 +5,7 @@ A world bundle is a directory:
     WORLD/
       world.json      {"format": FORMAT, "name", "description", "fps", "keys": {key: meaning},
                        "zoom_keys": {key: scale per frame}, "zoom_range": [min, max] (optional),
+                       "still_mask": ["..##..", ...] (optional),
                        "sampler": {steps, method, eta, context_noise, guidance, ...},
                        "model": "model", "autoencoder": "autoencoder", "start_image": "start.png",
                        "provenance": {...}}
@@ -23,7 +24,10 @@ samples it the way it was trained. `keys` lists the keys the world answers to, i
 player shows them, with what they do; each must be in the model's action space (the model maps
 keys by name). `zoom_keys` names keys the world zooms the camera with, in pixels
 (`wm_jax.pixel_zoom`: > 1 zooms in), each also in `keys`, within `zoom_range` of the start
-frame (default `pixel_zoom.DEFAULT_RANGE`, the recorder's). A bare model directory (config.json + params) also plays (`wm_jax.world.load_world`),
+frame (default `pixel_zoom.DEFAULT_RANGE`, the recorder's). `still_mask` outlines, one string per
+pixel row ('#' marked, '.' not), the sprite a model's `still_region` box holds still (a game's
+weapon), so that the rest of the box shows the scene moving (`wm_jax.kept_pixels`; written by
+`experiments.still_region_probe --mask-out`). A bare model directory (config.json + params) also plays (`wm_jax.world.load_world`),
 given an autoencoder.
 
 Bundles are found by name in the shipped folder (wm_jax/worlds/) and in the folders of $WM_WORLDS.
@@ -40,7 +44,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from wm_jax import actions, autoencoder, images, pixel_zoom
+from wm_jax import actions, autoencoder, images, kept_pixels, pixel_zoom, warp
 from wm_jax import model as wm_model
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
@@ -70,6 +74,11 @@ class WorldInfo:
     provenance: Mapping = dataclasses.field(default_factory=dict)
     zoom_keys: Mapping[str, float] = dataclasses.field(default_factory=dict)  # key -> scale per frame (pixel_zoom)
     zoom_range: tuple[float, float] = pixel_zoom.DEFAULT_RANGE
+    still_mask: tuple[str, ...] = ()  # pixel rows of the still sprite, '#' marked (see the module docstring)
+
+    def still_mask_array(self) -> np.ndarray | None:
+        """[H, W] bool of `still_mask`, or None without one."""
+        return still_mask_array(self.still_mask)
 
     def to_json(self, resolution: tuple[int, int]) -> dict:
         """For the play page; each key says what a player presses for it ("press"): itself, or a
@@ -90,9 +99,9 @@ def frame_resolution(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
 
 def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConfig,
                      keys: Iterable[tuple[str, str]], zoom_keys: Mapping[str, float] | None = None,
-                     zoom_range=pixel_zoom.DEFAULT_RANGE) -> list[str]:
-    """Why a model, an autoencoder and a world's keys do not make a world (empty: they do).
-    Read from configs alone, so a bundle is checked before any weights are loaded or written."""
+                     zoom_range=pixel_zoom.DEFAULT_RANGE, still_mask: Sequence[str] = ()) -> list[str]:
+    """Why a model, an autoencoder and a world's keys (and still mask) do not make a world (empty:
+    they do). Read from configs alone, so a bundle is checked before any weights are loaded or written."""
     problems = []
     if ae_config.latent_channels != config.in_channels:
         problems.append(f"the autoencoder makes {ae_config.latent_channels}-channel latents, the model expects {config.in_channels}")
@@ -107,7 +116,23 @@ def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
     unlisted = sorted(set(zoom_keys) - {k for k, _ in keys})
     if unlisted:
         problems.append(f"zoom keys {unlisted} are not among the world's keys")
+    if still_mask:
+        h, w = frame_resolution(config, ae_config)
+        box = warp.region_mask(h, w, tuple(v * ae_config.downscale for v in config.still_region))
+        problems += [f"still_mask: {p}" for p in kept_pixels.still_mask_problems(still_mask_array(still_mask), box)]
     return problems
+
+
+def still_mask_array(rows: Sequence[str]) -> np.ndarray | None:
+    """Pixel rows ('#' marked, '.' not) -> [H, W] bool; None for no rows."""
+    if not rows:
+        return None
+    return np.array([[c == "#" for c in row] for row in rows], bool)
+
+
+def still_mask_rows(mask_HW: np.ndarray) -> tuple[str, ...]:
+    """[H, W] bool -> the pixel rows world.json stores."""
+    return tuple("".join(".#"[int(v)] for v in row) for row in np.asarray(mask_HW, bool))
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -185,6 +210,19 @@ def _zoom_keys_from(zoom_keys, source=None) -> dict[str, float]:
     return {actions.canonical(k): float(v) for k, v in zoom_keys.items()}
 
 
+def _still_mask_from(rows, source=None) -> tuple[str, ...]:
+    """world.json's or a caller's still mask (pixel rows of '#' and '.') -> a tuple of rows; a clear error otherwise."""
+    if rows is None or (not isinstance(rows, str) and len(rows) == 0):
+        return ()
+    where = f"{source}: " if source else ""
+    if isinstance(rows, str) or not all(isinstance(r, str) for r in rows):
+        raise ValueError(f"{where}still_mask must be a list of pixel rows, strings of '#' (the sprite) and '.', "
+                         f"got {type(rows).__name__}")
+    if len({len(r) for r in rows}) != 1 or any(set(r) - {"#", "."} for r in rows):
+        raise ValueError(f"{where}still_mask rows must all be as long and hold only '#' and '.'")
+    return tuple(rows)
+
+
 def _zoom_range_from(zoom_range, source=None) -> tuple[float, float]:
     where = f"{source}: " if source else ""
     if (not isinstance(zoom_range, (list, tuple)) or len(zoom_range) != 2
@@ -198,6 +236,7 @@ def _meta(info: WorldInfo, *, model: str, autoencoder_dir: str, start_image: str
         "format": FORMAT, "name": info.name, "description": info.description, "fps": info.fps,
         "keys": dict(info.keys),
         **({"zoom_keys": dict(info.zoom_keys), "zoom_range": list(info.zoom_range)} if info.zoom_keys else {}),
+        **({"still_mask": list(info.still_mask)} if info.still_mask else {}),
         "sampler": dataclasses.asdict(info.sampler), "model": model, "autoencoder": autoencoder_dir, "start_image": start_image,
         "provenance": dict(info.provenance),
     }
@@ -207,7 +246,8 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
                ae_variables, keys: Mapping[str, str] | Sequence[str], fps: float = 20.0,
                start_image: np.ndarray | None = None, description: str = "",
                sampler: SamplerConfig = SamplerConfig(), provenance: Mapping | None = None,
-               zoom_keys: Mapping[str, float] | None = None, zoom_range=pixel_zoom.DEFAULT_RANGE) -> pathlib.Path:
+               zoom_keys: Mapping[str, float] | None = None, zoom_range=pixel_zoom.DEFAULT_RANGE,
+               still_mask: Sequence[str] = ()) -> pathlib.Path:
     """Write a world bundle (see the module docstring); `directory` must not hold one already.
     The start image (any size; default: a generated scene) is stored at the world's resolution."""
     directory = pathlib.Path(directory)
@@ -215,9 +255,9 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
         raise FileExistsError(f"{directory} already holds a world ({INFO_FILE}); choose a new directory")
     info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
                      provenance=dict(provenance or {}), zoom_keys=_zoom_keys_from(zoom_keys),
-                     zoom_range=_zoom_range_from(zoom_range))
+                     zoom_range=_zoom_range_from(zoom_range), still_mask=_still_mask_from(still_mask))
     # Checked before anything is written: a refused world leaves no half-written bundle.
-    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
+    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask)
     if problems:
         raise ValueError(f"world {name!r}: " + "; ".join(problems))
     resolution = frame_resolution(config, ae_config)
@@ -271,6 +311,7 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
         sampler=sampler_from_fields(meta.get("sampler", {})), provenance=meta.get("provenance", {}),
         zoom_keys=_zoom_keys_from(meta.get("zoom_keys"), info_file),
         zoom_range=_zoom_range_from(meta.get("zoom_range", pixel_zoom.DEFAULT_RANGE), info_file),
+        still_mask=_still_mask_from(meta.get("still_mask"), info_file),
     )
     start = path / meta["start_image"] if meta.get("start_image") else None
     return info, path / meta.get("model", "model"), path / meta.get("autoencoder", "autoencoder"), start

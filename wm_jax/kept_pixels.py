@@ -21,6 +21,13 @@ With `SamplerConfig.memory` the keeper also keeps a canvas of the pixels it show
 view (`wm_jax.memory`), as the rollout keeps one of latents: what a move brings back into view is
 shown as it was shown before, given pixels as given, painted ones as painted.
 
+A model that holds a box still (`ModelConfig.still_region`: a game's weapon) keeps that box of
+its latents as the rollout began, so decoding it never shows the scene a turn carries past. The
+keeper holds still only the sprite's own pixels (a world's still mask, world.json "still_mask",
+found by `experiments.still_region_probe`; the box itself without one): in the rest of the box it
+shows the scene's pixels moved as everywhere else, recalled from memory where the sprite hid them
+and, where never seen, the pixel shown there before (never the box's stale decoding).
+
 Frames in [-1, 1]. Letters: B batch, T frames, H W pixel height and width, h w c latent ones,
 K action entries.
 """
@@ -54,7 +61,7 @@ def given(frames_BHW3, keeper: "Keeper | None" = None) -> KeptFrame:
     kept = KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
     if keeper is None or not keeper.memory:
         return kept
-    return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_region))
+    return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_HW))
 
 
 def _stacked(kept: KeptFrame):
@@ -66,8 +73,9 @@ class Keeper:
     shift_K2: np.ndarray  # (down, right) in pixels that each action entry moves the picture
     zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
     decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
-    still_region: tuple = ()  # (top, left, bottom, right) in pixels: kept where it is (`ModelConfig.still_region`)
     memory: int = 0  # pixels beyond each edge of the view remembered (`SamplerConfig.memory` x downscale)
+    still_HW: np.ndarray | None = None  # pixels kept where they are: a sprite fixed to the screen
+    stale_HW: np.ndarray | None = None  # pixels whose latents the model holds still around a finer still_HW
 
     def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
         """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
@@ -75,15 +83,21 @@ class Keeper:
         action = action_BK.astype(jnp.float32)
         shift_B2 = action @ jnp.asarray(self.shift_K2)
         no_zoom_B = jnp.zeros(shift_B2.shape[:1], jnp.float32)
-        move = lambda x: warp.shift_and_zoom(x, shift_B2, no_zoom_B, "mirror", self.still_region)
-        uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0, still_region=self.still_region)
+        move = lambda x: warp.shift_and_zoom(x, shift_B2, no_zoom_B, "mirror", self.still_HW)
+        uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0, still_HW=self.still_HW)
         zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
-        painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B[:, None, None, None].astype(jnp.float32))
+        zoomed_B111 = zoomed_B[:, None, None, None]
+        painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B111.astype(jnp.float32))
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
-        shown = KeptFrame(jnp.where(painted > 0, decoded, move(kept.pixels_BHW3)), painted)
+        moved = move(kept.pixels_BHW3)
+        pixels = jnp.where(painted > 0, decoded, moved)
+        if self.stale_HW is not None:
+            behind_sprite = (self.stale_HW & ~self.still_HW)[None, :, :, None]
+            pixels = jnp.where(behind_sprite & ~zoomed_B111, jnp.where(uncovered > 0, kept.pixels_BHW3, moved), pixels)
+        shown = KeptFrame(pixels, painted)
         if kept.canvas is None:
             return shown
-        recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, zoomed_B, uncovered, self.still_region)
+        recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, zoomed_B, uncovered, self.still_HW)
         return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas)
 
     def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
@@ -97,10 +111,11 @@ class Keeper:
 
 
 def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None,
-                memory: int = 0) -> Keeper | None:
+                memory: int = 0, still_mask: np.ndarray | None = None) -> Keeper | None:
     """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
     other model (its frames are its latents decoded). downscale: pixels per latent pixel; memory:
-    latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`)."""
+    latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`); still_mask:
+    [H, W] bool, the pixels of the sprite inside the model's still_region (default: all of it)."""
     if not config.paint_uncovered_only:
         return None
     moves_K3 = model.key_move_table(config)
@@ -110,8 +125,33 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
     zooms_K = (moves_K3[:, 2] != 0).astype(np.float32)
     for key in zoom_keys or {}:
         zooms_K[config.action_space.index(key)] = 1.0
-    still_region = tuple(v * downscale for v in config.still_region)
-    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, still_region, memory * downscale)
+    h, w = config.latent_size
+    box_HW = warp.region_mask(h * downscale, w * downscale, tuple(v * downscale for v in config.still_region))
+    still_HW, stale_HW = box_HW, None
+    if still_mask is not None:
+        problems = still_mask_problems(still_mask, box_HW)
+        if problems:
+            raise ValueError("still_mask: " + "; ".join(problems))
+        still_HW, stale_HW = np.asarray(still_mask, bool), box_HW
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, still_HW, stale_HW)
+
+
+def still_mask_problems(still_mask, box_HW: np.ndarray | None) -> list[str]:
+    """Why a sprite's pixel mask does not fit a model's still box (in pixels; None: the model holds
+    none) (empty: it fits). The keeper shows the box's other pixels moved, so the mask must lie in it."""
+    if box_HW is None:
+        return ["the model holds no still_region, so no sprite stays put for a still mask to outline"]
+    mask = np.asarray(still_mask)
+    if mask.shape != box_HW.shape:
+        return [f"{mask.shape[0] if mask.ndim else 0}x{mask.shape[1] if mask.ndim > 1 else 0} pixels, "
+                f"the world's frames are {box_HW.shape[0]}x{box_HW.shape[1]}"]
+    if not mask.any():
+        return ["no pixel is marked"]
+    outside = np.argwhere(mask & ~box_HW)
+    if len(outside):
+        return [f"{len(outside)} marked pixels lie outside the model's still_region (first at row {outside[0][0]}, "
+                f"column {outside[0][1]}): the model moves its latents there"]
+    return []
 
 
 def shown_frames(keeper: Keeper | None, decode, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:

@@ -10,8 +10,8 @@ one of latents, a keeper (`kept_pixels`) one of the pixels it showed, with the s
 
 A move carries the canvas by whole pixels, exactly (anything else resamples, and resampling every
 frame blurs); what falls off its far edge is forgotten, and a zoom forgets everything but the view (a
-flat canvas cannot say where zoomed content was). A `still_region` (a sprite fixed to the screen)
-is never written: the canvas keeps the scene it hides.
+flat canvas cannot say where zoomed content was). A still mask (`still_HW`: a sprite fixed to the
+screen, `wm_jax.warp`) is never written: the canvas keeps the scene it hides.
 
 Letters: B batch, H W the canvas's height and width, h w the view's, C channels.
 """
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from wm_jax import warp
 
 
 @struct.dataclass
@@ -37,12 +37,12 @@ class Canvas:
         return self.content_BHWC[:, m : m + h, m : m + w], self.known_BHW1[:, m : m + h, m : m + w]
 
 
-def start(view_BhwC, margin: int, still_region: warp.Region | tuple = ()) -> Canvas:
-    """A canvas that has seen only the view (outside `still_region`)."""
+def start(view_BhwC, margin: int, still_hw: np.ndarray | None = None) -> Canvas:
+    """A canvas that has seen only the view (but where `still_hw`)."""
     b, h, w, c = view_BhwC.shape
     canvas = Canvas(jnp.zeros((b, h + 2 * margin, w + 2 * margin, c), jnp.float32),
                     jnp.zeros((b, h + 2 * margin, w + 2 * margin, 1), jnp.float32), margin)
-    return remembered(canvas, view_BhwC, still_region)
+    return remembered(canvas, view_BhwC, still_hw)
 
 
 def moved(canvas: Canvas, shift_B2, forget_B) -> Canvas:
@@ -63,12 +63,12 @@ def moved(canvas: Canvas, shift_B2, forget_B) -> Canvas:
     return Canvas(content, known, canvas.margin)
 
 
-def carried(canvas: Canvas, view_BhwC, shift_B2, forget_B, uncovered_Bhw1, still_region: warp.Region | tuple = ()):
+def carried(canvas: Canvas, view_BhwC, shift_B2, forget_B, uncovered_Bhw1, still_hw: np.ndarray | None = None):
     """One frame's memory: (the view with what its move uncovered recalled where seen, the canvas
     moved by the move and holding that view)."""
     canvas = moved(canvas, shift_B2, forget_B)
     view_BhwC = recalled(canvas, view_BhwC, uncovered_Bhw1)
-    return view_BhwC, remembered(canvas, view_BhwC, still_region)
+    return view_BhwC, remembered(canvas, view_BhwC, still_hw)
 
 
 def recalled(canvas: Canvas, view_BhwC, where_Bhw1):
@@ -78,13 +78,14 @@ def recalled(canvas: Canvas, view_BhwC, where_Bhw1):
     return jnp.where(use, content.astype(view_BhwC.dtype), view_BhwC)
 
 
-def remembered(canvas: Canvas, view_BhwC, still_region: warp.Region | tuple = ()) -> Canvas:
-    """The canvas with the view written where it is now, except inside `still_region`."""
+def remembered(canvas: Canvas, view_BhwC, still_hw: np.ndarray | None = None) -> Canvas:
+    """The canvas with the view written where it is now, except where `still_hw`."""
     h, w = view_BhwC.shape[1:3]
     m = canvas.margin
-    old_content, old_known = canvas.view(h, w)
-    still = jnp.asarray(warp.region_mask(h, w, still_region))[None, :, :, None]
-    content = jnp.where(still, old_content, view_BhwC.astype(jnp.float32))
-    known = jnp.where(still, old_known, 1.0)
+    content, known = view_BhwC.astype(jnp.float32), jnp.ones(view_BhwC.shape[:3] + (1,), jnp.float32)
+    if still_hw is not None:
+        old_content, old_known = canvas.view(h, w)
+        still = np.asarray(still_hw, bool)[None, :, :, None]
+        content, known = jnp.where(still, old_content, content), jnp.where(still, old_known, known)
     return Canvas(canvas.content_BHWC.at[:, m : m + h, m : m + w].set(content),
                   canvas.known_BHW1.at[:, m : m + h, m : m + w].set(known), m)

@@ -107,12 +107,16 @@ class WorldModel(nn.Module):
         move_B3 = actions_BK.astype(jnp.float32) @ jnp.asarray(key_move_table(self.config))
         return move_B3[:, :2], move_B3[:, 2]
 
+    def _still(self, x_GHWC):
+        """[H, W] bool where the model holds its frame still (`ModelConfig.still_region`), or None."""
+        return warp.region_mask(*x_GHWC.shape[1:3], self.config.still_region)
+
     def _moved(self, previous, actions):
         """With key_moves, the previous frame as the keys held move it: the frame the head's
         change is added to and the patch embedding sees. previous: [G, H, W, C]; actions: [G, K]."""
         if not self.config.key_moves:
             return previous
-        return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill, self.config.still_region)
+        return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill, self._still(previous))
 
     def _add_previous(self, out, previous, actions):
         """With prediction 'x0_residual' the head's output is the change from the previous frame
@@ -122,7 +126,7 @@ class WorldModel(nn.Module):
         c = self.config.in_channels
         change = out[..., :c]
         if self.config.paint_uncovered_only:
-            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_region=self.config.still_region)
+            change = change * warp.uncovered(*change.shape[1:3], *self._moves_of(actions), still_HW=self._still(change))
         return jnp.concatenate([change + previous.astype(out.dtype), out[..., c:]], axis=-1)
 
     def _unpatchify(self, out_GNF, lead):

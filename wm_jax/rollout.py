@@ -99,7 +99,8 @@ def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, 
     check_memory(config, sampler)
     state = _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
     if sampler.memory:
-        state = state.replace(canvas=memory.start(context_BTHWC[:, -1], sampler.memory, config.still_region))
+        still_hw = warp.region_mask(*context_BTHWC.shape[2:4], config.still_region)
+        state = state.replace(canvas=memory.start(context_BTHWC[:, -1], sampler.memory, still_hw))
     return state if zoom is None else state.replace(zoom=zoom.empty_state(context_BTHWC[:, -1]))
 
 
@@ -130,8 +131,9 @@ def remember_frame(config: ModelConfig, canvas: "memory.Canvas", latent_BHWC, ac
     forget_B = move_B3[:, 2] != 0
     if zoom is not None:
         forget_B = forget_B | ((action_BK.astype(jnp.float32) @ jnp.asarray(zoom.log_scale_K)) != 0)
-    uncovered = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], margin=0, still_region=config.still_region)
-    return memory.carried(canvas, latent_BHWC, move_B3[:, :2], forget_B, uncovered, config.still_region)
+    still_HW = warp.region_mask(*latent_BHWC.shape[1:3], config.still_region)
+    uncovered = warp.uncovered(*latent_BHWC.shape[1:3], move_B3[:, :2], move_B3[:, 2], margin=0, still_HW=still_HW)
+    return memory.carried(canvas, latent_BHWC, move_B3[:, :2], forget_B, uncovered, still_HW)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

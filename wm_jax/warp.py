@@ -8,9 +8,11 @@ The map is separable (a shift per axis and one zoom about the centre), so it is 
 interpolation matrices per frame: out[i, j] = Σ R_y[i, h] · x[h, w] · R_x[j, w], bilinear. What a
 move brings in from beyond the frame is filled by the border repeated (`fill="edge"`) or by the
 frame's mirror image (`fill="mirror"`, reflected about the border as scipy's mode "reflect").
-A whole-pixel shift without a zoom copies pixels exactly. A `still_region` (top, left, bottom,
-right) stays where it is: a sprite fixed to the screen, as a game's weapon is, does not move with
-the camera, and what was behind it comes into view as a move carries the scene past it.
+A whole-pixel shift without a zoom copies pixels exactly. A still mask ([H, W] bool, `still_HW`)
+stays where it is: a sprite fixed to the screen, as a game's weapon is, does not move with the
+camera, and what was behind it comes into view as a move carries the scene past it. A model holds
+a box still (`ModelConfig.still_region`, `region_mask`); a world's keeper of pixels may hold the
+sprite's own pixels (world.json "still_mask", `wm_jax.kept_pixels`).
 """
 
 from __future__ import annotations
@@ -58,51 +60,51 @@ def interpolation_matrix(size: int, shift_B, log_scale_B, fill: str = "edge"):
 Region = tuple[int, int, int, int]  # (top, left, bottom, right): rows top..bottom-1, columns left..right-1
 
 
-def region_mask(height: int, width: int, region: Region | tuple = ()) -> np.ndarray:
-    """[H, W] bool: True inside `region` (none: all False)."""
+def region_mask(height: int, width: int, region: Region | tuple = ()) -> np.ndarray | None:
+    """[H, W] bool: True inside `region`; None for no region (nothing held still)."""
+    if not region:
+        return None
+    top, left, bottom, right = region
     mask = np.zeros((height, width), bool)
-    if region:
-        top, left, bottom, right = region
-        mask[top:bottom, left:right] = True
+    mask[top:bottom, left:right] = True
     return mask
 
 
-def shift_and_zoom(x_BHWC, shift_B2, log_scale_B, fill: str = "edge", still_region: Region | tuple = ()):
+def shift_and_zoom(x_BHWC, shift_B2, log_scale_B, fill: str = "edge", still_HW: np.ndarray | None = None):
     """x moved by shift_B2 = (down, right) latent pixels and zoomed by exp(log_scale) about its
     centre; what comes in from beyond the frame as `fill` says ("edge" or "mirror"); x itself
-    inside `still_region`."""
+    where `still_HW`."""
     h, w = x_BHWC.shape[1:3]
     rows_BHH = interpolation_matrix(h, shift_B2[:, 0], log_scale_B, fill)
     cols_BWW = interpolation_matrix(w, shift_B2[:, 1], log_scale_B, fill)
     moved = jnp.einsum("bih,bhwc,bjw->bijc", rows_BHH, x_BHWC.astype(jnp.float32), cols_BWW)
-    if not still_region:
+    if still_HW is None:
         return moved
-    return jnp.where(region_mask(h, w, still_region)[:, :, None], x_BHWC.astype(jnp.float32), moved)
+    return jnp.where(np.asarray(still_HW, bool)[:, :, None], x_BHWC.astype(jnp.float32), moved)
 
 
-def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, still_region: Region | tuple = ()):
+def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, still_HW: np.ndarray | None = None):
     """[B, H, W, 1] float: 1 where the move brings in content from beyond the frame (the strip a
-    pan uncovers, the ring a zoom out does) or, outside `still_region`, from behind it (what its
+    pan uncovers, the ring a zoom out does) or, outside `still_HW`, from behind it (what its
     pixels hid: they did not move), grown by `margin` pixels into the frame; 0 elsewhere and
-    inside the region. No move: all 0."""
-    def reads(size, shift_B, low, high):
-        # whether each output pixel's bilinear source touches input pixels outside [low, high - 1]
+    where `still_HW`. No move: all 0."""
+    def outside(size, shift_B):
         src_BN = source_positions(size, shift_B, log_scale_B)
-        outside = (src_BN < 0) | (src_BN > size - 1)
-        inside = (jnp.ceil(src_BN) >= low) & (jnp.floor(src_BN) <= high - 1)
-        return outside, inside
+        return (src_BN < 0) | (src_BN > size - 1)
 
-    rows_out, rows_in = reads(height, shift_B2[:, 0], *(still_region[0::2] or (0, 0)))
-    cols_out, cols_in = reads(width, shift_B2[:, 1], *(still_region[1::2] or (0, 0)))
-    mask_BHW = rows_out[:, :, None] | cols_out[:, None, :]
-    if still_region:
-        mask_BHW = mask_BHW | (rows_in[:, :, None] & cols_in[:, None, :])
+    mask_BHW = outside(height, shift_B2[:, 0])[:, :, None] | outside(width, shift_B2[:, 1])[:, None, :]
+    if still_HW is not None:
+        # an output pixel whose bilinear source takes any weight from a still pixel shows what it hid
+        rows_BHH = interpolation_matrix(height, shift_B2[:, 0], log_scale_B)
+        cols_BWW = interpolation_matrix(width, shift_B2[:, 1], log_scale_B)
+        still = jnp.asarray(still_HW, jnp.float32)
+        mask_BHW = mask_BHW | (jnp.einsum("bih,hw,bjw->bij", rows_BHH, still, cols_BWW) > 0)
     mask_BHW = mask_BHW.astype(jnp.float32)
     if margin:
         window = (1, 2 * margin + 1, 2 * margin + 1)
         mask_BHW = jax.lax.reduce_window(mask_BHW, 0.0, jax.lax.max, window, (1, 1, 1), "SAME")
-    if still_region:
-        mask_BHW = jnp.where(region_mask(height, width, still_region), 0.0, mask_BHW)
+    if still_HW is not None:
+        mask_BHW = jnp.where(np.asarray(still_HW, bool), 0.0, mask_BHW)
     return mask_BHW[..., None]
 
 

@@ -58,7 +58,7 @@ class World:
     def __init__(self, info: WorldInfo, config: ModelConfig, params, ae_config: autoencoder.AutoencoderConfig,
                  ae_variables, start_image: np.ndarray | None = None, path: str | None = None,
                  quantization: str | None = None):
-        problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range)
+        problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask)
         if problems:
             raise ValueError(f"world {info.name!r}: " + "; ".join(problems))
         rollout.check_memory(config, info.sampler)  # refused when loaded, not at the first frame
@@ -72,7 +72,8 @@ class World:
         self.ae_config, self.ae_variables, self.path = ae_config, ae_variables, path
         self.resolution = bundle.frame_resolution(config, ae_config)
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
-        camera = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range))
+        # Hashable: the compiled step is cached by it (`_make_play_step`).
+        camera = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask)
         self._zoom = make_zoom(camera, config, ae_config, ae_variables)
         self._keeper = make_keeper(camera, config, ae_config, ae_variables, info.sampler.memory)
         self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, camera)
@@ -138,15 +139,16 @@ class World:
 
 def make_keeper(camera, config: ModelConfig, ae_config, ae_variables, memory: int = 0) -> "kept_pixels.Keeper | None":
     """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
-    redraws its frames. memory: `SamplerConfig.memory`."""
+    redraws its frames. camera: (zoom keys as (key, scale) pairs, zoom range, still mask rows);
+    memory: `SamplerConfig.memory`."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(camera[0]), memory)
+                                   dict(camera[0]), memory, bundle.still_mask_array(camera[2]))
 
 
 def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
-    """camera: (zoom keys as (key, scale) pairs, zoom range) -> the world's zoom through its
+    """camera: (zoom keys as (key, scale) pairs, zoom range, ...) -> the world's zoom through its
     autoencoder (`pixel_zoom.make_zoom`); None without zoom keys."""
-    zoom_keys, zoom_range = camera
+    zoom_keys, zoom_range = camera[:2]
     return pixel_zoom.make_zoom(dict(zoom_keys), zoom_range, config, lambda x: autoencoder.encode(ae_variables, x, ae_config),
                                 lambda z: autoencoder.decode(ae_variables, z, ae_config))
 
@@ -154,7 +156,7 @@ def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zo
 # Cached by configuration, so every World with the same shapes (a world loaded twice, a server's
 # sessions, the tests) shares one compiled program.
 @functools.lru_cache(maxsize=None)
-def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None)):
+def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None, ())):
     diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
 
     def play_step(params, ae_variables, state: PlayState, action_K):
@@ -172,7 +174,7 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
 
 
 @functools.lru_cache(maxsize=None)
-def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None)):
+def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None, ())):
     diffusion.sampler_method(config.objective, sampler)
 
     def chunk(params, ae_variables, state: PlayState, actions_TK):

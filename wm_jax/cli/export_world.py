@@ -44,6 +44,11 @@ def register(subparsers) -> None:
                              "wm_jax.pixel_zoom). Default: none")
     parser.add_argument("--zoom-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="the camera's zoom limits from the start frame (default: the recorder's, 1.1^-7 1.1^7)")
+    parser.add_argument("--still-mask", metavar="FILE",
+                        help="a text file outlining the sprite the model's still_region holds still (a game's weapon), "
+                             "one line per pixel row, '#' marked and '.' not, at the world's resolution "
+                             "(`python -m experiments.still_region_probe --mask-out FILE` writes one): the rest of the "
+                             "box then shows the scene moving. Default: the whole box holds still")
     parser.set_defaults(func=run)
 
 
@@ -68,17 +73,29 @@ def parse_zoom_keys(text: str) -> dict[str, float]:
     return zoom_keys
 
 
+def read_still_mask(path: str) -> tuple[str, ...]:
+    """--still-mask FILE: its non-empty lines, each a pixel row of '#' and '.'."""
+    rows = tuple(line.strip() for line in open(path).read().splitlines() if line.strip())
+    bad = next((i for i, row in enumerate(rows) if set(row) - {"#", "."}), None)
+    if not rows or bad is not None:
+        raise ValueError(f"--still-mask {path}: expected lines of '#' (the sprite) and '.' (not), one per pixel row; "
+                         + (f"line {bad + 1} holds {sorted(set(rows[bad]) - {'#', '.'})}" if rows else "the file is empty"))
+    return rows
+
+
 def run(args) -> int:
     from wm_jax import images, pixel_zoom
     from wm_jax.diffusion import SamplerConfig
     from wm_jax.train.export import export_world
 
     start = images.read(args.start_image) if args.start_image else None
+    still_mask = read_still_mask(args.still_mask) if args.still_mask else ()
     out = export_world(
         args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
         sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise,
                               guidance_min_level=args.guidance_min_level, temperature=args.temperature, memory=args.memory), start_image=start, description=args.description,
         zoom_keys=parse_zoom_keys(args.zoom_keys), zoom_range=tuple(args.zoom_range or pixel_zoom.DEFAULT_RANGE),
+        still_mask=still_mask,
     )
     print(f"wrote world {args.name!r} to {out}")
     return 0
