@@ -16,6 +16,11 @@ and scores each against the real frames (LPIPS, AlexNet, and PSNR) at every hori
 copy-first (the start frame, `wm eval`'s baseline). No model and no autoencoder: what any world
 with this memory could score if its painter drew exactly that fill. If no fill beats copy-first
 at long horizons, the painter is not what loses there: the never-seen area is.
+
+`--walk-zoom Z` also walks: the forward key (w) zooms the frame before in by exp(Z) about its
+centre and back (s) out, as a doom that moved with its walking keys would (a zoom resamples the
+whole frame and forgets the canvas), to ask what a world that walks could gain over one that
+turns only.
 """
 
 from __future__ import annotations
@@ -35,27 +40,29 @@ from wm_jax.data.episode_store import EpisodeStore
 FILLS = ("mirror", "edge", "mean", "blur")
 
 
-def filled(previous_BHWC, shift_B2, fill: str, still_HW):
-    """The frame before moved by shift_B2, what the move brings in filled as `fill` says."""
+def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
+    """The frame before moved by shift_B2 and zoomed by exp(log_zoom), what the move brings in
+    filled as `fill` says."""
     if fill == "mean":
         return jnp.broadcast_to(jnp.mean(previous_BHWC, axis=(1, 2), keepdims=True), previous_BHWC.shape)
-    moved = warp.shift_and_zoom(previous_BHWC, shift_B2, jnp.zeros(shift_B2.shape[:1]), "edge" if fill == "edge" else "mirror",
-                                still_HW)
+    moved = warp.shift_and_zoom(previous_BHWC, shift_B2, log_zoom_B, "edge" if fill == "edge" else "mirror", still_HW)
     return warp._gaussian_blur(moved, 4.0) if fill == "blur" else moved
 
 
-def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None):
+def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None):
     """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`;
-    where `still_HW` (a sprite fixed to the screen) it stays as it was in the start frame."""
+    where `still_HW` (a sprite fixed to the screen) it stays as it was in the start frame;
+    zooms_K: each action entry's log zoom a frame (a zoom forgets the canvas)."""
     b, t, h, w, _ = frames_BTHWC.shape
     canvas = memory.start(frames_BTHWC[:, 0], margin, still_HW)
     still = np.zeros((1, h, w, 1), bool) if still_HW is None else np.asarray(still_HW, bool)[None, :, :, None]
     out = [frames_BTHWC[:, 0]]
     for i in range(1, t):
         shift_B2 = actions_BTK[:, i] @ moves_K2
-        canvas = memory.moved(canvas, shift_B2, jnp.zeros((b,), bool))
+        log_zoom_B = jnp.zeros((b,)) if zooms_K is None else actions_BTK[:, i] @ jnp.asarray(zooms_K, jnp.float32)
+        canvas = memory.moved(canvas, shift_B2, log_zoom_B != 0)
         seen, known = canvas.view(h, w)
-        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, fill, still_HW))
+        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, log_zoom_B, fill, still_HW))
         view = jnp.where(still, out[-1], view)
         canvas = memory.remembered(canvas, view, still_HW)
         out.append(view)
@@ -69,6 +76,9 @@ def main(argv=None) -> None:
     parser.add_argument("--clips", type=int, default=96)
     parser.add_argument("--clip-len", type=int, default=17)
     parser.add_argument("--memory", type=int, default=32, help="latent pixels remembered beyond each edge")
+    parser.add_argument("--walk-zoom", type=float, default=0.0, metavar="Z",
+                        help="w zooms in by exp(Z) a frame, s out (default 0: walking keys do nothing)")
+    parser.add_argument("--fills", nargs="+", choices=FILLS, default=list(FILLS), help="the fills to score (default all)")
     parser.add_argument("--out", help="JSON file for the per-horizon figures")
     args = parser.parse_args(argv)
 
@@ -80,11 +90,16 @@ def main(argv=None) -> None:
     still_HW = world.info.still_mask_array()  # the sprite a world outlines, else the model's whole still box
     if still_HW is None:
         still_HW = warp.region_mask(*frames_u8.shape[2:4], tuple(scale * x for x in world.config.still_region))
+    zooms_K = np.zeros(len(world.config.action_keys), np.float32)
+    for key, sign in (("w", 1.0), ("s", -1.0)):
+        if args.walk_zoom and world.config.action_space.knows(key):
+            zooms_K[world.config.action_space.index(key)] = sign * args.walk_zoom
     frames = jnp.asarray(frames_u8, jnp.float32) / 127.5 - 1.0
     truth = frames[:, 1:]
     predictions = {"copy_first": jnp.broadcast_to(frames[:, :1], truth.shape)}
-    for fill in tqdm(FILLS, desc="fills"):
-        predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_HW)[:, 1:]
+    for fill in tqdm(args.fills, desc="fills"):
+        predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_HW,
+                                    zooms_K)[:, 1:]
 
     n, t = truth.shape[:2]
     flat = lambda x: x.reshape(n * t, *x.shape[2:])
@@ -95,12 +110,12 @@ def main(argv=None) -> None:
         ps = np.asarray(image_metrics.capped_psnr(flat(pred), flat(truth))).reshape(n, t)
         result[name] = {"lpips": lp.mean(0).tolist(), "psnr": ps.mean(0).tolist()}
         print(f"{name:10s} LPIPS h=1,4,8,12,16: " + " ".join(f"{lp.mean(0)[h - 1]:.3f}" for h in (1, 4, 8, 12, 16)))
-    for name in FILLS:
+    for name in args.fills:
         below = [h + 1 for h in range(t) if result[name]["lpips"][h] < result["copy_first"]["lpips"][h]]
         print(f"{name:10s} below copy-first at h = {below}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"clips": int(n), "horizons": int(t), "memory": args.memory, **result}, f, indent=1)
+            json.dump({"clips": int(n), "horizons": int(t), "memory": args.memory, "walk_zoom": args.walk_zoom, **result}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """The browser minute without a browser: a world's start image, one key held for N frames, the last
-frame against the first generated one (sharpness and colour std ratios, as
-`tests/test_play_browser.py::test_shipped_worlds_hold_together_for_a_minute` scores the page).
+frame against the start image (sharpness and colour std ratios, as
+`tests/test_play_browser.py::test_shipped_worlds_hold_together_for_a_minute` scores the page, whose
+first generated frame, made before the key went down, is the start image itself).
 
-    python -m experiments.held_minute --world pan --key right --frames 300 600 1200
+    python -m experiments.held_minute --world pan --key right --frames 300 600 1200 --seeds 5
+
+One rollout of the most frames per seed (a rollout's first frames do not depend on how many follow);
+with several seeds, each seed's ratios and their median and range: one frame's ratios vary a lot
+from one random stream to the next.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[1200], help="frames held (default 1200: a minute at 20 fps)")
     parser.add_argument("--memory", type=int, default=None, help="override the world's memory (latent pixels)")
     parser.add_argument("--temperature", type=float, default=None, help="override the world's sampling temperature")
+    parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
-    for n in args.frames:
-        frames = world.rollout(None, [(args.key,)] * n, seed=0)
-        stats = stability.colour_statistics(np.stack([frames[1], frames[-1]]).astype(np.float32) / 127.5 - 1.0)
-        print(f"{args.world} {args.key}*{n}: sharpness {stats['sharpness'][1] / stats['sharpness'][0]:.3f}, "
-              f"std {stats['std'][1] / stats['std'][0]:.3f}", flush=True)
+    ratios = {n: [] for n in args.frames}
+    for seed in range(args.seeds):
+        frames = world.rollout(None, [(args.key,)] * max(args.frames), seed=seed)
+        for n in args.frames:
+            stats = stability.colour_statistics(np.stack([frames[0], frames[n]]).astype(np.float32) / 127.5 - 1.0)
+            ratios[n].append((stats["sharpness"][1] / stats["sharpness"][0], stats["std"][1] / stats["std"][0]))
+            print(f"{args.world} {args.key}*{n} seed {seed}: sharpness {ratios[n][-1][0]:.3f}, std {ratios[n][-1][1]:.3f}", flush=True)
+    if args.seeds > 1:
+        for n, rows in ratios.items():
+            sharp, std = np.asarray(rows).T
+            print(f"{args.world} {args.key}*{n}, {args.seeds} seeds: sharpness median {np.median(sharp):.3f} "
+                  f"({sharp.min():.3f}-{sharp.max():.3f}), std median {np.median(std):.3f} ({std.min():.3f}-{std.max():.3f})")
     return 0
 
 

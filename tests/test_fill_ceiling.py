@@ -39,3 +39,23 @@ def test_a_still_region_stays_as_the_start_frame_drew_it():
     out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", warp.region_mask(64, 64, region)))
     np.testing.assert_array_equal(out[0, 2, 40:, 24:40], frames[0, 0, 40:, 24:40])
     np.testing.assert_array_equal(out[0, 1, :40, 8:], frames[0, 0, :40, :56])  # the scene above it moved
+
+
+def test_a_walking_key_zooms_the_frame_before_and_forgets_the_canvas():
+    """--walk-zoom: w zooms in about the centre (the frame before resampled, mirror beyond it), and a
+    zoom forgets what the canvas remembered, so a turn back after it is filled, not recalled."""
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0), ("right", 0, -2, 0)))
+    moves_K2 = jnp.asarray(model.key_move_table(config)[:, :2] * 4)
+    zooms_K = np.zeros(config.action_dim, np.float32)
+    zooms_K[config.action_keys.index("w")] = 0.05
+    frames = np.random.default_rng(2).uniform(-1, 1, (1, 4, 64, 64, 3)).astype(np.float32)
+    actions = np.zeros((1, 4, config.action_dim), np.float32)
+    for t, key in ((1, "left"), (2, "w"), (3, "right")):
+        actions[0, t, config.action_keys.index(key)] = 1.0
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", zooms_K=zooms_K))
+    zoomed = warp.shift_and_zoom(jnp.asarray(out[:, 1]), jnp.zeros((1, 2)), jnp.asarray([0.05]), "mirror")
+    np.testing.assert_allclose(out[0, 2], np.asarray(zoomed)[0], atol=1e-6)
+    back = warp.shift_and_zoom(jnp.asarray(out[:, 2]), jnp.asarray([[0.0, -8.0]]), jnp.zeros((1,)), "mirror")
+    np.testing.assert_allclose(out[0, 3], np.asarray(back)[0], atol=1e-6)  # the mirror fill, nothing recalled
+    without = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror"))
+    np.testing.assert_array_equal(without[0, 2], without[0, 1])  # no walk zoom: w does nothing

@@ -44,6 +44,8 @@ def test_rollout_frames_and_determinism(demo):
     other = demo.rollout(None, keyscript.parse("w*10 d*8"), seed=3)
     np.testing.assert_array_equal(other[:11], frames[:11])  # causal: the same keys so far, the same frames
     assert (other[11:] != frames[11:]).mean() > 0.1
+    # nor on how many follow (a second chunk padded or not): experiments.held_minute reads one long rollout
+    np.testing.assert_array_equal(demo.rollout(None, script[:12], seed=3), frames[:13])
 
 
 def test_start_from_any_image_size(demo):
