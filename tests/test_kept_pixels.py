@@ -141,6 +141,9 @@ def test_a_still_mask_that_does_not_fit_the_model_is_refused(parts, rows, messag
         World(info, config.replace(still_region=(5, 2, 8, 5)), params, ae_config, ae_variables)
     with pytest.raises(ValueError, match="holds no still_region"):
         World(dataclasses.replace(info, still_mask=SPRITE_ROWS), config, params, ae_config, ae_variables)
+    with pytest.raises(ValueError, match="this one redraws its frames"):
+        World(dataclasses.replace(info, still_mask=SPRITE_ROWS), config.replace(still_region=(5, 2, 8, 5), paint_uncovered_only=False),
+              params, ae_config, ae_variables)
 
 
 def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):

@@ -116,7 +116,10 @@ def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
     unlisted = sorted(set(zoom_keys) - {k for k, _ in keys})
     if unlisted:
         problems.append(f"zoom keys {unlisted} are not among the world's keys")
-    if still_mask:
+    if still_mask and not config.paint_uncovered_only:
+        problems.append("still_mask: a still mask outlines a sprite in the pixels a world keeps, for a model that "
+                        "keeps its picture (ModelConfig.paint_uncovered_only); this one redraws its frames")
+    elif still_mask:
         h, w = frame_resolution(config, ae_config)
         box = warp.region_mask(h, w, tuple(v * ae_config.downscale for v in config.still_region))
         problems += [f"still_mask: {p}" for p in kept_pixels.still_mask_problems(still_mask_array(still_mask), box)]
