@@ -10,7 +10,7 @@ one of latents, a keeper (`kept_pixels`) one of the pixels it showed, with the s
 
 A move carries the canvas by whole pixels, exactly (anything else resamples, and resampling every
 frame blurs); what falls off its far edge is forgotten, and a zoom forgets everything but the view (a
-flat canvas cannot say where zoomed content was). A still mask (`still_HW`: a sprite fixed to the
+flat canvas cannot say where zoomed content was). A still mask (`still_hw`: a sprite fixed to the
 screen, `wm_jax.warp`) is never written: the canvas keeps the scene it hides.
 
 Letters: B batch, H W the canvas's height and width, h w the view's, C channels.
@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-
 
 
 @struct.dataclass

@@ -72,12 +72,12 @@ class World:
         self.ae_config, self.ae_variables, self.path = ae_config, ae_variables, path
         self.resolution = bundle.frame_resolution(config, ae_config)
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
-        # Hashable: the compiled step is cached by it (`_make_play_step`).
-        camera = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask)
-        self._zoom = make_zoom(camera, config, ae_config, ae_variables)
-        self._keeper = make_keeper(camera, config, ae_config, ae_variables, info.sampler.memory)
-        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, camera)
-        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, camera)
+        # How the world shows its picture, beyond the model: hashable, the compiled step is cached by it.
+        display = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask)
+        self._zoom = make_zoom(display, config, ae_config, ae_variables)
+        self._keeper = make_keeper(display, config, ae_config, ae_variables, info.sampler.memory)
+        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, display)
+        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, display)
 
     def __repr__(self):
         return f"World({self.info.name!r}, {self.resolution[0]}x{self.resolution[1]}, {self.info.fps:g} fps, path={self.path!r})"
@@ -137,18 +137,18 @@ class World:
         self.step(state, ())
 
 
-def make_keeper(camera, config: ModelConfig, ae_config, ae_variables, memory: int = 0) -> "kept_pixels.Keeper | None":
+def make_keeper(display, config: ModelConfig, ae_config, ae_variables, memory: int = 0) -> "kept_pixels.Keeper | None":
     """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
-    redraws its frames. camera: (zoom keys as (key, scale) pairs, zoom range, still mask rows);
+    redraws its frames. display: (zoom keys as (key, scale) pairs, zoom range, still mask rows);
     memory: `SamplerConfig.memory`."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(camera[0]), memory, bundle.still_mask_array(camera[2]))
+                                   dict(display[0]), memory, bundle.still_mask_array(display[2]))
 
 
-def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
-    """camera: (zoom keys as (key, scale) pairs, zoom range, ...) -> the world's zoom through its
+def make_zoom(display, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
+    """display: (zoom keys as (key, scale) pairs, zoom range, ...) -> the world's zoom through its
     autoencoder (`pixel_zoom.make_zoom`); None without zoom keys."""
-    zoom_keys, zoom_range = camera[:2]
+    zoom_keys, zoom_range = display[:2]
     return pixel_zoom.make_zoom(dict(zoom_keys), zoom_range, config, lambda x: autoencoder.encode(ae_variables, x, ae_config),
                                 lambda z: autoencoder.decode(ae_variables, z, ae_config))
 
@@ -156,15 +156,15 @@ def make_zoom(camera, config: ModelConfig, ae_config, ae_variables) -> "pixel_zo
 # Cached by configuration, so every World with the same shapes (a world loaded twice, a server's
 # sessions, the tests) shares one compiled program.
 @functools.lru_cache(maxsize=None)
-def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None, ())):
+def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, ())):
     diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
 
     def play_step(params, ae_variables, state: PlayState, action_K):
         params = quantize.dequantize(params) if quantized else params
         rng, rng_step = jax.random.split(state.rng)
         new_rollout, latent_BHWC = rollout.step(params, state.rollout, action_K[None], rng_step, config=config, sampler=sampler,
-                                                zoom=make_zoom(camera, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables, sampler.memory),
+                                                zoom=make_zoom(display, config, ae_config, ae_variables))
+        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler.memory),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latent_BHWC[:, None], action_K[None, None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0, 0])
@@ -174,15 +174,15 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
 
 
 @functools.lru_cache(maxsize=None)
-def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, camera=((), None, ())):
+def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, ())):
     diffusion.sampler_method(config.objective, sampler)
 
     def chunk(params, ae_variables, state: PlayState, actions_TK):
         params = quantize.dequantize(params) if quantized else params
         rng, rng_chunk = jax.random.split(state.rng)
         new_rollout, latents_BTHWC = rollout.rollout(params, state.rollout, actions_TK[None], rng_chunk, config=config,
-                                                     sampler=sampler, zoom=make_zoom(camera, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(camera, config, ae_config, ae_variables, sampler.memory),
+                                                     sampler=sampler, zoom=make_zoom(display, config, ae_config, ae_variables))
+        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler.memory),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latents_BTHWC, actions_TK[None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0])
