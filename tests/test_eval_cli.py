@@ -3,6 +3,8 @@ long-horizon run (the 10,000-frame one is in tests/test_eval.py, marked slow).""
 
 import json
 
+import numpy as np
+
 from wm_jax.cli import main
 
 
@@ -38,3 +40,23 @@ def test_eval_world_against_recorded_clips_and_long_horizon(demo_world_dir, tmp_
 def test_eval_needs_something_to_do(capsys):
     assert main(["eval", "--config", "tiny"]) == 2
     assert "nothing to do" in capsys.readouterr().err
+
+
+def test_held_out_clips_come_from_every_dataset_given(tmp_path, capsys):
+    """`wm eval --data A B --clips N`: N clips of each, in the order given (scored together);
+    --controllability reads one dataset's episodes and refuses several."""
+    from wm_jax.cli.eval import held_out_clips
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
+
+    for name, seed in (("a", 0), ("b", 1)):
+        write_episodes(tmp_path / name, iter_episodes(ImagePanRecorder(resolution=(32, 32), allow_zoom=False), episodes=1, steps=6, seed=seed))
+    one, _ = held_out_clips([tmp_path / "a"], 2, 4, (32, 32), seed=0)
+    other, _ = held_out_clips([tmp_path / "b"], 2, 4, (32, 32), seed=0)
+    both, actions = held_out_clips([tmp_path / "a", tmp_path / "b"], 2, 4, (32, 32), seed=0)
+    assert both.shape == (4, 4, 32, 32, 3) and actions.shape[:2] == (4, 4) and -1.0 <= both.min() <= both.max() <= 1.0
+    np.testing.assert_array_equal(both, np.concatenate([one, other]))
+    assert not np.array_equal(one, other)
+    assert main(["eval", "--config", "tiny", "--controllability", "--data", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "reads one dataset's episodes; --data gave 2" in capsys.readouterr().err

@@ -30,8 +30,10 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", default=None, metavar="DIR", help="model directory (wm_jax.model.save, or an int8 one from wm_jax.quantize.save)")
     parser.add_argument("--config", default="tiny", help="configuration for an untrained smoke run when no --checkpoint (default tiny)")
     parser.add_argument("--autoencoder", default=None, metavar="DIR", help="autoencoder directory (wm_jax.autoencoder.save); needed with --data")
-    parser.add_argument("--data", default=None, metavar="DIR", help="held-out recorded dataset (wm record --out DIR)")
-    parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate (default 8)")
+    parser.add_argument("--data", nargs="+", default=None, metavar="DIR",
+                        help="held-out recorded datasets (wm record --out DIR): --clips clips of each, scored together "
+                             "(several maps never trained on give steadier figures than one)")
+    parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate from each --data dataset (default 8)")
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: the world's, else 4)")
@@ -108,6 +110,18 @@ def _model(args):
     return config, params, source, ae, sampler, world_zoom
 
 
+def held_out_clips(datasets, clips: int, clip_len: int, resolution, seed: int):
+    """(frames [N, T, H, W, 3] in [-1, 1], actions [N, T, K]): `clips` random clips of each dataset,
+    one after another."""
+    import numpy as np
+
+    from wm_jax.data.clips import make_clip_iterator
+
+    batches = [next(make_clip_iterator(d, clip_len=clip_len, batch_size=clips, resolution=resolution, seed=seed)) for d in datasets]
+    frames = np.concatenate([np.asarray(b["frames"], np.float32) for b in batches]) / 127.5 - 1.0
+    return frames, np.concatenate([np.asarray(b["actions"], np.float32) for b in batches])
+
+
 def run(args) -> int:
     import jax
     import numpy as np
@@ -121,8 +135,10 @@ def run(args) -> int:
         raise ValueError("--idm-data only applies with --controllability")
     if not (args.data or args.camera or args.long_horizon or args.stability):
         raise ValueError("nothing to do: give --data DIR (held-out clips), --camera DIR, --stability DIR and/or --long-horizon N")
+    if args.controllability and len(args.data) != 1:
+        raise ValueError(f"--controllability reads one dataset's episodes; --data gave {len(args.data)}")
     if args.stability and not args.data:
-        args.data = args.stability[0]
+        args.data = args.stability[:1]
         args.clip_len = args.clip_len or 17
     config, params, source, world_ae, world_sampler, world_zoom = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
@@ -153,14 +169,8 @@ def run(args) -> int:
         keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_zoom[0], sampler.memory, world_zoom[2])
 
     if args.data:
-        from wm_jax.data.clips import make_clip_iterator
-
         h, w = config.latent_size
-        resolution = (h * ae_config.downscale, w * ae_config.downscale)
-        it = make_clip_iterator(args.data, clip_len=clip_len, batch_size=args.clips, resolution=resolution, seed=args.seed)
-        batch = next(it)
-        frames = np.asarray(batch["frames"], np.float32) / 127.5 - 1.0
-        actions = np.asarray(batch["actions"], np.float32)
+        frames, actions = held_out_clips(args.data, args.clips, clip_len, (h * ae_config.downscale, w * ae_config.downscale), args.seed)
         if actions.shape[-1] != config.action_dim:
             raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
         result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,
@@ -174,7 +184,7 @@ def run(args) -> int:
             from wm_jax import controllability
 
             report["controllability"] = controllability.evaluate(
-                args.data, config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
+                args.data[0], config, params, sampler, rng=jax.random.fold_in(rng, 2), idm_steps=args.idm_steps,
                 idm_datasets=args.idm_data, clip_len=clip_len, clips_per_episode=args.control_clips, zoom=zoom, keeper=keeper,
                 **codec,
             )
