@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments.one_step_probe import recorded_clips
-from wm_jax import image_metrics, memory, model, warp
+from wm_jax import image_metrics, kept_pixels, memory, model, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
@@ -87,9 +87,11 @@ def main(argv=None) -> None:
     frames_u8, actions = (x[:args.clips] for x in recorded_clips(store, args.clip_len, stride=args.clip_len))
     scale = frames_u8.shape[2] // world.config.latent_size[0]
     moves_K2 = jnp.asarray(model.key_move_table(world.config)[:, :2] * scale)
-    still_HW = world.info.still_mask_array()  # the sprite a world outlines, else the model's whole still box
-    if still_HW is None:
-        still_HW = warp.region_mask(*frames_u8.shape[2:4], tuple(scale * x for x in world.config.still_region))
+    # what the world's keeper holds still: the sprite it outlines, else the model's whole still box
+    keeper = kept_pixels.make_keeper(world.config, scale, None, still_mask=world.info.still_mask_array())
+    if keeper is None:
+        raise ValueError(f"{args.world}: its model redraws its frames; this probe plays a world that keeps its pixels")
+    still_HW = keeper.still_HW
     zooms_K = np.zeros(len(world.config.action_keys), np.float32)
     for key, sign in (("w", 1.0), ("s", -1.0)):
         if args.walk_zoom and world.config.action_space.knows(key):

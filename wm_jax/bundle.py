@@ -44,7 +44,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from wm_jax import actions, autoencoder, images, kept_pixels, pixel_zoom, warp
+from wm_jax import actions, autoencoder, images, kept_pixels, pixel_zoom
 from wm_jax import model as wm_model
 from wm_jax.configs import ModelConfig
 from wm_jax.diffusion import SamplerConfig
@@ -120,8 +120,7 @@ def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
         problems.append("still_mask: a still mask outlines a sprite in the pixels a world keeps, for a model that "
                         "keeps its picture (ModelConfig.paint_uncovered_only); this one redraws its frames")
     elif still_mask:
-        h, w = frame_resolution(config, ae_config)
-        box = warp.region_mask(h, w, tuple(v * ae_config.downscale for v in config.still_region))
+        box = kept_pixels.still_box(config, ae_config.downscale)
         problems += [f"still_mask: {p}" for p in kept_pixels.still_mask_problems(still_mask_array(still_mask), box)]
     return problems
 

@@ -125,8 +125,7 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
     zooms_K = (moves_K3[:, 2] != 0).astype(np.float32)
     for key in zoom_keys or {}:
         zooms_K[config.action_space.index(key)] = 1.0
-    h, w = config.latent_size
-    box_HW = warp.region_mask(h * downscale, w * downscale, tuple(v * downscale for v in config.still_region))
+    box_HW = still_box(config, downscale)
     still_HW, stale_HW = box_HW, None
     if still_mask is not None:
         problems = still_mask_problems(still_mask, box_HW)
@@ -134,6 +133,12 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
             raise ValueError("still_mask: " + "; ".join(problems))
         still_HW, stale_HW = np.asarray(still_mask, bool), box_HW
     return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, still_HW, stale_HW)
+
+
+def still_box(config: ModelConfig, downscale: int) -> np.ndarray | None:
+    """[H, W] bool: the model's `still_region` in pixels (downscale: pixels per latent pixel), or None."""
+    h, w = config.latent_size
+    return warp.region_mask(h * downscale, w * downscale, tuple(v * downscale for v in config.still_region))
 
 
 def still_mask_problems(still_mask, box_HW: np.ndarray | None) -> list[str]:

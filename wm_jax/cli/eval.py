@@ -77,19 +77,19 @@ def register(subparsers) -> None:
 
 def _model(args):
     """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
-    the world's sampler or None, the world's (zoom keys, zoom range, still mask) (({}, None, None) without a world))."""
+    the world's sampler or None, the world's display: (zoom keys, zoom range, still mask) (({}, None, None) without a world))."""
     import jax
 
     from wm_jax import bench, configs, model, quantize
 
-    ae, sampler, world_zoom = None, None, ({}, None, None)
+    ae, sampler, world_display = None, None, ({}, None, None)
     if args.world:
         from wm_jax.world import load_world
 
         world = load_world(args.world)
         config, params, source = world.config, world.params, f"world {args.world}"
         ae, sampler = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler
-        world_zoom = (dict(world.info.zoom_keys), world.info.zoom_range, world.info.still_mask_array())
+        world_display = (dict(world.info.zoom_keys), world.info.zoom_range, world.info.still_mask_array())
     elif args.checkpoint:
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
@@ -107,7 +107,7 @@ def _model(args):
         # Same numbers as dequantising inside the jitted step (what `quantize.make_step` does).
         params = quantize.dequantize(quantize.quantize(params))
         source += ", int8 weights"
-    return config, params, source, ae, sampler, world_zoom
+    return config, params, source, ae, sampler, world_display
 
 
 def held_out_clips(datasets, clips: int, clip_len: int, resolution, seed: int):
@@ -140,7 +140,7 @@ def run(args) -> int:
     if args.stability and not args.data:
         args.data = args.stability[:1]
         args.clip_len = args.clip_len or 17
-    config, params, source, world_ae, world_sampler, world_zoom = _model(args)
+    config, params, source, world_ae, world_sampler, world_display = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
@@ -164,9 +164,9 @@ def run(args) -> int:
             raise ValueError("--data, --camera and --stability need --autoencoder DIR (the model's latent space) or --world DIR")
         codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
         # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
-        zoom = pixel_zoom.make_zoom(*world_zoom[:2], config, **codec)
+        zoom = pixel_zoom.make_zoom(*world_display[:2], config, **codec)
         # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
-        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_zoom[0], sampler.memory, world_zoom[2])
+        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_display[0], sampler.memory, world_display[2])
 
     if args.data:
         h, w = config.latent_size
@@ -222,7 +222,7 @@ def run(args) -> int:
             start = np.asarray(start_image, np.float32)[None, None] / 127.5 - 1.0
             context = ae.encode(variables, start, ae_config)
             decode = lambda z: ae.decode(variables, z, ae_config)
-            zoom = pixel_zoom.make_zoom(*world_zoom[:2], config, lambda x: ae.encode(variables, x, ae_config), decode)
+            zoom = pixel_zoom.make_zoom(*world_display[:2], config, lambda x: ae.encode(variables, x, ae_config), decode)
         else:
             context = jax.random.normal(jax.random.fold_in(rng, 1), (1, 1, *config.latent_size, config.in_channels))
         result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode,
