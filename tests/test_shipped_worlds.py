@@ -137,6 +137,30 @@ def test_shipped_worlds_show_what_a_move_brings_back_as_it_was(pan, doom, held_o
         assert np.abs(frames[4].astype(np.int32) - frames[0]).mean() > 5  # it did move
 
 
+def test_doom_world_turns_all_the_way_round_as_the_game_does(doom, held_out_doom_frame):
+    """Turning on the spot, the game comes back to the view it began with; so does the world, whose
+    remembered columns close into a circle (world.json sampler "memory_wraps") sized to the game's
+    turn: the world's frames a revolution (the circle's width over a turn's shift) are within half a
+    frame of ViZDoom's, measured here from the game's own angle. After that many frames of either
+    turn key a frame of MAP04 (never trained on) is shown again exactly; a world whose memory does
+    not wrap shows the strips it painted instead."""
+    from experiments.turn_revolution import real_turn
+
+    _, angles = real_turn("MAP04", 0, "left", 6)
+    game_frames = 360.0 / np.median(np.diff(angles)[2:] % 360)
+    sampler = doom.info.sampler
+    assert sampler.memory_wraps, sampler
+    circle = doom.config.latent_size[1] + 2 * sampler.memory
+    shift = abs(dict((k, right) for k, _, right, _ in doom.config.key_moves)["left"])
+    world_frames = int(circle // shift)
+    assert circle % shift == 0 and abs(world_frames - game_frames) <= 0.5, (world_frames, game_frames)
+    start = doom.fit(held_out_doom_frame)
+    for key in ("left", "right"):
+        frames = doom.rollout(start, [(key,)] * world_frames, seed=0)
+        np.testing.assert_array_equal(frames[-1], start)
+        assert np.abs(frames[world_frames // 2].astype(np.int32) - start).mean() > 5  # half way: another view
+
+
 def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):
     """From clean context, the one-step prediction of the next frame is the previous one shifted
     the pressed key's way (not a copy) in most clips over a photograph never trained on."""

@@ -221,12 +221,18 @@ class SamplerConfig:
     # Latent pixels beyond each edge of the view that the rollout remembers (`wm_jax.memory`): what a
     # move carried out of view comes back as it was, not painted again. 0: nothing remembered.
     memory: int = 0
+    # True: the remembered columns close into a circle of the view's width plus 2 x memory latent
+    # pixels, so a turn all the way round shows what it started from (a first-person view turning
+    # on the spot; doom's memory is sized to the game's turn, BUILD_NOTES session 23).
+    memory_wraps: bool = False
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
         if type(self.memory) is not int or self.memory < 0:
             raise ValueError(f"sampler memory is a number of latent pixels >= 0, got {self.memory!r}")
+        if self.memory_wraps and not self.memory:
+            raise ValueError("sampler memory_wraps closes the remembered columns into a circle: it needs memory > 0")
         if self.method not in samplers.choices():  # the registry now: a sampler registered later counts
             raise ValueError(f"sampler method must be one of {samplers.choices()}, got {self.method!r}")
         if self.eta < 0:

@@ -61,7 +61,7 @@ def given(frames_BHW3, keeper: "Keeper | None" = None) -> KeptFrame:
     kept = KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
     if keeper is None or not keeper.memory:
         return kept
-    return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_HW))
+    return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_HW, keeper.memory_wraps))
 
 
 def _stacked(kept: KeptFrame):
@@ -74,6 +74,7 @@ class Keeper:
     zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
     decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
     memory: int = 0  # pixels beyond each edge of the view remembered (`SamplerConfig.memory` x downscale)
+    memory_wraps: bool = False  # the remembered columns close into a circle (`SamplerConfig.memory_wraps`)
     still_HW: np.ndarray | None = None  # pixels kept where they are: a sprite fixed to the screen
     stale_HW: np.ndarray | None = None  # pixels whose latents the model holds still around a finer still_HW
 
@@ -111,10 +112,11 @@ class Keeper:
 
 
 def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None,
-                memory: int = 0, still_mask: np.ndarray | None = None) -> Keeper | None:
+                memory: int = 0, still_mask: np.ndarray | None = None, memory_wraps: bool = False) -> Keeper | None:
     """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
     other model (its frames are its latents decoded). downscale: pixels per latent pixel; memory:
-    latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`); still_mask:
+    latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`, in a circle where
+    `memory_wraps`); still_mask:
     [H, W] bool, the pixels of the sprite inside the model's still_region (default: all of it)."""
     if not config.paint_uncovered_only:
         return None
@@ -132,7 +134,7 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
         if problems:
             raise ValueError("still_mask: " + "; ".join(problems))
         still_HW, stale_HW = np.asarray(still_mask, bool), box_HW
-    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, still_HW, stale_HW)
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, memory_wraps, still_HW, stale_HW)
 
 
 def still_box(config: ModelConfig, downscale: int) -> np.ndarray | None:

@@ -29,6 +29,7 @@ class Canvas:
     content_BHWC: jnp.ndarray  # the view sits at [margin : margin + h, margin : margin + w]
     known_BHW1: jnp.ndarray  # 1 where the content has been seen, 0 where it never was
     margin: int = struct.field(pytree_node=False)
+    wraps: bool = struct.field(pytree_node=False, default=False)  # columns close into a circle
 
     def view(self, h: int, w: int) -> tuple[jnp.ndarray, jnp.ndarray]:
         """(content [B, h, w, C], known [B, h, w, 1]) where the view is now."""
@@ -36,11 +37,11 @@ class Canvas:
         return self.content_BHWC[:, m : m + h, m : m + w], self.known_BHW1[:, m : m + h, m : m + w]
 
 
-def start(view_BhwC, margin: int, still_hw: np.ndarray | None = None) -> Canvas:
+def start(view_BhwC, margin: int, still_hw: np.ndarray | None = None, wraps: bool = False) -> Canvas:
     """A canvas that has seen only the view (but where `still_hw`)."""
     b, h, w, c = view_BhwC.shape
     canvas = Canvas(jnp.zeros((b, h + 2 * margin, w + 2 * margin, c), jnp.float32),
-                    jnp.zeros((b, h + 2 * margin, w + 2 * margin, 1), jnp.float32), margin)
+                    jnp.zeros((b, h + 2 * margin, w + 2 * margin, 1), jnp.float32), margin, wraps)
     return remembered(canvas, view_BhwC, still_hw)
 
 
@@ -56,10 +57,11 @@ def moved(canvas: Canvas, shift_B2, forget_B) -> Canvas:
     content = jax.vmap(carry)(canvas.content_BHWC, shift_B2)
     rows_BH = jnp.arange(height)[None] - shift_B2[:, :1]  # the row each output row came from
     cols_BW = jnp.arange(width)[None] - shift_B2[:, 1:]
-    inside_BHW = ((rows_BH >= 0) & (rows_BH < height))[:, :, None] & ((cols_BW >= 0) & (cols_BW < width))[:, None, :]
+    cols_inside_BW = ((cols_BW >= 0) & (cols_BW < width)) | canvas.wraps
+    inside_BHW = ((rows_BH >= 0) & (rows_BH < height))[:, :, None] & cols_inside_BW[:, None, :]
     keep_BHW = inside_BHW & ~jnp.asarray(forget_B, bool)[:, None, None]
     known = jax.vmap(carry)(canvas.known_BHW1, shift_B2) * keep_BHW[..., None]
-    return Canvas(content, known, canvas.margin)
+    return canvas.replace(content_BHWC=content, known_BHW1=known)
 
 
 def carried(canvas: Canvas, view_BhwC, shift_B2, forget_B, uncovered_Bhw1, still_hw: np.ndarray | None = None):
@@ -86,5 +88,5 @@ def remembered(canvas: Canvas, view_BhwC, still_hw: np.ndarray | None = None) ->
         old_content, old_known = canvas.view(h, w)
         still = np.asarray(still_hw, bool)[None, :, :, None]
         content, known = jnp.where(still, old_content, content), jnp.where(still, old_known, known)
-    return Canvas(canvas.content_BHWC.at[:, m : m + h, m : m + w].set(content),
-                  canvas.known_BHW1.at[:, m : m + h, m : m + w].set(known), m)
+    return canvas.replace(content_BHWC=canvas.content_BHWC.at[:, m : m + h, m : m + w].set(content),
+                          known_BHW1=canvas.known_BHW1.at[:, m : m + h, m : m + w].set(known))

@@ -100,7 +100,7 @@ def init_state(config: ModelConfig, params, context_BTHWC, actions_BTK=None, *, 
     state = _prefill(config, sampler, params, context_BTHWC, actions_BTK, rng)
     if sampler.memory:
         still_hw = warp.region_mask(*context_BTHWC.shape[2:4], config.still_region)
-        state = state.replace(canvas=memory.start(context_BTHWC[:, -1], sampler.memory, still_hw))
+        state = state.replace(canvas=memory.start(context_BTHWC[:, -1], sampler.memory, still_hw, sampler.memory_wraps))
     return state if zoom is None else state.replace(zoom=zoom.empty_state(context_BTHWC[:, -1]))
 
 

@@ -75,7 +75,7 @@ class World:
         # How the world shows its picture, beyond the model: hashable, the compiled step is cached by it.
         display = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask)
         self._zoom = make_zoom(display, config, ae_config, ae_variables)
-        self._keeper = make_keeper(display, config, ae_config, ae_variables, info.sampler.memory)
+        self._keeper = make_keeper(display, config, ae_config, ae_variables, info.sampler)
         self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, display)
         self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, display)
 
@@ -137,12 +137,12 @@ class World:
         self.step(state, ())
 
 
-def make_keeper(display, config: ModelConfig, ae_config, ae_variables, memory: int = 0) -> "kept_pixels.Keeper | None":
+def make_keeper(display, config: ModelConfig, ae_config, ae_variables, sampler: SamplerConfig = SamplerConfig()) -> "kept_pixels.Keeper | None":
     """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
     redraws its frames. display: (zoom keys as (key, scale) pairs, zoom range, still mask rows);
-    memory: `SamplerConfig.memory`."""
+    sampler: the world's, for what it remembers (`SamplerConfig.memory`, `memory_wraps`)."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(display[0]), memory, bundle.still_mask_array(display[2]))
+                                   dict(display[0]), sampler.memory, bundle.still_mask_array(display[2]), sampler.memory_wraps)
 
 
 def make_zoom(display, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
@@ -164,7 +164,7 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
         rng, rng_step = jax.random.split(state.rng)
         new_rollout, latent_BHWC = rollout.step(params, state.rollout, action_K[None], rng_step, config=config, sampler=sampler,
                                                 zoom=make_zoom(display, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler.memory),
+        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latent_BHWC[:, None], action_K[None, None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0, 0])
@@ -182,7 +182,7 @@ def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, 
         rng, rng_chunk = jax.random.split(state.rng)
         new_rollout, latents_BTHWC = rollout.rollout(params, state.rollout, actions_TK[None], rng_chunk, config=config,
                                                      sampler=sampler, zoom=make_zoom(display, config, ae_config, ae_variables))
-        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler.memory),
+        kept, frames = kept_pixels.shown_frames(make_keeper(display, config, ae_config, ae_variables, sampler),
                                                 lambda z: autoencoder.decode(ae_variables, z, ae_config),
                                                 state.kept, latents_BTHWC, actions_TK[None])
         return PlayState(rollout=new_rollout, rng=rng, kept=kept), to_uint8(frames[0])

@@ -166,7 +166,8 @@ def run(args) -> int:
         # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
         zoom = pixel_zoom.make_zoom(*world_display[:2], config, **codec)
         # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
-        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_display[0], sampler.memory, world_display[2])
+        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_display[0], sampler.memory,
+                                         world_display[2], sampler.memory_wraps)
 
     if args.data:
         h, w = config.latent_size

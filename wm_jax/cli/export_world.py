@@ -34,6 +34,10 @@ def register(subparsers) -> None:
                         help="latent pixels beyond each edge of the view the world remembers, so that what a pan or "
                              "turn carried out of view comes back as it was (wm_jax.memory; the model must keep its "
                              "moved frame: paint_uncovered_only; default 0: none)")
+    parser.add_argument("--memory-wraps", action="store_true",
+                        help="close the remembered columns into a circle of the view's width plus 2 x --memory latent "
+                             "pixels: a turn all the way round shows what it started from (a first-person view "
+                             "turning on the spot; size --memory to the game's turn: doom's COMMANDS.md)")
     parser.add_argument("--context-noise", type=float, default=0.0,
                         help="noise level at which finished frames enter the cache (default 0: clean)")
     parser.add_argument("--start-image", help="default start image (any size; center-cropped and resized)")
@@ -93,7 +97,8 @@ def run(args) -> int:
     out = export_world(
         args.workdir, args.out, name=args.name, keys=parse_keys(args.keys), fps=args.fps,
         sampler=SamplerConfig(steps=args.steps, guidance=args.guidance, context_noise=args.context_noise,
-                              guidance_min_level=args.guidance_min_level, temperature=args.temperature, memory=args.memory), start_image=start, description=args.description,
+                              guidance_min_level=args.guidance_min_level, temperature=args.temperature, memory=args.memory,
+                              memory_wraps=args.memory_wraps), start_image=start, description=args.description,
         zoom_keys=parse_zoom_keys(args.zoom_keys), zoom_range=tuple(args.zoom_range or pixel_zoom.DEFAULT_RANGE),
         still_mask=still_mask,
     )
