@@ -74,7 +74,7 @@ def test_image_model_matches_pytorch_dit(learn_sigma):
         expected = reference(torch.from_numpy(x_BCHW), torch.from_numpy(1000 * t), torch.tensor([classes, classes]))
     x_BTHWC = jnp.asarray(x_BCHW.transpose(0, 2, 3, 1))[:, None]
     actions = jnp.zeros((2, 1, config.action_dim))
-    got = WorldModel(config).apply({"params": params}, x_BTHWC, jnp.asarray(t)[:, None], actions)
+    got = jax.jit(lambda x: WorldModel(config).apply({"params": params}, x, jnp.asarray(t)[:, None], actions))(x_BTHWC)
     expected_BHWC = expected.numpy().transpose(0, 2, 3, 1)
     assert np.abs(expected_BHWC).max() > 0.5
     np.testing.assert_allclose(np.asarray(got[:, 0]), expected_BHWC, atol=TOLERANCE, rtol=0)

@@ -110,23 +110,24 @@ def test_a_pan_out_and_back_shows_the_start_image_again_and_the_strip_it_painted
     assert not np.array_equal(forgetting[5], forgetting[1])
 
 
-@pytest.mark.parametrize("key", ["left", "right"])
-def test_a_world_whose_memory_wraps_comes_back_to_its_start_image_after_a_whole_turn(parts, key):
-    """A view 8 latent pixels wide and 2 remembered beyond each edge, in a circle: 12 latent pixels
-    all round, 6 turns of 2. Each turn paints a strip until the circle has been seen; the sixth shows
-    the start image exactly, and the turns after it show what the first ones did (the strips painted
-    then decoded again beside latents the model has since touched up: within 2 of 255; painted anew
-    they differ by ~100). The same memory without the circle paints the start image's columns again."""
-    keys = [(key,)] * 12
-    _, frames = _play(_world(parts, remember=2, wraps=True), keys)
-    start_image = _world(parts, remember=2, wraps=True).start_image
-    np.testing.assert_array_equal(frames[5], start_image)
-    for turn in range(6):
-        assert np.abs(frames[turn + 6] - frames[turn]).mean() < 2
-    assert not np.array_equal(frames[4], start_image)  # a partial turn is not the start
+def test_a_world_whose_memory_wraps_comes_back_to_its_start_image_after_a_whole_turn(parts):
+    """A view 8 latent pixels wide and 4 remembered beyond each edge, in a circle: 16 latent pixels
+    all round, 8 turns of 2. Each turn paints a strip until the circle has been seen; the eighth shows
+    the start image exactly, either way round, and the turns after it show what the first ones did
+    (the strips painted then decoded again beside latents the model has since touched up: within 2 of
+    255; painted anew they differ by ~100). The same memory without the circle paints the start
+    image's columns again."""
+    wrapping = _world(parts, remember=4, wraps=True)
+    _, frames = _play(wrapping, [("left",)] * 16)
+    np.testing.assert_array_equal(frames[7], wrapping.start_image)
+    for turn in range(8):
+        assert np.abs(frames[turn + 8] - frames[turn]).mean() < 2
+    assert not np.array_equal(frames[6], wrapping.start_image)  # a partial turn is not the start
+    _, frames = _play(wrapping, [("right",)] * 8)
+    np.testing.assert_array_equal(frames[7], wrapping.start_image)
 
-    _, flat = _play(_world(parts, remember=2), keys)
-    assert np.abs(flat[5] - start_image).mean() > 1
+    _, flat = _play(_world(parts, remember=4), [("left",)] * 8)
+    assert np.abs(flat[7] - wrapping.start_image).mean() > 1
 
 
 def test_memory_is_refused_where_it_cannot_carry_the_picture(parts):

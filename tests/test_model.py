@@ -220,10 +220,10 @@ def test_action_gain_scales_the_action_embedding_only(tiny_config, tiny_random_p
     gained = dataclasses.replace(tiny_config, action_gain=16.0)
     params = dict(tiny_random_params)
     params["action_embed"] = jax.tree.map(lambda p: p / 16.0, params["action_embed"])
-    reference = WorldModel(tiny_config).apply({"params": tiny_random_params}, x, t, actions)
-    np.testing.assert_allclose(WorldModel(gained).apply({"params": params}, x, t, actions), reference, atol=1e-5)
+    reference = _apply(tiny_config)(tiny_random_params, x, t, actions)
+    np.testing.assert_allclose(_apply(gained)(params, x, t, actions), reference, atol=1e-5)
     # ...and the gain really multiplies: with the undivided embedding the output differs.
-    assert not np.allclose(WorldModel(gained).apply({"params": tiny_random_params}, x, t, actions), reference, atol=1e-3)
+    assert not np.allclose(_apply(gained)(tiny_random_params, x, t, actions), reference, atol=1e-3)
 
 
 def test_neighbours_are_the_tokens_around_each_token_and_zero_off_the_grid():
@@ -316,7 +316,8 @@ def test_x0_residual_training_adds_the_change_to_the_clean_frame_before(tiny_con
     clean = jax.random.normal(jax.random.key(1), (1, 3, *config.latent_size, config.in_channels))
     noisy = clean + 0.3 * jax.random.normal(jax.random.key(2), clean.shape)
     t, a = jnp.zeros((1, 3)), jnp.zeros((1, 3, config.action_dim))
-    out = WorldModel(config).apply({"params": params}, noisy, t, a, clean)
+    apply = jax.jit(lambda x, clean: WorldModel(config).apply({"params": params}, x, t, a, clean))
+    out = apply(noisy, clean)
     np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(clean[:, :-1]))
-    out = WorldModel(config).apply({"params": params}, noisy, t, a)
+    out = _apply(config)(params, noisy, t, a)
     np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(noisy[:, :-1]))

@@ -128,8 +128,8 @@ def test_init_from_widens_the_patch_embedding_for_previous_frame_input(tmp_path)
     assert not np.any(np.asarray(kernel[:, :, plain.in_channels:]))
     x = jax.random.normal(jax.random.key(6), (1, 3, *plain.latent_size, plain.in_channels))
     t, a = jnp.full((1, 3), 0.5), jnp.zeros((1, 3, plain.action_dim))
-    np.testing.assert_allclose(WorldModel(with_previous).apply({"params": merged}, x, t, a),
-                               WorldModel(plain).apply({"params": source}, x, t, a), atol=1e-5)
+    apply = lambda config, params: jax.jit(lambda x: WorldModel(config).apply({"params": params}, x, t, a))(x)
+    np.testing.assert_allclose(apply(with_previous, merged), apply(plain, source), atol=1e-5)
     tripled = wm_model.abstract_params(plain.replace(in_channels=3 * plain.in_channels))
     with pytest.raises(ValueError, match="shape mismatch patch_embed/proj/kernel"):
         init_from.check(tripled, source)
