@@ -159,6 +159,8 @@ def test_doom_world_turns_all_the_way_round_as_the_game_does(doom, held_out_doom
         frames = doom.rollout(start, [(key,)] * world_frames, seed=0)
         np.testing.assert_array_equal(frames[-1], start)
         assert np.abs(frames[world_frames // 2].astype(np.int32) - start).mean() > 5  # half way: another view
+    plain = wm_world.load_world(bundle.SHIPPED_DIR / "doom", memory=0).info.sampler  # `--memory 0`
+    assert (plain.memory, plain.memory_wraps) == (0, False)
 
 
 def test_pan_world_moves_an_unseen_photo_the_key_s_way(pan, held_out_photo, tmp_path):

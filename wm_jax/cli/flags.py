@@ -21,7 +21,8 @@ def add_sampler_flags(parser: argparse.ArgumentParser, steps_help: str) -> None:
     parser.add_argument("--memory", type=int, default=None, metavar="N",
                         help="latent pixels beyond each edge of the view that the rollout remembers, so that what a "
                              "pan or turn carried out of view comes back as it was (wm_jax.memory; 0: none; default: "
-                             "the world's, else 0)")
+                             "the world's, else 0; in a world whose memory wraps, N also sets the circle: the view's "
+                             "width plus 2N)")
 
 
 def add_streaming_flags(parser: argparse.ArgumentParser) -> None:
