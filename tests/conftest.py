@@ -8,8 +8,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "jax"))
 # The suite compiles hundreds of small programs that then run for milliseconds: XLA's LLVM
 # optimisation level 0 compiles them fastest (the whole suite: 8 min 51 s of pytest at level 0
-# against 10 min 26 s at level 1, the default's third of that again; BUILD_NOTES, "The test suite's
-# time (sessions 15, 23)"). The autoencoder's training test, which runs 4x slower unoptimised,
+# against 10 min 26 s at level 1; the default level costs ~3x level 1's compile time; BUILD_NOTES,
+# "The test suite's time (sessions 15, 23)"). The autoencoder's training test, which runs 4x slower unoptimised,
 # trains in a process of its own at level 1 (tests/test_train_ae.py). Set before jax starts, so the
 # CLI subprocesses tests spawn inherit it.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
