@@ -44,7 +44,8 @@ def real_turn(game_map: str, start: int, key: str, frames: int) -> tuple[np.ndar
         choices, weights = zip(*EXPLORE_CHOICES)
         policy = HoldPolicy(choices, np.random.default_rng(start), weights, recorder.min_hold, recorder.max_hold)
         for _ in range(WARMUP_FRAMES * start):
-            game.make_action([float(k in policy()) for k in BUTTON_KEYS], recorder.frame_skip)
+            keys = policy()
+            game.make_action([float(k in keys) for k in BUTTON_KEYS], recorder.frame_skip)
             if game.is_episode_finished():
                 raise RuntimeError(f"{game_map} start {start}: the episode ended while exploring")
         shown, angles = [recorder._frame(game)], [game.get_game_variable(vzd.GameVariable.ANGLE)]
