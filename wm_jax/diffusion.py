@@ -248,6 +248,14 @@ class SamplerConfig:
         if self.spacing not in SPACINGS:
             raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {self.spacing!r}")
 
+    def overridden(self, **overrides) -> "SamplerConfig":
+        """This sampler with the fields a user set (None: keep this one's). Memory 0 also turns
+        `memory_wraps` off: with nothing remembered there is no circle to close."""
+        fields = {k: v for k, v in overrides.items() if v is not None}
+        if fields.get("memory") == 0:
+            fields["memory_wraps"] = False
+        return dataclasses.replace(self, **fields)
+
 
 # Oasis' own recipe (open-oasis generate.py, its latest "stabilized generation"; facts only):
 # DDIM over 10 steps at the spacing linspace(-1, 999, S + 1) cast to integers; the new frame's

@@ -251,11 +251,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
         raise FileNotFoundError(f"{path} holds neither {bundle.INFO_FILE} (a world bundle) nor config.json (a model directory)")
     overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context,
                  "temperature": temperature, "memory": memory}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if memory == 0:  # no memory at all: a world whose memory wraps has nothing left to close
-        overrides["memory_wraps"] = False
-    if overrides:
-        info = dataclasses.replace(info, sampler=dataclasses.replace(info.sampler, **overrides))
+    info = dataclasses.replace(info, sampler=info.sampler.overridden(**overrides))
     if fps is not None:
         info = dataclasses.replace(info, fps=float(fps))
     config, params = wm_model.load(str(model_dir))

@@ -54,7 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
 
     from wm_jax import bench, configs
     from wm_jax import bundle as world_lib
@@ -69,7 +68,7 @@ def run(args) -> int:
         checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler
     overrides = {"steps": args.steps, "guidance": args.guidance, "method": args.sampler, "eta": args.eta,
                  "temperature": args.temperature, "memory": args.memory}
-    sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
+    sampler = sampler.overridden(**overrides)
     if not checkpoint:
         configs.get_config(args.config)  # fail early on a bad name
     roofline = () if args.roofline is None else (tuple(args.roofline) or ("wm_516m", "wm_800m"))

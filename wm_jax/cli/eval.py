@@ -145,7 +145,7 @@ def run(args) -> int:
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
                  "temperature": args.temperature, "memory": args.memory}
-    sampler = dataclasses.replace(sampler, **{k: v for k, v in overrides.items() if v is not None})
+    sampler = sampler.overridden(**overrides)
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}
     stem = os.path.splitext(args.out)[0]
