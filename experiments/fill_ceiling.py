@@ -49,7 +49,7 @@ def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
     return warp._gaussian_blur(moved, 4.0) if fill == "blur" else moved
 
 
-def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None):
+def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None, first_move=1.0):
     """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`;
     where `still_HW` (a sprite fixed to the screen) it stays as it was in the start frame;
     zooms_K: each action entry's log zoom a frame (a zoom forgets the canvas)."""
@@ -58,7 +58,8 @@ def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_H
     still = np.zeros((1, h, w, 1), bool) if still_HW is None else np.asarray(still_HW, bool)[None, :, :, None]
     out = [frames_BTHWC[:, 0]]
     for i in range(1, t):
-        shift_B2 = actions_BTK[:, i] @ moves_K2
+        moving_before = jnp.any(actions_BTK[:, i - 1] @ jnp.abs(moves_K2) != 0, axis=-1)
+        shift_B2 = (actions_BTK[:, i] @ moves_K2) * jnp.where(moving_before, 1.0, first_move)[:, None]
         log_zoom_B = jnp.zeros((b,)) if zooms_K is None else actions_BTK[:, i] @ jnp.asarray(zooms_K, jnp.float32)
         canvas = memory.moved(canvas, shift_B2, log_zoom_B != 0)
         seen, known = canvas.view(h, w)
@@ -78,6 +79,8 @@ def main(argv=None) -> None:
     parser.add_argument("--memory", type=int, default=32, help="latent pixels remembered beyond each edge")
     parser.add_argument("--walk-zoom", type=float, default=0.0, metavar="Z",
                         help="w zooms in by exp(Z) a frame, s out (default 0: walking keys do nothing)")
+    parser.add_argument("--first-move", type=float, default=1.0, metavar="F",
+                        help="a move key's first frame after none moves F x its move (Doom turns slowly at first)")
     parser.add_argument("--fills", nargs="+", choices=FILLS, default=list(FILLS), help="the fills to score (default all)")
     parser.add_argument("--out", help="JSON file for the per-horizon figures")
     args = parser.parse_args(argv)
@@ -101,7 +104,7 @@ def main(argv=None) -> None:
     predictions = {"copy_first": jnp.broadcast_to(frames[:, :1], truth.shape)}
     for fill in tqdm(args.fills, desc="fills"):
         predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_HW,
-                                    zooms_K)[:, 1:]
+                                    zooms_K, args.first_move)[:, 1:]
 
     n, t = truth.shape[:2]
     flat = lambda x: x.reshape(n * t, *x.shape[2:])

@@ -6,10 +6,11 @@ For each held-out map and start, ViZDoom plays the recorder's exploring policy f
 different place for each start; start 0 is the map's own), then holds `--key` for `--frames` frames;
 the world, started from the real frame where the turn began, holds the same key. Per frame, over all
 turns: LPIPS and PSNR of the world's frame against the real one, and of the start frame against it
-(copy-first). ViZDoom turns 14.06 degrees a frame once the key is held (0 the first frame, 3.52 the
-second): the real view comes round after ~27.3 frames and then every 25.6, so near frames 26-27 and
-52-53 both the world that wraps its memory and the start frame are near the truth, and a world that
-does not wrap shows what it painted.
+(copy-first). ViZDoom turns 14.06 degrees a frame once the key is held; a turn's first two frames
+turn 7.03 and 12.30 (Doom turns slowly for a turn's first tics; on an episode's first frames, start
+0's turn, 0 and 3.52): the real view comes round after ~26-27 frames and then every 25.6, so near
+frames 26-27 and 52-53 both the world that wraps its memory and the start frame are near the truth,
+and a world that does not wrap shows what it painted.
 
 Also: `--period-only` prints the game's measured turn (degrees a frame, frames a revolution) and exits.
 """

@@ -59,3 +59,16 @@ def test_a_walking_key_zooms_the_frame_before_and_forgets_the_canvas():
     np.testing.assert_allclose(out[0, 3], np.asarray(back)[0], atol=1e-6)  # the mirror fill, nothing recalled
     without = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror"))
     np.testing.assert_array_equal(without[0, 2], without[0, 1])  # no walk zoom: w does nothing
+
+
+def test_first_move_scales_a_key_s_first_frame_only():
+    """--first-move F: a move key's first frame after a frame without one moves F x its move (Doom
+    turns 7.03 degrees on a turn's first frame, 14.06 once the key is held); held on, the full move."""
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),))
+    moves_K2 = jnp.asarray(model.key_move_table(config)[:, :2] * 4)
+    frames = np.random.default_rng(3).uniform(-1, 1, (1, 3, 64, 64, 3)).astype(np.float32)
+    actions = np.zeros((1, 3, config.action_dim), np.float32)
+    actions[0, 1:, config.action_keys.index("left")] = 1.0
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", first_move=0.5))
+    np.testing.assert_array_equal(out[0, 1, :, 4:], frames[0, 0, :, :60])  # half of 8 pixels
+    np.testing.assert_array_equal(out[0, 2, :, 12:], frames[0, 0, :, :52])  # then the whole 8

