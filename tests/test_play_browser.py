@@ -206,7 +206,9 @@ def _collapse_check(first_HW3, last_HW3) -> tuple[dict, list[str]]:
     "0.23-0.28x, 0.52-0.53x)); doom's painted confetti is sharper than its start picture: session 22, its "
     "weapon's own pixels held still (world.json still_mask), 1.97x in the page, 1.47-1.85x over 6 seeds "
     "(`python -m experiments.held_minute --world doom --key left --frames 300 1130 1200 --seeds 6`; "
-    "holding the weapon's whole box still, as before, 1.34-1.72x); BUILD_NOTES 'Worlds that hold together'; "
+    "holding the weapon's whole box still, as before, 1.34-1.72x); session 23, its memory a circle: 1.45-1.63x "
+    "after 1,200 frames, median 1.52; session 24: T 0.75 meets it (1.41) and misses the colour-spread bar; "
+    "BUILD_NOTES 'Worlds that hold together'; "
     "strict, so worlds that hold together make this fail until the marker goes"))
 def test_shipped_worlds_hold_together_for_a_minute(driver, shipped_play):
     """Each shipped world plays PLAY_SECONDS in the page with its key held (both worlds at once,
