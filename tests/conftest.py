@@ -39,6 +39,12 @@ def randomize(params, rng, scale=0.1):
     return jax.tree_util.tree_unflatten(tree, [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
 
 
+def model_apply(config):
+    """The model's whole-clip pass, jitted: (params, x, t, actions, clean=None) -> output. Eager
+    Flax applies dispatch op by op, which costs the suite more than compiling once."""
+    return jax.jit(lambda params, x, t, a, clean=None: wm_model.WorldModel(config).apply({"params": params}, x, t, a, clean))
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     return configs.get_config("tiny")

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from torch_dit_reference import DiT, sincos_2d  # noqa: E402
 from wm_jax import configs, embeddings  # noqa: E402
-from wm_jax.model import WorldModel  # noqa: E402
+from conftest import model_apply  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -74,7 +74,7 @@ def test_image_model_matches_pytorch_dit(learn_sigma):
         expected = reference(torch.from_numpy(x_BCHW), torch.from_numpy(1000 * t), torch.tensor([classes, classes]))
     x_BTHWC = jnp.asarray(x_BCHW.transpose(0, 2, 3, 1))[:, None]
     actions = jnp.zeros((2, 1, config.action_dim))
-    got = jax.jit(lambda x: WorldModel(config).apply({"params": params}, x, jnp.asarray(t)[:, None], actions))(x_BTHWC)
+    got = model_apply(config)(params, x_BTHWC, jnp.asarray(t)[:, None], actions)
     expected_BHWC = expected.numpy().transpose(0, 2, 3, 1)
     assert np.abs(expected_BHWC).max() > 0.5
     np.testing.assert_allclose(np.asarray(got[:, 0]), expected_BHWC, atol=TOLERANCE, rtol=0)

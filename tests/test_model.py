@@ -12,7 +12,7 @@ from wm_jax import configs
 from wm_jax import model as wm_model
 from wm_jax.model import WorldModel
 
-from conftest import randomize
+from conftest import model_apply, randomize
 
 
 def _inputs(config, batch, frames, seed=0):
@@ -22,10 +22,6 @@ def _inputs(config, batch, frames, seed=0):
     t = jax.random.uniform(k2, (batch, frames))
     a = jax.random.bernoulli(k3, 0.2, (batch, frames, config.action_dim)).astype(jnp.float32)
     return x, t, a
-
-
-def _apply(config):
-    return jax.jit(lambda params, x, t, a: WorldModel(config).apply({"params": params}, x, t, a))
 
 
 def _stream_all(config, params, x, t, a):
@@ -47,7 +43,7 @@ def _stream_all(config, params, x, t, a):
 def test_streaming_equals_full_causal_pass(tiny_config, tiny_random_params, frames):
     config = tiny_config.replace(max_frames=frames)
     x, t, a = _inputs(config, 2, frames)
-    full = _apply(config)(tiny_random_params, x, t, a)
+    full = model_apply(config)(tiny_random_params, x, t, a)
     streamed = _stream_all(config, tiny_random_params, x, t, a)
     assert float(jnp.abs(full).max()) > 0.1  # a real signal, not zeros compared with zeros
     np.testing.assert_array_less(np.abs(np.asarray(full - streamed)).max(), 1e-4)
@@ -61,7 +57,7 @@ def test_window_limits_what_a_frame_sees(tiny_config):
     assert len(config.temporal_layers) == 1
     params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(3))
     x, t, a = _inputs(config, 1, 7)
-    apply = lambda x: _apply(config)(params, x, t, a)
+    apply = lambda x: model_apply(config)(params, x, t, a)
     changed = apply(x.at[:, 0].add(1.0)) - apply(x)
     span = config.window  # frame 0 is seen by frames 0..window
     assert float(jnp.abs(changed[:, span]).max()) > 1e-4
@@ -78,9 +74,9 @@ def test_fresh_temporal_blocks_are_identity(tiny_config, tiny_params):
     image_config = tiny_config.replace(temporal_every=0, max_frames=1)
     image_params = {**spatial, "action_embed": world_params["action_embed"]}
     x, t, a = _inputs(tiny_config, 2, 5)
-    world = _apply(tiny_config)(world_params, x, t, a)
+    world = model_apply(tiny_config)(world_params, x, t, a)
     for i in range(5):
-        image = _apply(image_config)(image_params, x[:, i:i + 1], t[:, i:i + 1], a[:, i:i + 1])
+        image = model_apply(image_config)(image_params, x[:, i:i + 1], t[:, i:i + 1], a[:, i:i + 1])
         np.testing.assert_allclose(world[:, i], image[:, 0], atol=1e-5)
     assert float(jnp.abs(world).max()) > 0.1
 
@@ -88,7 +84,7 @@ def test_fresh_temporal_blocks_are_identity(tiny_config, tiny_params):
 @pytest.mark.parametrize("what", ["frame", "action", "noise_level"])
 def test_causality(tiny_config, tiny_random_params, what):
     x, t, a = _inputs(tiny_config, 1, 6)
-    apply = functools.partial(_apply(tiny_config), tiny_random_params)
+    apply = functools.partial(model_apply(tiny_config), tiny_random_params)
     base = apply(x, t, a)
     changed = {
         "frame": lambda: apply(x.at[:, 3].add(1.0), t, a),
@@ -103,7 +99,7 @@ def test_output_channels_follow_learn_sigma(tiny_params):
     config = configs.get_config("tiny", out_channels=8, temporal_every=0, max_frames=1)
     params = wm_model.init_params(config, jax.random.key(0))
     x, t, a = _inputs(config, 1, 1)
-    assert _apply(config)(params, x, t, a).shape == (1, 1, 8, 8, 8)
+    assert model_apply(config)(params, x, t, a).shape == (1, 1, 8, 8, 8)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +170,7 @@ def test_variants_stream_like_the_full_pass(tiny_config, variant):
     config = tiny_config.replace(max_frames=6, **variant)
     params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
     x, t, a = _inputs(config, 1, 6)
-    full = _apply(config)(params, x, t, a)
+    full = model_apply(config)(params, x, t, a)
     np.testing.assert_array_less(np.abs(np.asarray(full - _stream_all(config, params, x, t, a))).max(), 1e-4)
 
 
@@ -186,10 +182,10 @@ def test_previous_frame_input_feeds_exactly_the_frame_before(tiny_config):
     params = randomize(wm_model.init_params(config, jax.random.key(0)), jax.random.key(2))
     assert params["patch_embed"]["proj"]["kernel"].shape[2] == 2 * config.in_channels
     x, t, a = _inputs(config, 1, 4)
-    apply = lambda x: _apply(config)(params, x, t, a)
+    apply = lambda x: model_apply(config)(params, x, t, a)
     changed = np.abs(np.asarray(apply(x.at[:, 1].add(1.0)) - apply(x))).max(axis=(0, 2, 3, 4))
     assert changed[0] == 0 and changed[1] > 1e-3 and changed[2] > 1e-3 and changed[3] == 0
-    first_alone = _apply(config)(params, x[:, :1], t[:, :1], a[:, :1])
+    first_alone = model_apply(config)(params, x[:, :1], t[:, :1], a[:, :1])
     np.testing.assert_allclose(apply(x)[:, 0], first_alone[:, 0], atol=1e-6)
 
 
@@ -203,8 +199,8 @@ def test_bfloat16_compute_keeps_fp32_params_and_tracks_fp32(tiny_config, tiny_ra
     params = wm_model.init_params(config, jax.random.key(0))
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(params)} == {jnp.dtype("float32")}
     x, t, a = _inputs(config, 1, 3)
-    low = _apply(config)(tiny_random_params, x, t, a)
-    high = _apply(tiny_config)(tiny_random_params, x, t, a)
+    low = model_apply(config)(tiny_random_params, x, t, a)
+    high = model_apply(tiny_config)(tiny_random_params, x, t, a)
     assert low.dtype == jnp.float32
     relative = float(jnp.linalg.norm(low - high) / jnp.linalg.norm(high))
     assert 0 < relative < 0.05
@@ -220,10 +216,10 @@ def test_action_gain_scales_the_action_embedding_only(tiny_config, tiny_random_p
     gained = dataclasses.replace(tiny_config, action_gain=16.0)
     params = dict(tiny_random_params)
     params["action_embed"] = jax.tree.map(lambda p: p / 16.0, params["action_embed"])
-    reference = _apply(tiny_config)(tiny_random_params, x, t, actions)
-    np.testing.assert_allclose(_apply(gained)(params, x, t, actions), reference, atol=1e-5)
+    reference = model_apply(tiny_config)(tiny_random_params, x, t, actions)
+    np.testing.assert_allclose(model_apply(gained)(params, x, t, actions), reference, atol=1e-5)
     # ...and the gain really multiplies: with the undivided embedding the output differs.
-    assert not np.allclose(_apply(gained)(tiny_random_params, x, t, actions), reference, atol=1e-3)
+    assert not np.allclose(model_apply(gained)(tiny_random_params, x, t, actions), reference, atol=1e-3)
 
 
 def test_neighbours_are_the_tokens_around_each_token_and_zero_off_the_grid():
@@ -258,14 +254,14 @@ def test_neighbourhood_block_starts_near_same_place_attention_and_can_look_aside
         lambda path, leaf: _lookup(params, path) if _has(params, path) else leaf, wide_params
     )
     x, t, a = _inputs(config, 1, 4)
-    same = _apply(config)(params, x, t, a)
-    near = _apply(wide)(merged, x, t, a)
+    same = model_apply(config)(params, x, t, a)
+    near = model_apply(wide)(merged, x, t, a)
     relative = float(jnp.linalg.norm(near - same) / jnp.linalg.norm(same))
     assert 0 < relative < 0.5
     leaning = jax.tree_util.tree_map_with_path(
         lambda path, leaf: leaf.at[:, 5].set(8.0).at[:, 4].set(-8.0) if "offset_bias" in str(path) else leaf, merged
     )
-    assert float(jnp.linalg.norm(_apply(wide)(leaning, x, t, a) - near)) > 0.1 * float(jnp.linalg.norm(near - same))
+    assert float(jnp.linalg.norm(model_apply(wide)(leaning, x, t, a) - near)) > 0.1 * float(jnp.linalg.norm(near - same))
 
 
 def _keys(path):
@@ -301,7 +297,7 @@ def test_keys_steer_the_neighbourhood_offsets(tiny_config):
     k = config.action_keys.index("left")
     steered = jax.tree_util.tree_map(lambda p: p, params)
     steered["temporal_0"]["offset_action"] = params["temporal_0"]["offset_action"].at[k, :, 0].add(1.0)  # one offset: a uniform shift is no preference
-    apply = lambda p, a: _apply(config)(p, x, t, a)
+    apply = lambda p, a: model_apply(config)(p, x, t, a)
     assert float(jnp.abs(apply(steered, held) - apply(params, held)).max()) > 1e-3
     np.testing.assert_array_equal(np.asarray(apply(steered, none)), np.asarray(apply(params, none)))
     with pytest.raises(ValueError, match="needs temporal_neighbourhood"):
@@ -316,8 +312,7 @@ def test_x0_residual_training_adds_the_change_to_the_clean_frame_before(tiny_con
     clean = jax.random.normal(jax.random.key(1), (1, 3, *config.latent_size, config.in_channels))
     noisy = clean + 0.3 * jax.random.normal(jax.random.key(2), clean.shape)
     t, a = jnp.zeros((1, 3)), jnp.zeros((1, 3, config.action_dim))
-    apply = jax.jit(lambda x, clean: WorldModel(config).apply({"params": params}, x, t, a, clean))
-    out = apply(noisy, clean)
+    out = model_apply(config)(params, noisy, t, a, clean)
     np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(clean[:, :-1]))
-    out = _apply(config)(params, noisy, t, a)
+    out = model_apply(config)(params, noisy, t, a)
     np.testing.assert_array_equal(np.asarray(out[:, 1:]), np.asarray(noisy[:, :-1]))

@@ -11,9 +11,8 @@ import pytest
 from wm_jax import diffusion, kv_cache, rollout
 from wm_jax import model as wm_model
 from wm_jax.diffusion import SamplerConfig
-from wm_jax.model import WorldModel
 
-from conftest import randomize
+from conftest import model_apply, randomize
 
 SAMPLER = SamplerConfig(steps=3)
 
@@ -39,7 +38,7 @@ def test_step_equals_sampling_with_the_full_model(tiny_config, tiny_random_param
     rng = jax.random.key(5)
     _, latent = rollout.make_step(config, sampler)(params, state, acts[:, 3], rng)
 
-    full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
+    full = functools.partial(model_apply(config), params)
 
     def velocity_fn(x, t):
         clip = jnp.concatenate([context, x[:, None]], axis=1)
@@ -127,7 +126,7 @@ def test_guided_step_equals_sampling_with_guided_full_model_velocities(tiny_conf
     rng = jax.random.key(5)
     _, latent = rollout.make_step(config, sampler)(params, state, acts[:, 3], rng)
 
-    full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
+    full = functools.partial(model_apply(config), params)
     null_acts = acts.at[:, 3].set(jnp.asarray(config.action_space.null()))
 
     def velocity_fn(x, t):

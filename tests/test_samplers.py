@@ -3,6 +3,7 @@
 registry entry) is usable by `diffusion.sample` and the rollout without touching anything else."""
 
 import argparse
+import functools
 import dataclasses
 import sys
 import types
@@ -14,7 +15,7 @@ import pytest
 
 from wm_jax import cli, diffusion, rollout, samplers
 from wm_jax.diffusion import Objective, SamplerConfig
-from wm_jax.model import WorldModel
+from conftest import model_apply
 
 SAMPLER_COMMANDS = ("sample", "rollout", "play", "eval", "bench")
 EPSILON = Objective("epsilon", "linear")
@@ -152,7 +153,7 @@ def test_a_registered_sampler_runs_in_the_rollout(monkeypatch, tiny_config, tiny
     _, latent = rollout.make_step(config, sampler)(params, state, acts[:, 2], rng)
     assert len(calls) == 2  # traced once, two steps
 
-    full = jax.jit(lambda clip, t, a: WorldModel(config).apply({"params": params}, clip, t, a))
+    full = functools.partial(model_apply(config), params)
 
     def velocity_fn(x, t):
         clip = jnp.concatenate([context, x[:, None]], axis=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import randomize
+from conftest import model_apply, randomize
 from wm_jax.cli import main
 from train_helpers import SMOKE, bindings, record_pan
 from wm_jax import configs
@@ -16,7 +16,6 @@ from wm_jax import model as wm_model
 from wm_jax.train import init_from
 from wm_jax.train.checkpoint import Checkpoints
 from wm_jax.train.metrics import read_metrics
-from wm_jax.model import WorldModel
 from wm_jax.world import load_world
 
 
@@ -128,8 +127,7 @@ def test_init_from_widens_the_patch_embedding_for_previous_frame_input(tmp_path)
     assert not np.any(np.asarray(kernel[:, :, plain.in_channels:]))
     x = jax.random.normal(jax.random.key(6), (1, 3, *plain.latent_size, plain.in_channels))
     t, a = jnp.full((1, 3), 0.5), jnp.zeros((1, 3, plain.action_dim))
-    apply = lambda config, params: jax.jit(lambda x: WorldModel(config).apply({"params": params}, x, t, a))(x)
-    np.testing.assert_allclose(apply(with_previous, merged), apply(plain, source), atol=1e-5)
+    np.testing.assert_allclose(model_apply(with_previous)(merged, x, t, a), model_apply(plain)(source, x, t, a), atol=1e-5)
     tripled = wm_model.abstract_params(plain.replace(in_channels=3 * plain.in_channels))
     with pytest.raises(ValueError, match="shape mismatch patch_embed/proj/kernel"):
         init_from.check(tripled, source)

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from wm_jax import configs, warp
 from wm_jax import model as wm_model
-from wm_jax.model import WorldModel
+from conftest import model_apply
 
 
 SCIPY_MODES = {"edge": "nearest", "mirror": "reflect"}
@@ -60,7 +60,7 @@ def test_a_silent_head_gives_the_previous_frame_moved_the_way_the_held_key_says(
     t = jnp.asarray([[0.0, 1.0]])
     none = jnp.zeros((1, 2, config.action_dim))
     left = none.at[:, 1, config.action_keys.index("left")].set(1.0)
-    apply = jax.jit(lambda a: WorldModel(config).apply({"params": params}, x, t, a)[:, 1])
+    apply = lambda a: model_apply(config)(params, x, t, a)[:, 1]
     np.testing.assert_allclose(np.asarray(apply(left)[:, :, 1:]), np.asarray(x[:, 0, :, :-1]), atol=1e-5)
     np.testing.assert_array_equal(np.asarray(apply(none)), np.asarray(x[:, 0]))
 
@@ -147,7 +147,7 @@ def test_painting_only_the_uncovered_strip_keeps_the_rest_of_the_moved_frame_exa
     t = jnp.asarray([[0.0, 1.0]])
     none = jnp.zeros((1, 2, config.action_dim))
     left = none.at[:, 1, config.action_keys.index("left")].set(1.0)
-    apply = jax.jit(lambda a: WorldModel(config).apply({"params": params}, x, t, a))
+    apply = lambda a: model_apply(config)(params, x, t, a)
     held = apply(left)
     np.testing.assert_allclose(np.asarray(held[:, 1, :, 3:]), np.asarray(x[:, 0, :, 1:-2]), atol=1e-5)
     assert float(jnp.abs(held[:, 1, :, :3] - warp.shift_and_zoom(x[:, 0], jnp.asarray([[0.0, 2.0]]), jnp.zeros(1))[:, :, :3]).max()) > 1e-3
