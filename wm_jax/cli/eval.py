@@ -145,7 +145,8 @@ def run(args) -> int:
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
-                 "temperature": args.temperature, "memory": args.memory}
+                 "temperature": args.temperature, "memory": args.memory,
+                 "start_level": args.start_level}
     sampler = sampler.overridden(**overrides)
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}
