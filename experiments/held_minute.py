@@ -27,12 +27,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[1200], help="frames held (default 1200: a minute at 20 fps)")
     parser.add_argument("--memory", type=int, default=None, help="override the world's memory (latent pixels)")
     parser.add_argument("--temperature", type=float, default=None, help="override the world's sampling temperature")
-    parser.add_argument("--start-level", type=float, default=None, help="override the world's start level (SamplerConfig.start_level)")
-    parser.add_argument("--steps", type=int, default=None, help="override the world's denoising steps per frame")
     parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
-    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature,
-                                 start_level=args.start_level, sampler_steps=args.steps)
+    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
     ratios = {n: [] for n in args.frames}
     for seed in range(args.seeds):
         frames = world.rollout(None, [(args.key,)] * max(args.frames), seed=seed)

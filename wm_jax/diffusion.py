@@ -225,11 +225,6 @@ class SamplerConfig:
     # pixels, so a turn all the way round shows what it started from (a first-person view turning
     # on the spot; doom's memory is sized to the game's turn, BUILD_NOTES session 23).
     memory_wraps: bool = False
-    # The noise level a new frame's sampling starts from (rectified flow only). 1: pure noise. Below
-    # 1: the frame before, moved as the keys held move the camera (the model's fill where a move
-    # uncovers something), noised to this level; the steps then run from it to 0 (SDEdit's start):
-    # the model finishes a picture it is shown instead of painting one from nothing.
-    start_level: float = 1.0
 
     def __post_init__(self):
         if self.steps < 1:
@@ -252,8 +247,6 @@ class SamplerConfig:
             raise ValueError(f"sampling temperature must be in (0, 2], got {self.temperature}")
         if self.spacing not in SPACINGS:
             raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {self.spacing!r}")
-        if not 0.0 < self.start_level <= 1.0:
-            raise ValueError(f"start_level must be in (0, 1] (1: from pure noise), got {self.start_level}")
 
     def overridden(self, **overrides) -> "SamplerConfig":
         """This sampler with the fields a user set (None: keep this one's). Memory 0 also turns

@@ -118,11 +118,6 @@ class WorldModel(nn.Module):
             return previous
         return warp.shift_and_zoom(previous, *self._moves_of(actions), self.config.uncovered_fill, self._still(previous))
 
-    def moved_previous(self, previous_BHWC, actions_BK):
-        """The frame before as the keys held move it, filled where the move uncovers: what the
-        x0_residual head adds its change to (unmoved without key_moves)."""
-        return self._moved(previous_BHWC, actions_BK)
-
     def _add_previous(self, out, previous, actions):
         """With prediction 'x0_residual' the head's output is the change from the previous frame
         (with paint_uncovered_only, kept where the keys' move uncovers it). actions: [G, K]."""

@@ -177,18 +177,7 @@ def generate_frame(config, params, cache, action_BK, noise_BHWC, sampler: Sample
         cond, null = jnp.split(out, 2)
         return diffusion.guide(objective, read(cond), read(null), sampler.guidance)
 
-    start_BHWC = starting_latent(config, params, view.previous_BHWC, action_BK, noise_BHWC, sampler)
-    return diffusion.sample(model_fn, start_BHWC, sampler, objective, rng)
-
-
-def starting_latent(config, params, previous_BHWC, action_BK, noise_BHWC, sampler: SamplerConfig):
-    """Where a new frame's sampling starts: the noise itself, or (`SamplerConfig.start_level` < 1)
-    the frame before as the keys move it, noised to that level."""
-    if sampler.start_level == 1.0:  # static
-        return noise_BHWC
-    moved = WorldModel(config).apply({"params": params}, previous_BHWC, action_BK, method="moved_previous")
-    level_B = jnp.full(noise_BHWC.shape[:1], sampler.start_level, jnp.float32)
-    return diffusion.noised(config.objective, moved.astype(jnp.float32), noise_BHWC, level_B)
+    return diffusion.sample(model_fn, noise_BHWC, sampler, objective, rng)
 
 
 def step(params, state: RolloutState, action_BK, rng, *, config: ModelConfig, sampler: SamplerConfig = SamplerConfig(),
@@ -303,7 +292,6 @@ def recompute_step(params, state: WindowState, action_BK, rng, *, config: ModelC
         return diffusion.readout(config.objective, out, x_BHWC, t_BT[:, -1])
 
     noise = diffusion.starting_noise(rng, (b,) + state.latents_BTHWC.shape[2:], sampler)
-    start = starting_latent(config, params, state.latents_BTHWC[:, -1], action_BK, noise, sampler)
-    latent = diffusion.sample(model_fn, start, sampler, config.objective, jax.random.fold_in(rng, 1))
+    latent = diffusion.sample(model_fn, noise, sampler, config.objective, jax.random.fold_in(rng, 1))
     latents = jnp.concatenate([state.latents_BTHWC[:, 1:], latent[:, None]], axis=1)
     return WindowState(latents, actions[:, 1:], jnp.minimum(state.filled + 1, config.window)), latent

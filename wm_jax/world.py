@@ -212,17 +212,15 @@ def _pixel_for(channels: int) -> str | None:
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
                quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None,
-               rebuild_context: bool | None = None, temperature: float | None = None, memory: int | None = None,
-               start_level: float | None = None) -> World:
+               rebuild_context: bool | None = None, temperature: float | None = None, memory: int | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
       model directory without one gets the pixel autoencoder whose channels match, if any.
     sampler_steps, fps: override the bundle's denoising steps per frame and frame rate.
-    sampler_method, eta, temperature, memory, start_level: override the bundle's sampler
-      (`samplers.choices()`; one that does not fit the model's objective is refused), DDIM's eta, the
-      starting noise's temperature, how far beyond the view the rollout remembers (`wm_jax.memory`)
-      and the level sampling starts from (`SamplerConfig.start_level`).
+    sampler_method, eta, temperature, memory: override the bundle's sampler (`samplers.choices()`; one
+      that does not fit the model's objective is refused), DDIM's eta, the starting noise's temperature
+      and how far beyond the view the rollout remembers (`wm_jax.memory`).
     rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
       exactly past the window, at window - 1 extra frame passes a frame).
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
@@ -252,7 +250,7 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     else:
         raise FileNotFoundError(f"{path} holds neither {bundle.INFO_FILE} (a world bundle) nor config.json (a model directory)")
     overrides = {"steps": sampler_steps, "method": sampler_method, "eta": eta, "rebuild_context": rebuild_context,
-                 "temperature": temperature, "memory": memory, "start_level": start_level}
+                 "temperature": temperature, "memory": memory}
     info = dataclasses.replace(info, sampler=info.sampler.overridden(**overrides))
     if fps is not None:
         info = dataclasses.replace(info, fps=float(fps))

@@ -66,8 +66,7 @@ def run(args) -> int:
         info, model_dir, bundled_ae, _ = world_lib.read_bundle(world_lib.locate(args.world))
         checkpoint, autoencoder, sampler = str(model_dir), autoencoder or str(bundled_ae), info.sampler
     overrides = {"steps": args.steps, "guidance": args.guidance, "method": args.sampler, "eta": args.eta,
-                 "temperature": args.temperature, "memory": args.memory,
-                 "start_level": args.start_level}
+                 "temperature": args.temperature, "memory": args.memory}
     sampler = sampler.overridden(**overrides)
     if not checkpoint:
         configs.get_config(args.config)  # fail early on a bad name

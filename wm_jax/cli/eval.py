@@ -145,8 +145,7 @@ def run(args) -> int:
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
                  "guidance_min_level": args.guidance_min_level, "method": args.sampler, "eta": args.eta,
-                 "temperature": args.temperature, "memory": args.memory,
-                 "start_level": args.start_level}
+                 "temperature": args.temperature, "memory": args.memory}
     sampler = sampler.overridden(**overrides)
     steps = sampler.steps
     report = {"model": source, "denoising_steps": steps, "sampler": dataclasses.asdict(sampler)}

@@ -9,7 +9,7 @@ from wm_jax import samplers  # the registry: --sampler's choices
 
 
 def add_sampler_flags(parser: argparse.ArgumentParser, steps_help: str) -> None:
-    """--steps, --sampler, --eta, --temperature, --start-level, --memory: how each frame is denoised (unset: the world's own)."""
+    """--steps, --sampler, --eta, --temperature, --memory: how each frame is denoised (unset: the world's own)."""
     parser.add_argument("--steps", type=int, default=None, help=steps_help)
     parser.add_argument("--sampler", choices=samplers.choices(), default=None, metavar="METHOD",
                         help="denoising method, one of %(choices)s: auto is the model's objective's own (euler for rectified "
@@ -18,9 +18,6 @@ def add_sampler_flags(parser: argparse.ArgumentParser, steps_help: str) -> None:
     parser.add_argument("--temperature", type=float, default=None,
                         help="standard deviation of each frame's starting noise: 1 the training noise, below 1 nearer "
                              "the model's likeliest frame (default: the world's, else 1)")
-    parser.add_argument("--start-level", type=float, default=None, metavar="S",
-                        help="noise level each frame's sampling starts from: 1 pure noise; below 1 the frame before, moved "
-                             "by the keys, noised to S (SDEdit's start; rectified flow only; default: the world's, else 1)")
     parser.add_argument("--memory", type=int, default=None, metavar="N",
                         help="latent pixels beyond each edge of the view that the rollout remembers, so that what a "
                              "pan or turn carried out of view comes back as it was (wm_jax.memory; 0: none; default: "

@@ -115,7 +115,7 @@ def run(args) -> int:
         print(NO_WORLD.format(where=where), file=sys.stderr, end="")
         return 2
     registry = server.WorldRegistry(entries, default, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
-                                    sampler_method=args.sampler, eta=args.eta, temperature=args.temperature, memory=args.memory, start_level=args.start_level,
+                                    sampler_method=args.sampler, eta=args.eta, temperature=args.temperature, memory=args.memory,
                                     rebuild_context=args.rebuild_context,
                                        quantization=args.quantize)
     print(f"loading world {registry.default!r} (compiling its step)…", flush=True)

@@ -87,7 +87,7 @@ def run(args) -> int:
         raise ValueError(f"--image {error}") from None
     path = bundle.resolve(args.world) if args.world else pathlib.Path(args.checkpoint)
     world = wm_world.load_world(path, autoencoder_spec=args.autoencoder, sampler_steps=args.steps,
-                                 sampler_method=args.sampler, eta=args.eta, temperature=args.temperature, memory=args.memory, start_level=args.start_level,
+                                 sampler_method=args.sampler, eta=args.eta, temperature=args.temperature, memory=args.memory,
                                  rebuild_context=args.rebuild_context,
                                  quantization=args.quantize)
     _check_keys(frames_script, world)

@@ -33,9 +33,6 @@ class Step(NamedTuple):
 def check(objective, config) -> None:
     if config.steps > objective.diffusion_steps:
         raise ValueError(f"{config.steps} sampler steps for {objective.describe()}: at most {objective.diffusion_steps}")
-    if config.start_level != 1.0:
-        raise ValueError(f"start_level {config.start_level}: a DDPM-family sampler starts from pure noise "
-                         f"({objective.describe()}); a start below 1 is for rectified flow")
 
 
 def predicted_x0_eps(objective, out, x_t, abar: float):

@@ -20,13 +20,12 @@ def check(objective, config) -> None:
 
 
 def run(sampler, velocity_fn, noise, config, objective, rng):
-    """Integrate `noise` (x at level config.start_level: pure noise at 1) to t = 0 over
-    config.steps equal steps.
+    """Integrate `noise` from t = 1 to t = 0 over config.steps equal steps.
 
     A Python loop over the few steps: it unrolls at trace time, so XLA sees one fused graph.
     """
     stochastic = sampler.stochastic(config)
-    levels = timesteps(config.steps) * config.start_level
+    levels = timesteps(config.steps)
     x = noise
     for k, (t, s) in enumerate(zip(levels[:-1], levels[1:])):
         z = jax.random.normal(jax.random.fold_in(rng, k), x.shape, x.dtype) if stochastic and s > 0 else None
