@@ -219,3 +219,27 @@ def test_record_cli_passes_still_share_to_doom_and_refuses_it_elsewhere():
     assert make_recorder(args).still_share == 0.25
     with pytest.raises(ValueError, match="--still-share does not apply to source 'atari'"):
         make_recorder(argparse.Namespace(source="atari", still_share=0.25))
+
+
+def test_image_pan_photo_scale_one_or_drawn_per_episode_between_two(tmp_path):
+    """The picture's short side is photo_scale frames: a ramp across it climbs 3x as steeply per pixel
+    at scale 1 (the picture shown whole) as at 3; a range draws each episode's scale between its ends."""
+    import argparse
+
+    from wm_jax.cli.record import make_recorder
+
+    ramp = np.broadcast_to(np.linspace(0, 255, 160)[None, :, None], (120, 160, 3)).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    common = dict(input=str(tmp_path), resolution=(16, 16), allow_zoom=False, edges="mirror")
+    slope = lambda recorder, i: np.abs(np.diff(recorder.record(i, 0, 2).frames[0].astype(float), axis=1)).mean()
+    whole, magnified = slope(ImagePanRecorder(photo_scale=1.0, **common), 0), slope(ImagePanRecorder(photo_scale=3.0, **common), 0)
+    assert 2.5 < whole / magnified < 3.5
+    drawn = ImagePanRecorder(photo_scale=(1.0, 3.0), **common)
+    slopes = [slope(drawn, i) for i in range(24)]
+    assert magnified * 0.9 <= min(slopes) and max(slopes) <= whole * 1.1 and np.ptp(slopes) > 0.5 * (whole - magnified)
+    assert slope(drawn, 5) == slopes[5]  # still seeded
+    for bad in (0.5, (3.0, 1.0), (1.0, 2.0, 3.0)):
+        with pytest.raises(ValueError, match="photo_scale is one scale >= 1 or a range"):
+            ImagePanRecorder(photo_scale=bad)
+    assert make_recorder(argparse.Namespace(source="image_pan", photo_scale=[1.0, 3.0])).photo_scale == (1.0, 3.0)
+    assert make_recorder(argparse.Namespace(source="image_pan", photo_scale=[2.0])).photo_scale == 2.0

@@ -51,7 +51,10 @@ class ImagePanRecorder:
     zoom_step: float = 1.1
     max_zoom_steps: int = 7  # zoom levels from -7 (wide) to +7 (close)
     allow_zoom: bool = True
-    photo_scale: float = 3.0  # the photo's short side, in output frames, at zoom 1
+    # The photo's short side, in output frames, at zoom 1; two values (low, high): each random
+    # episode draws it log-uniformly between them. A start picture shown whole is scale 1: a world
+    # trained at 3 alone paints the texture of three-times-magnified views beside it (session 25).
+    photo_scale: float | tuple[float, float] = 3.0
     fps: float = 15.0
     script: str | None = None  # fixed keys from the photo's centre instead of the random policy
     still_share: float | None = None  # share of held choices with no key; None: one choice of 17-19
@@ -65,6 +68,10 @@ class ImagePanRecorder:
     def __post_init__(self):
         if self.edges not in EDGES:
             raise ValueError(f"image_pan edges must be one of {EDGES}, got {self.edges!r}")
+        scales = self.photo_scale if isinstance(self.photo_scale, (tuple, list)) else (self.photo_scale,)
+        if not 1 <= len(scales) <= 2 or min(scales) < 1 or (len(scales) == 2 and scales[0] > scales[1]):
+            raise ValueError(f"image_pan photo_scale is one scale >= 1 or a range (low, high) with 1 <= low <= high, "
+                             f"got {self.photo_scale!r}")
 
     def photographs(self):
         return images.list_images(self.input) if self.input else images.bundled_photographs()
@@ -79,11 +86,15 @@ class ImagePanRecorder:
         log.warning("no readable photograph among %d files", len(paths))
         return None
 
-    def _prepare(self, photo: np.ndarray) -> np.ndarray:
-        """Rescales so the short side is photo_scale frames and the widest zoom still fits."""
+    def _prepare(self, photo: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Rescales so the short side is photo_scale frames (a range: drawn with `rng`) and, on a
+        photograph with edges, the widest zoom still fits (a mirror canvas has no edges)."""
         height, width = self.resolution
-        widest = self.zoom_step ** self.max_zoom_steps
-        needed = max(self.photo_scale, widest + 0.5)
+        needed = self.photo_scale
+        if isinstance(needed, (tuple, list)):
+            needed = float(np.exp(rng.uniform(np.log(needed[0]), np.log(needed[1]))))
+        if self.edges == "clamp" or self.allow_zoom:
+            needed = max(needed, self.zoom_step ** self.max_zoom_steps + 0.5)
         scale = max(needed * height / photo.shape[0], needed * width / photo.shape[1])
         size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
         return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS))
@@ -98,7 +109,7 @@ class ImagePanRecorder:
         path, photo = loaded
         if self.augment:
             photo = dihedral(photo, int(rng.integers(8)))
-        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng,
+        camera = _Camera(self._prepare(photo, rng), self.resolution, self.zoom_step, self.max_zoom_steps, rng,
                          mirror=self.edges == "mirror")
         policy = HoldPolicy(key_choices(self.allow_zoom), rng, min_hold=4, max_hold=16, still_share=self.still_share)
         frames, pressed = [camera.render()], []
@@ -119,7 +130,7 @@ class ImagePanRecorder:
             raise ValueError(f"--script has {len(script)} frames; --steps {steps} needs {steps - 1}")
         paths = self.photographs()
         photo = images.load_rgb(paths[index % len(paths)])
-        camera = _Camera(self._prepare(photo), self.resolution, self.zoom_step, self.max_zoom_steps, rng, centre=True,
+        camera = _Camera(self._prepare(photo, rng), self.resolution, self.zoom_step, self.max_zoom_steps, rng, centre=True,
                          mirror=self.edges == "mirror")
         frames, pressed = [camera.render()], []
         for keys in script[:steps - 1]:

@@ -25,7 +25,7 @@ examples:
 
 _OPTION_FIELDS = {"resolution": "resolution", "frame_skip": "frame_skip", "map": "map", "wad": "wad",
                   "game": "game", "input": "input", "script": "script",
-                  "pan_step": "pan_step", "still_share": "still_share", "edges": "edges"}
+                  "pan_step": "pan_step", "still_share": "still_share", "edges": "edges", "photo_scale": "photo_scale"}
 
 
 def register(subparsers) -> None:
@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     parser.add_argument("--edges", choices=("clamp", "mirror"),
                         help="image_pan: 'clamp' (default) stops the camera at the photograph's edges; 'mirror' pans "
                              "without end over the photograph tiled with its mirror images (every pan moves the picture)")
+    parser.add_argument("--photo-scale", type=float, nargs="+", metavar="S",
+                        help="image_pan: the photograph's short side in frames at zoom 1 (default 3); two values LOW HIGH: "
+                             "each random episode draws it log-uniformly between them (1 is the picture shown whole)")
     parser.add_argument("--augment", action="store_true",
                         help="image_pan: each random episode mirrors/turns its photograph (one of 8 ways)")
     parser.set_defaults(func=run)
@@ -87,7 +90,7 @@ def make_recorder(args: argparse.Namespace):
             continue
         if field not in fields:
             raise ValueError(f"--{attribute.replace('_', '-')} does not apply to source {args.source!r}")
-        options[field] = value
+        options[field] = (value[0] if len(value) == 1 else tuple(value)) if isinstance(value, list) else value
     if getattr(args, "no_zoom", False):
         if "allow_zoom" not in fields:
             raise ValueError(f"--no-zoom does not apply to source {args.source!r}")

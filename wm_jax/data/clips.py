@@ -150,12 +150,17 @@ class Retexture:
     def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         if rng.random() >= self.share:
             return clip
-        gain = np.float32(rng.uniform(1 - self.gain_range, 1 + self.gain_range))
-        frames = clip["frames"].astype(np.float32)
-        blurred = np.stack([np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(self.sigma)), np.float32)
-                            for frame in clip["frames"]])
-        retextured = np.clip(blurred + gain * (frames - blurred) + 0.5, 0, 255).astype(np.uint8)
-        return {"frames": retextured, "actions": clip["actions"]}
+        gain = rng.uniform(1 - self.gain_range, 1 + self.gain_range)
+        return {"frames": scaled_detail(clip["frames"], gain, self.sigma), "actions": clip["actions"]}
+
+
+def scaled_detail(frames_THW3: np.ndarray, gain: float, sigma: float = 1.0) -> np.ndarray:
+    """uint8 frames with their detail (each frame less its Gaussian blur of `sigma` pixels) scaled
+    by `gain`: below 1 softer, above 1 sharper."""
+    blurred = np.stack([np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(sigma)), np.float32)
+                        for frame in frames_THW3])
+    scaled = blurred + np.float32(gain) * (frames_THW3.astype(np.float32) - blurred)
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
 def _pairs(dirs_and_weights: DirsAndWeights | str | pathlib.Path) -> list[tuple[str, float]]:
