@@ -5,7 +5,9 @@ first generated frame, made before the key went down, is the start image itself)
 
     python -m experiments.held_minute --world pan --key right --frames 300 600 1200 --seeds 5
 
-`--start-detail G` starts from the world's start image with its detail scaled by G (below 1 softer,
+`--start-image PATH --start-scale S` starts from the centre view of a picture scaled so that its short
+side is S frames, as `wm record image_pan --photo-scale S` shows pictures (1: the picture whole, as a
+world shows a start picture; 3: the pan recordings' scale). `--start-detail G` starts from the world's start image with its detail scaled by G (below 1 softer,
 above 1 sharper; `clips.scaled_detail`, what `Data.retexture` does to training clips): a painter that
 reads the picture's texture paints softer beside a softer picture, and its ratios stay where they were.
 
@@ -20,7 +22,9 @@ import argparse
 
 import numpy as np
 
-from wm_jax import bundle, stability
+from PIL import Image
+
+from wm_jax import bundle, images, stability
 from wm_jax.data.clips import scaled_detail
 from wm_jax import world as world_lib
 
@@ -32,12 +36,17 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[1200], help="frames held (default 1200: a minute at 20 fps)")
     parser.add_argument("--memory", type=int, default=None, help="override the world's memory (latent pixels)")
     parser.add_argument("--temperature", type=float, default=None, help="override the world's sampling temperature")
+    parser.add_argument("--start-image", help="a picture file to start from (default: the world's start image)")
+    parser.add_argument("--start-scale", type=float, default=None, metavar="S",
+                        help="with --start-image: its short side scaled to S frames, the centre view (default: fitted whole)")
     parser.add_argument("--start-detail", type=float, default=1.0, metavar="G",
                         help="scale the start image's detail by G (1: as it is; clips.scaled_detail)")
     parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
-    start = None if args.start_detail == 1.0 else scaled_detail(world.start_image[None], args.start_detail)[0]
+    start = world.start_image if args.start_image is None else picture_view(args.start_image, args.start_scale, world)
+    if args.start_detail != 1.0:
+        start = scaled_detail(start[None], args.start_detail)[0]
     ratios = {n: [] for n in args.frames}
     for seed in range(args.seeds):
         frames = world.rollout(start, [(args.key,)] * max(args.frames), seed=seed)
@@ -45,12 +54,27 @@ def main(argv=None) -> int:
             stats = stability.colour_statistics(np.stack([frames[0], frames[n]]).astype(np.float32) / 127.5 - 1.0)
             ratios[n].append((stats["sharpness"][1] / stats["sharpness"][0], stats["std"][1] / stats["std"][0]))
             print(f"{args.world} {args.key}*{n} seed {seed}: sharpness {ratios[n][-1][0]:.3f}, std {ratios[n][-1][1]:.3f}", flush=True)
+    print(f"start sharpness {float(stability.colour_statistics(start[None].astype(np.float32) / 127.5 - 1.0)['sharpness'][0]):.4f}")
     if args.seeds > 1:
         for n, rows in ratios.items():
             sharp, std = np.asarray(rows).T
             print(f"{args.world} {args.key}*{n}, {args.seeds} seeds: sharpness median {np.median(sharp):.3f} "
                   f"({sharp.min():.3f}-{sharp.max():.3f}), std median {np.median(std):.3f} ({std.min():.3f}-{std.max():.3f})")
     return 0
+
+
+def picture_view(path: str, scale: float | None, world) -> np.ndarray:
+    """The centre view of the picture at `path` with its short side `scale` frames (Lanczos, as the
+    pan recorder scales pictures); None: the picture fitted whole, as the world would show it."""
+    picture = images.read(path)
+    height, width = world.resolution
+    if scale is None:
+        return world.fit(picture)
+    factor = scale * max(height / picture.shape[0], width / picture.shape[1])
+    size = (max(width, round(picture.shape[1] * factor)), max(height, round(picture.shape[0] * factor)))
+    scaled = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS))
+    top, left = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
+    return scaled[top : top + height, left : left + width]
 
 
 if __name__ == "__main__":
