@@ -8,7 +8,7 @@ first generated frame, made before the key went down, is the start image itself)
 `--start-image PATH --start-scale S` starts from the centre view of a picture scaled so that its short
 side is S frames, as `wm record image_pan --photo-scale S` shows pictures (1: the picture whole, as a
 world shows a start picture; 3: the pan recordings' scale). `--start-detail G` starts from the world's start image with its detail scaled by G (below 1 softer,
-above 1 sharper; `clips.scaled_detail`, what `Data.retexture` does to training clips): a painter that
+above 1 sharper; `scaled_detail`): a painter that
 reads the picture's texture paints softer beside a softer picture, and its ratios stay where they were.
 
 One rollout of the most frames per seed (a rollout's first frames do not depend on how many follow);
@@ -22,10 +22,9 @@ import argparse
 
 import numpy as np
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from wm_jax import bundle, images, stability
-from wm_jax.data.clips import scaled_detail
 from wm_jax import world as world_lib
 
 
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--start-scale", type=float, default=None, metavar="S",
                         help="with --start-image: its short side scaled to S frames, the centre view (default: fitted whole)")
     parser.add_argument("--start-detail", type=float, default=1.0, metavar="G",
-                        help="scale the start image's detail by G (1: as it is; clips.scaled_detail)")
+                        help="scale the start image's detail by G (1: as it is; scaled_detail)")
     parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
@@ -61,6 +60,15 @@ def main(argv=None) -> int:
             print(f"{args.world} {args.key}*{n}, {args.seeds} seeds: sharpness median {np.median(sharp):.3f} "
                   f"({sharp.min():.3f}-{sharp.max():.3f}), std median {np.median(std):.3f} ({std.min():.3f}-{std.max():.3f})")
     return 0
+
+
+def scaled_detail(frames_THW3: np.ndarray, gain: float, sigma: float = 1.0) -> np.ndarray:
+    """uint8 frames with their detail (each frame less its Gaussian blur of `sigma` pixels) scaled
+    by `gain`: below 1 softer, above 1 sharper (the Laplacian's variance by about gain squared)."""
+    blurred = np.stack([np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(sigma)), np.float32)
+                        for frame in frames_THW3])
+    scaled = blurred + np.float32(gain) * (frames_THW3.astype(np.float32) - blurred)
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
 def picture_view(path: str, scale: float | None, world) -> np.ndarray:

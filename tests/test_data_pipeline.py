@@ -15,7 +15,7 @@ from wm_jax.datasets.sources.image_pan import ImagePanRecorder
 from wm_jax.datasets.tfds_builder import write_episodes
 from wm_jax import actions as actions_lib
 from wm_jax.data import EpisodeStore, make_clip_dataset, make_clip_iterator
-from wm_jax.data.clips import Recolour, Retexture
+from wm_jax.data.clips import Recolour
 
 PAN_STEP = 4
 MOVES = {"left": (-1, 0), "a": (-1, 0), "right": (1, 0), "d": (1, 0),
@@ -248,26 +248,3 @@ def test_only_training_batches_are_recoloured(pan_dir):
     np.testing.assert_array_equal(batch(False), recorded["frames"])  # held-out figures see the frames as recorded
     assert not np.array_equal(batch(True), recorded["frames"])
 
-
-def test_retexture_softens_or_sharpens_whole_clips_by_one_gain(pan_dir):
-    from wm_jax.stability import colour_statistics
-
-    frames = make_clip_dataset(str(pan_dir), clip_len=4, batch_size=1, resolution=(32, 32), seed=3)[0]["frames"][0]
-    clip = {"frames": frames, "actions": np.zeros((4, 3), np.float32)}
-    assert Retexture(0.0)(clip, np.random.default_rng(1)) is clip
-    sharpness = lambda f: colour_statistics(f.astype(np.float32) / 127.5 - 1.0)["sharpness"]
-    unchanged = Retexture(1.0, gain_range=0.0)(clip, np.random.default_rng(1))["frames"]
-    assert np.abs(unchanged.astype(int) - frames).max() <= 1  # gain 1: the frames (rounding aside)
-    def gain_draw(seed):  # Retexture's second draw (the first decides the share)
-        rng = np.random.default_rng(seed)
-        rng.random()
-        return rng.uniform()
-
-    gains = [gain_draw(seed) for seed in range(40)]
-    softest, sharpest = np.random.default_rng(int(np.argmin(gains))), np.random.default_rng(int(np.argmax(gains)))
-    softer = sharpness(Retexture(1.0, gain_range=0.5)(clip, softest)["frames"]) / sharpness(frames)
-    sharper = sharpness(Retexture(1.0, gain_range=0.5)(clip, sharpest)["frames"]) / sharpness(frames)
-    assert np.all(softer < 0.8) and np.all(sharper > 1.3)  # every frame of the clip moved the same way
-    assert np.ptp(softer) < 0.3 and np.ptp(sharper) < 0.6
-    with pytest.raises(ValueError, match=r"retexture share must be in \[0, 1\]"):
-        Retexture(-0.1)

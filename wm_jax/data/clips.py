@@ -15,8 +15,7 @@ Order of operations, and why:
   -> read + decode only the T frames of the clip;
   then: weighted mix of datasets -> this JAX process's shard (every n-th element) -> crop to
   the target aspect + resize (random crop position per clip, same for all its frames) ->
-  recolour a share of the clips (`recolour`; off by default) -> retexture a share of them
-  (`retexture`; off by default) -> batch.
+  recolour a share of the clips (`recolour`; off by default) -> batch.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Mapping, Sequence
 import grain
 import jax
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from wm_jax.data.episode_store import EpisodeStore
 
@@ -129,40 +128,6 @@ class Recolour:
         return {"frames": frames, "actions": clip["actions"]}
 
 
-class Retexture:
-    """Gives a share of the clips another sharpness: each frame's detail (the frame less its
-    Gaussian blur of `sigma` pixels) scaled by a random gain in [1 - gain_range, 1 + gain_range],
-    below 1 softer, above 1 sharper; one draw per clip, so all its frames agree.
-
-    A painter trained on a few maps or pictures paints their average texture whatever the view
-    shows: doom's strips come out sharper than a smooth start picture, pan's flatter than a sharp
-    one (BUILD_NOTES session 25). In retextured clips the sharpness cannot be learnt, only read from
-    the frames before, as `Recolour` does for the palette.
-    """
-
-    def __init__(self, share: float, gain_range: float = 0.5, sigma: float = 1.0):
-        if not 0 <= share <= 1:
-            raise ValueError(f"retexture share must be in [0, 1], got {share}")
-        if not 0 <= gain_range < 1:
-            raise ValueError(f"retexture gain_range must be in [0, 1), got {gain_range}")
-        self.share, self.gain_range, self.sigma = share, gain_range, sigma
-
-    def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if rng.random() >= self.share:
-            return clip
-        gain = rng.uniform(1 - self.gain_range, 1 + self.gain_range)
-        return {"frames": scaled_detail(clip["frames"], gain, self.sigma), "actions": clip["actions"]}
-
-
-def scaled_detail(frames_THW3: np.ndarray, gain: float, sigma: float = 1.0) -> np.ndarray:
-    """uint8 frames with their detail (each frame less its Gaussian blur of `sigma` pixels) scaled
-    by `gain`: below 1 softer, above 1 sharper."""
-    blurred = np.stack([np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(sigma)), np.float32)
-                        for frame in frames_THW3])
-    scaled = blurred + np.float32(gain) * (frames_THW3.astype(np.float32) - blurred)
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
-
-
 def _pairs(dirs_and_weights: DirsAndWeights | str | pathlib.Path) -> list[tuple[str, float]]:
     if isinstance(dirs_and_weights, (str, pathlib.Path)):
         return [(str(dirs_and_weights), 1.0)]
@@ -185,7 +150,6 @@ def make_clip_dataset(
     random_crop: bool = False,
     clip_stride: int = 1,
     recolour: float = 0.0,
-    retexture: float = 0.0,
     shard_index: int | None = None,
     shard_count: int | None = None,
 ) -> grain.MapDataset:
@@ -195,7 +159,6 @@ def make_clip_dataset(
       `wm record --out DIR` wrote.
     clip_stride: distance in frames between the possible starts of clips within an episode.
     recolour: the share of clips given other colours (`Recolour`).
-    retexture: the share of clips given another sharpness (`Retexture`).
     shard_index/shard_count: this process's shard; default jax.process_index()/process_count().
     """
     if batch_size < 1:
@@ -222,8 +185,6 @@ def make_clip_dataset(
     cropped = sharded.random_map(CropResize(tuple(resolution), random_crop), seed=_derive_seed(seed, len(pairs)))
     if recolour:
         cropped = cropped.random_map(Recolour(recolour), seed=_derive_seed(seed, len(pairs) + 1))
-    if retexture:
-        cropped = cropped.random_map(Retexture(retexture), seed=_derive_seed(seed, len(pairs) + 2))
     return cropped.batch(batch_size, drop_remainder=True)
 
 
@@ -237,7 +198,6 @@ def make_clip_iterator(
     random_crop: bool = False,
     clip_stride: int = 1,
     recolour: float = 0.0,
-    retexture: float = 0.0,
     workers: int = 0,
     read_threads: int = 4,
     shard_index: int | None = None,
@@ -251,7 +211,7 @@ def make_clip_iterator(
     """
     dataset = make_clip_dataset(
         dirs_and_weights, clip_len, batch_size, resolution, seed,
-        random_crop=random_crop, clip_stride=clip_stride, recolour=recolour, retexture=retexture, shard_index=shard_index,
+        random_crop=random_crop, clip_stride=clip_stride, recolour=recolour, shard_index=shard_index,
         shard_count=shard_count,
     ).to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads))
     if workers > 0:

@@ -51,7 +51,6 @@ class DataConfig:
     random_crop: bool = False
     clip_stride: int = 1
     recolour: float = 0.0  # share of training clips with their colour channels reordered and rescaled
-    retexture: float = 0.0  # share of training clips with their detail softened or sharpened
     workers: int = 0
     read_threads: int = 2
     # Held-out data for the evaluation loss and rollout strip; None: the training datasets
@@ -67,8 +66,6 @@ class DataConfig:
                 raise ValueError(f"Data.{name} must be an integer >= {least}, got {value!r}")
         if not (isinstance(self.recolour, (int, float)) and 0 <= self.recolour <= 1):
             raise ValueError(f"Data.recolour is the share of training clips recoloured, in [0, 1]; got {self.recolour!r}")
-        if not (isinstance(self.retexture, (int, float)) and 0 <= self.retexture <= 1):
-            raise ValueError(f"Data.retexture is the share of training clips retextured, in [0, 1]; got {self.retexture!r}")
 
 
 @gin.configurable("Evaluation")

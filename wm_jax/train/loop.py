@@ -66,15 +66,14 @@ def check_datasets(paths: Sequence[str]) -> None:
 
 def _data_iterator(data: DataConfig, datasets: dict, batch_size: int, seed: int, shard: tuple[int, int] | None = None,
                    training: bool = False):
-    """The clips of `datasets`; only training batches are recoloured and retextured (`Data.recolour`,
-    `Data.retexture`): held-out figures are taken on the frames as recorded."""
+    """The clips of `datasets`; only training batches are recoloured (`Data.recolour`): held-out
+    figures are taken on the frames as recorded."""
     from wm_jax.data import make_clip_iterator
 
     shard_index, shard_count = shard if shard else (None, None)
     return make_clip_iterator(
         datasets, clip_len=data.clip_len, batch_size=batch_size, resolution=tuple(data.resolution), seed=seed,
         random_crop=data.random_crop, clip_stride=data.clip_stride, recolour=data.recolour if training else 0.0,
-        retexture=data.retexture if training else 0.0,
         workers=data.workers, read_threads=data.read_threads, shard_index=shard_index, shard_count=shard_count,
     )
 
