@@ -7,9 +7,9 @@ first generated frame, made before the key went down, is the start image itself)
 
 `--start-image PATH --start-scale S` starts from the centre view of a picture scaled so that its short
 side is S frames, as `wm record image_pan --photo-scale S` shows pictures (1: the picture whole, as a
-world shows a start picture; 3: the pan recordings' scale). `--start-detail G` starts from the world's start image with its detail scaled by G (below 1 softer,
-above 1 sharper; `scaled_detail`): a painter that
-reads the picture's texture paints softer beside a softer picture, and its ratios stay where they were.
+world shows a start picture; 3: the pan recordings' scale). `--start-detail G` scales the start
+image's detail by G (below 1 softer, above 1 sharper; `scaled_detail`): a painter that reads the
+picture's texture paints softer beside a softer picture, and its ratios stay where they were.
 
 One rollout of the most frames per seed (a rollout's first frames do not depend on how many follow);
 with several seeds, each seed's ratios and their median and range: one frame's ratios vary a lot
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from PIL import Image, ImageFilter
 
 from wm_jax import bundle, images, stability
@@ -42,6 +41,8 @@ def main(argv=None) -> int:
                         help="scale the start image's detail by G (1: as it is; scaled_detail)")
     parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
+    if args.start_scale is not None and args.start_image is None:
+        parser.error("--start-scale scales the picture --start-image names: give one")
     world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
     start = world.start_image if args.start_image is None else picture_view(args.start_image, args.start_scale, world)
     if args.start_detail != 1.0:
