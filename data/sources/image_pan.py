@@ -52,8 +52,8 @@ class ImagePanRecorder:
     max_zoom_steps: int = 7  # zoom levels from -7 (wide) to +7 (close)
     allow_zoom: bool = True
     # The photo's short side, in output frames, at zoom 1; two values (low, high): each random
-    # episode draws it log-uniformly between them. A start picture shown whole is scale 1: a world
-    # trained at 3 alone paints the texture of three-times-magnified views beside it (session 25).
+    # episode draws it log-uniformly between them. A start picture shown whole, as a world shows
+    # one, is scale 1; the shipped pan's recordings are all at 3 (BUILD_NOTES session 25).
     photo_scale: float | tuple[float, float] = 3.0
     fps: float = 15.0
     script: str | None = None  # fixed keys from the photo's centre instead of the random policy
