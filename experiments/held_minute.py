@@ -25,6 +25,7 @@ from PIL import Image, ImageFilter
 
 from wm_jax import bundle, images, stability
 from wm_jax import world as world_lib
+from wm_jax.datasets.sources.image_pan import scaled_photo
 
 
 def main(argv=None) -> int:
@@ -51,16 +52,20 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         frames = world.rollout(start, [(args.key,)] * max(args.frames), seed=seed)
         for n in args.frames:
-            stats = stability.colour_statistics(np.stack([frames[0], frames[n]]).astype(np.float32) / 127.5 - 1.0)
+            stats = _statistics(np.stack([frames[0], frames[n]]))
             ratios[n].append((stats["sharpness"][1] / stats["sharpness"][0], stats["std"][1] / stats["std"][0]))
             print(f"{args.world} {args.key}*{n} seed {seed}: sharpness {ratios[n][-1][0]:.3f}, std {ratios[n][-1][1]:.3f}", flush=True)
-    print(f"start sharpness {float(stability.colour_statistics(start[None].astype(np.float32) / 127.5 - 1.0)['sharpness'][0]):.4f}")
+    print(f"start sharpness {float(_statistics(start[None])['sharpness'][0]):.4f}")
     if args.seeds > 1:
         for n, rows in ratios.items():
             sharp, std = np.asarray(rows).T
             print(f"{args.world} {args.key}*{n}, {args.seeds} seeds: sharpness median {np.median(sharp):.3f} "
                   f"({sharp.min():.3f}-{sharp.max():.3f}), std median {np.median(std):.3f} ({std.min():.3f}-{std.max():.3f})")
     return 0
+
+
+def _statistics(frames_NHW3: np.ndarray) -> dict[str, np.ndarray]:
+    return stability.colour_statistics(frames_NHW3.astype(np.float32) / 127.5 - 1.0)
 
 
 def scaled_detail(frames_THW3: np.ndarray, gain: float, sigma: float = 1.0) -> np.ndarray:
@@ -73,15 +78,13 @@ def scaled_detail(frames_THW3: np.ndarray, gain: float, sigma: float = 1.0) -> n
 
 
 def picture_view(path: str, scale: float | None, world) -> np.ndarray:
-    """The centre view of the picture at `path` with its short side `scale` frames (Lanczos, as the
-    pan recorder scales pictures); None: the picture fitted whole, as the world would show it."""
+    """The centre view of the picture at `path` with its short side `scale` frames (as the pan
+    recorder scales pictures, `scaled_photo`); None: the picture fitted whole, as the world would show it."""
     picture = images.read(path)
     height, width = world.resolution
     if scale is None:
         return world.fit(picture)
-    factor = scale * max(height / picture.shape[0], width / picture.shape[1])
-    size = (max(width, round(picture.shape[1] * factor)), max(height, round(picture.shape[0] * factor)))
-    scaled = np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS))
+    scaled = scaled_photo(picture, scale, (height, width))
     top, left = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
     return scaled[top : top + height, left : left + width]
 

@@ -247,4 +247,3 @@ def test_only_training_batches_are_recoloured(pan_dir):
     recorded = next(make_clip_iterator(str(pan_dir), clip_len=4, batch_size=8, resolution=(32, 32), seed=3, read_threads=1))
     np.testing.assert_array_equal(batch(False), recorded["frames"])  # held-out figures see the frames as recorded
     assert not np.array_equal(batch(True), recorded["frames"])
-

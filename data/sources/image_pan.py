@@ -89,15 +89,12 @@ class ImagePanRecorder:
     def _prepare(self, photo: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Rescales so the short side is photo_scale frames (a range: drawn with `rng`) and, on a
         photograph with edges, the widest zoom still fits (a mirror canvas has no edges)."""
-        height, width = self.resolution
         needed = self.photo_scale
         if isinstance(needed, (tuple, list)):
             needed = float(np.exp(rng.uniform(np.log(needed[0]), np.log(needed[1]))))
         if self.edges == "clamp" or self.allow_zoom:
             needed = max(needed, self.zoom_step ** self.max_zoom_steps + 0.5)
-        scale = max(needed * height / photo.shape[0], needed * width / photo.shape[1])
-        size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
-        return np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS))
+        return scaled_photo(photo, needed, self.resolution)
 
     def record(self, index: int, seed: int, steps: int) -> Episode | None:
         rng = episode_rng(seed, index)
@@ -143,6 +140,14 @@ class ImagePanRecorder:
         pressed = pressed + [[]]  # nothing follows the last frame
         return Episode(episode_id=f"image_pan-{seed}-{index:05d}", source=self.source, fps=self.fps,
                        frames=np.stack(frames), actions=keys_to_actions(pressed))
+
+
+def scaled_photo(photo_HWC: np.ndarray, frames: float, resolution: tuple[int, int]) -> np.ndarray:
+    """The photograph resized (Lanczos) so that its short side spans `frames` output frames."""
+    height, width = resolution
+    scale = max(frames * height / photo_HWC.shape[0], frames * width / photo_HWC.shape[1])
+    size = (max(1, round(photo_HWC.shape[1] * scale)), max(1, round(photo_HWC.shape[0] * scale)))
+    return np.asarray(Image.fromarray(photo_HWC).resize(size, Image.Resampling.LANCZOS))
 
 
 def dihedral(photo_HWC: np.ndarray, which: int) -> np.ndarray:
