@@ -41,7 +41,48 @@ from wm_jax import image_metrics, kept_pixels, memory, model, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
-FILLS = ("mirror", "edge", "mean", "blur")
+FILLS = ("mirror", "edge", "mean", "blur", "quilt")
+QUILT_BOUNDARY = 4  # pixels beside the strip a quilt's source must match
+
+
+def quilted_right(view_HWC, strip: int, still_HW=None):
+    """The view with its last `strip` columns copied from the columns that follow the place whose
+    `QUILT_BOUNDARY` columns best match the ones beside the strip (least squares); sources that
+    would copy a still sprite are skipped."""
+    h, w = view_HWC.shape[:2]
+    k = QUILT_BOUNDARY
+    beside = view_HWC[:, w - strip - k : w - strip]
+    best, best_cost = None, np.inf
+    for c in range(0, w - strip - k - strip + 1):
+        if still_HW is not None and still_HW[:, c + k : c + k + strip].any():
+            continue
+        cost = float(np.mean(np.square(view_HWC[:, c : c + k] - beside)))
+        if cost < best_cost:
+            best, best_cost = c, cost
+    out = view_HWC.copy()
+    if best is not None:
+        out[:, w - strip :] = view_HWC[:, best + k : best + k + strip]
+    return out
+
+
+def quilted(view_BHWC, shift_B2, still_HW=None):
+    """`quilted_right` for each example's move, whatever its direction: (down, right) in pixels."""
+    out = np.array(view_BHWC, np.float32)
+    shift = np.round(np.asarray(shift_B2)).astype(int)
+    for i, (down, right) in enumerate(shift):
+        for amount, axis in ((right, 1), (down, 0)):
+            if amount == 0:
+                continue
+            x, still = out[i], still_HW
+            if axis == 0:
+                x, still = np.swapaxes(x, 0, 1), None if still is None else still.T
+            if amount > 0:  # the strip comes in at the start: mirror it to the end
+                x, still = x[:, ::-1], None if still is None else still[:, ::-1]
+            x = quilted_right(np.ascontiguousarray(x), abs(amount), still)
+            if amount > 0:
+                x = x[:, ::-1]
+            out[i] = np.swapaxes(x, 0, 1) if axis == 0 else x
+    return jnp.asarray(out)
 
 
 def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
@@ -50,7 +91,9 @@ def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
     if fill == "mean":
         return jnp.broadcast_to(jnp.mean(previous_BHWC, axis=(1, 2), keepdims=True), previous_BHWC.shape)
     moved = warp.shift_and_zoom(previous_BHWC, shift_B2, log_zoom_B, "edge" if fill == "edge" else "mirror", still_HW)
-    return warp._gaussian_blur(moved, 4.0) if fill == "blur" else moved
+    if fill == "quilt":
+        return quilted(moved, shift_B2, still_HW)
+    return warp.gaussian_blur(moved, 4.0) if fill == "blur" else moved
 
 
 def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None, first_move=1.0):

@@ -40,11 +40,14 @@ def main(argv=None) -> int:
                         help="with --start-image: its short side scaled to S frames, the centre view (default: fitted whole)")
     parser.add_argument("--start-detail", type=float, default=1.0, metavar="G",
                         help="scale the start image's detail by G (1: as it is; scaled_detail)")
+    parser.add_argument("--match-picture", action=argparse.BooleanOptionalAction, default=None,
+                        help="painted parts with the start picture's contrast and grain, or not (default: the world's)")
     parser.add_argument("--seeds", type=int, default=1, help="rollouts, seeds 0..N-1 (default 1)")
     args = parser.parse_args(argv)
     if args.start_scale is not None and args.start_image is None:
         parser.error("--start-scale scales the picture --start-image names: give one")
-    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature)
+    world = world_lib.load_world(bundle.locate(args.world), memory=args.memory, temperature=args.temperature,
+                                 match_picture=args.match_picture)
     start = world.start_image if args.start_image is None else picture_view(args.start_image, args.start_scale, world)
     if args.start_detail != 1.0:
         start = scaled_detail(start[None], args.start_detail)[0]

@@ -72,3 +72,30 @@ def test_first_move_scales_a_key_s_first_frame_only():
     out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", first_move=0.5))
     np.testing.assert_array_equal(out[0, 1, :, 4:], frames[0, 0, :, :60])  # half of 8 pixels
     np.testing.assert_array_equal(out[0, 2, :, 12:], frames[0, 0, :, :52])  # then the whole 8
+
+
+def test_quilt_continues_a_repeating_picture_exactly_and_never_copies_a_still_sprite():
+    """The quilt fill copies the columns that follow the best match of the columns beside the strip:
+    on a picture that repeats every 16 columns that is the picture's own continuation, in either
+    direction; sources holding a still sprite are skipped."""
+    from experiments.fill_ceiling import quilted
+
+    tile = np.random.default_rng(1).uniform(-1, 1, (32, 16, 3)).astype(np.float32)
+    picture = np.concatenate([tile] * 6, axis=1)  # 96 columns
+    view, truth_right, truth_left = picture[:, 16:64], picture[:, 24:72], picture[:, 8:56]
+    for shift, truth in ((-8, truth_right), (8, truth_left)):  # the picture moves left: a strip on the right
+        moved = np.asarray(warp.shift_and_zoom(jnp.asarray(view)[None], jnp.asarray([[0.0, shift]]), jnp.zeros(1), "mirror"))
+        np.testing.assert_allclose(np.asarray(quilted(moved, np.asarray([[0.0, shift]])))[0], truth, atol=1e-6)
+    # On a picture that does not repeat, the columns it copied, then with them under a sprite.
+    noise = np.random.default_rng(2).uniform(-1, 1, (1, 32, 48, 3)).astype(np.float32)
+    moved = np.asarray(warp.shift_and_zoom(jnp.asarray(noise), jnp.asarray([[0.0, -8.0]]), jnp.zeros(1), "mirror"))
+
+    def source(filled):
+        return next(c for c in range(40 - 8 + 1) if np.array_equal(filled[:, 40:], moved[0, :, c:c + 8]))
+
+    free = np.asarray(quilted(moved, np.asarray([[0.0, -8.0]])))[0]
+    np.testing.assert_array_equal(free[:, :40], moved[0, :, :40])  # only the strip is filled
+    still = np.zeros((32, 48), bool)
+    still[:, source(free):source(free) + 8] = True
+    avoiding = np.asarray(quilted(moved, np.asarray([[0.0, -8.0]]), still))[0]
+    assert not still[:, source(avoiding):source(avoiding) + 8].any()

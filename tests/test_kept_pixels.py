@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import randomize
 
-from wm_jax import autoencoder, bundle, evaluation, images, kept_pixels
+from wm_jax import autoencoder, bundle, evaluation, images, kept_pixels, warp
 from wm_jax import model as wm_model
 from wm_jax.bundle import WorldInfo
 from wm_jax.diffusion import SamplerConfig
@@ -228,3 +228,107 @@ def test_export_world_reads_a_still_mask_file_and_names_what_is_wrong_with_one(t
     bad.write_text("\n")
     with pytest.raises(ValueError, match="the file is empty"):
         read_still_mask(str(bad))
+
+
+
+# ----------------------------------------------------------------------------- matching the picture
+
+
+def _picture(seed=0):
+    """A picture with a colour cast, blotches and grain, the same everywhere (so a strip of it has the
+    whole picture's statistics): [1, H, W, 3] in [-1, 1]."""
+    blotches, grain = jax.random.normal(jax.random.key(seed), (2, 1, SIZE, SIZE, 3))
+    cast = jnp.asarray([0.2, -0.1, 0.0])
+    return jnp.clip(cast + 0.5 * warp.gaussian_blur(blotches, 2.0) / 0.15 * 0.3 + 0.15 * grain, -1.0, 1.0)
+
+
+def _where(x_BHW3, mask_HW):
+    """(each channel's std, the mean squared detail) of the pixels of x where mask_HW."""
+    mask = np.asarray(mask_HW, bool)
+    return np.asarray(x_BHW3)[0][mask].std(axis=0), float(np.mean(np.square(np.asarray(kept_pixels.detail(x_BHW3))[0][mask])))
+
+
+def test_a_painted_part_as_the_picture_is_left_as_it_is():
+    """Painted everywhere with the picture itself, every gain is 1: the frame comes back unchanged;
+    so does one whose contrast about each channel's mean was only lowered (the contrast gain restores
+    it, and then the detail is the picture's)."""
+    picture = _picture()
+    everywhere = jnp.ones(picture.shape[:-1] + (1,), jnp.float32)
+    statistics = kept_pixels.picture_statistics(picture)
+    np.testing.assert_allclose(kept_pixels.matched_to_picture(picture, everywhere, statistics), picture, atol=1e-4)
+    mean = jnp.mean(picture, axis=(1, 2), keepdims=True)
+    flatter = mean + 0.6 * (picture - mean)
+    np.testing.assert_allclose(kept_pixels.matched_to_picture(flatter, everywhere, statistics), picture, atol=1e-4)
+
+
+def test_a_soft_flat_painted_strip_takes_the_pictures_contrast_and_grain():
+    """A strip painted softer and flatter than the picture (half blurred, its contrast at 0.7) comes
+    out with the picture's detail energy within 15% and its channel spreads within 20% (the grain,
+    scaled after the contrast, adds its own variance: a large share in this grainy picture); a
+    strip painted flat (one colour: no spread, no detail to scale) stays flat and finite."""
+    picture = _picture()
+    strip_HW = np.zeros((SIZE, SIZE), bool)
+    strip_HW[:, :STEP_PX] = True
+    strip = jnp.asarray(strip_HW, jnp.float32)[None, :, :, None]
+    statistics = kept_pixels.picture_statistics(picture)
+    want_std, want_detail = np.asarray(statistics.std_B3)[0], float(statistics.detail_B[0])
+    soft = 0.5 * picture + 0.5 * warp.gaussian_blur(picture, 1.0)
+    soft = 0.7 * (soft - soft.mean()) + soft.mean()
+    got_std, got_detail = _where(soft, strip_HW)
+    assert np.all(got_std < 0.6 * want_std) and got_detail < 0.2 * want_detail  # what the painter drew: far off
+    matched = kept_pixels.matched_to_picture(soft, strip, statistics)
+    got_std, got_detail = _where(matched, strip_HW)
+    np.testing.assert_allclose(got_std, want_std, rtol=0.2)
+    np.testing.assert_allclose(got_detail, want_detail, rtol=0.15)
+    flat = jnp.full_like(picture, 0.2)
+    np.testing.assert_allclose(kept_pixels.matched_to_picture(flat, strip, statistics), flat, atol=1e-5)
+
+
+def test_a_world_that_matches_its_picture_keeps_its_pixels_and_matches_only_what_it_paints(parts, tmp_path):
+    """With world.json "match_picture" the pan's kept pixels are the start image's exactly and the
+    strip is the decoded one matched to the start picture (not the plain decoding); the flag round-trips
+    through a bundle, and a value that is not true/false, or a model that redraws, is refused."""
+    config, params, ae_config, ae_variables = parts
+    start = np.asarray(jnp.round((_picture()[0] + 1.0) * 127.5), np.uint8)
+    common = dict(name="matched", config=config, params=params, ae_config=ae_config, ae_variables=ae_variables,
+                  keys={"left": "pan left"}, sampler=SamplerConfig(steps=1), start_image=start)
+    bundle.save_world(tmp_path / "w", match_picture=True, **common)
+    assert json.loads((tmp_path / "w" / "world.json").read_text())["match_picture"] is True
+    matched, plain = load_world(tmp_path / "w"), load_world(tmp_path / "w", match_picture=False)
+    assert matched.info.match_picture and not plain.info.match_picture
+    frames = {}
+    for name, world in (("matched", matched), ("plain", plain)):
+        _, frames[name] = world.step(world.start(seed=0), ("left",))
+    for frame in frames.values():
+        np.testing.assert_array_equal(frame[:, STEP_PX:], start[:, :-STEP_PX])
+    assert np.abs(frames["matched"][:, :STEP_PX].astype(np.int32) - frames["plain"][:, :STEP_PX]).mean() > 1
+    # The matched strip (away from the feathered seam) is nearer the picture's grain than the plain
+    # decoding of random weights is.
+    inner = STEP_PX - kept_pixels.FEATHER_PX
+    grain = lambda x: float(np.mean(np.square(np.asarray(kept_pixels.detail(jnp.asarray(x, jnp.float32)[None] / 127.5 - 1.0))[0, :, :inner])))
+    want = float(kept_pixels.picture_statistics(jnp.asarray(start, jnp.float32)[None] / 127.5 - 1.0).detail_B[0])
+    assert abs(np.log(grain(frames["matched"]) / want)) < abs(np.log(grain(frames["plain"]) / want))
+
+    meta = json.loads((tmp_path / "w" / "world.json").read_text())
+    meta["match_picture"] = "yes"
+    (tmp_path / "w" / "world.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="world.json: match_picture must be true or false"):
+        load_world(tmp_path / "w")
+    with pytest.raises(ValueError, match="match_picture: .*this one redraws its frames"):
+        bundle.save_world(tmp_path / "redraws", match_picture=True, **{**common, "config": config.replace(paint_uncovered_only=False)})
+
+
+def test_the_seam_between_given_and_painted_pixels_is_feathered_on_the_painted_side():
+    """`feathered` blurs only the painted pixels within FEATHER_PX of a given one: given pixels and
+    painted ones further in are left exactly; a hard edge between a bright given half and a dark
+    painted half comes out with a smaller jump at the seam."""
+    half_HW = np.zeros((SIZE, SIZE), bool)
+    half_HW[:, SIZE // 2:] = True  # painted
+    painted = jnp.asarray(half_HW, jnp.float32)[None, :, :, None]
+    frame = jnp.where(painted > 0, -0.8, 0.8) * jnp.ones((1, SIZE, SIZE, 3))
+    out = np.asarray(kept_pixels.feathered(frame, painted))[0]
+    np.testing.assert_array_equal(out[:, : SIZE // 2], np.asarray(frame)[0, :, : SIZE // 2])
+    far = SIZE // 2 + kept_pixels.FEATHER_PX
+    np.testing.assert_array_equal(out[:, far:], np.asarray(frame)[0, :, far:])
+    seam_jump = lambda x: float(np.abs(x[:, SIZE // 2] - x[:, SIZE // 2 - 1]).mean())
+    assert seam_jump(out) < 0.8 * seam_jump(np.asarray(frame)[0])

@@ -5,7 +5,7 @@ A world bundle is a directory:
     WORLD/
       world.json      {"format": FORMAT, "name", "description", "fps", "keys": {key: meaning},
                        "zoom_keys": {key: scale per frame}, "zoom_range": [min, max] (optional),
-                       "still_mask": ["..##..", ...] (optional),
+                       "still_mask": ["..##..", ...] (optional), "match_picture": true (optional),
                        "sampler": {steps, method, eta, context_noise, guidance, ...},
                        "model": "model", "autoencoder": "autoencoder", "start_image": "start.png",
                        "provenance": {...}}
@@ -27,8 +27,9 @@ keys by name). `zoom_keys` names keys the world zooms the camera with, in pixels
 frame (default `pixel_zoom.DEFAULT_RANGE`, the recorder's). `still_mask` outlines, one string per
 pixel row ('#' marked, '.' not), the sprite a model's `still_region` box holds still (a game's
 weapon), so that the rest of the box shows the scene moving (`wm_jax.kept_pixels`; written by
-`experiments.still_region_probe --mask-out`). A bare model directory (config.json + params) also plays (`wm_jax.world.load_world`),
-given an autoencoder.
+`experiments.still_region_probe --mask-out`). `match_picture` shows what the model paints with the
+given picture's contrast and grain (`kept_pixels.matched_to_picture`; default false). A bare model
+directory (config.json + params) also plays (`wm_jax.world.load_world`), given an autoencoder.
 
 Bundles are found by name in the shipped folder (wm_jax/worlds/) and in the folders of $WM_WORLDS.
 Nothing here loads weights: loading and playing a world is `wm_jax.world`.
@@ -75,6 +76,7 @@ class WorldInfo:
     zoom_keys: Mapping[str, float] = dataclasses.field(default_factory=dict)  # key -> scale per frame (pixel_zoom)
     zoom_range: tuple[float, float] = pixel_zoom.DEFAULT_RANGE
     still_mask: tuple[str, ...] = ()  # pixel rows of the still sprite, '#' marked (see the module docstring)
+    match_picture: bool = False  # painted parts shown with the given picture's contrast and grain (kept_pixels)
 
     def still_mask_array(self) -> np.ndarray | None:
         """[H, W] bool of `still_mask`, or None without one."""
@@ -99,8 +101,8 @@ def frame_resolution(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
 
 def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConfig,
                      keys: Iterable[tuple[str, str]], zoom_keys: Mapping[str, float] | None = None,
-                     zoom_range=pixel_zoom.DEFAULT_RANGE, still_mask: Sequence[str] = ()) -> list[str]:
-    """Why a model, an autoencoder and a world's keys (and still mask) do not make a world (empty:
+                     zoom_range=pixel_zoom.DEFAULT_RANGE, still_mask: Sequence[str] = (), match_picture: bool = False) -> list[str]:
+    """Why a model, an autoencoder and a world's keys (still mask, match_picture) do not make a world (empty:
     they do). Read from configs alone, so a bundle is checked before any weights are loaded or written."""
     problems = []
     if ae_config.latent_channels != config.in_channels:
@@ -122,6 +124,9 @@ def pairing_problems(config: ModelConfig, ae_config: autoencoder.AutoencoderConf
     elif still_mask:
         box = kept_pixels.still_box(config, ae_config.downscale)
         problems += [f"still_mask: {p}" for p in kept_pixels.still_mask_problems(still_mask_array(still_mask), box)]
+    if match_picture and not config.paint_uncovered_only:
+        problems.append("match_picture: it matches what a model that keeps its picture paints to that picture "
+                        "(ModelConfig.paint_uncovered_only); this one redraws its frames")
     return problems
 
 
@@ -225,6 +230,12 @@ def _still_mask_from(rows, source=None) -> tuple[str, ...]:
     return tuple(rows)
 
 
+def _flag_from(value, field: str, source) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{source}: {field} must be true or false, got {value!r}")
+    return value
+
+
 def _zoom_range_from(zoom_range, source=None) -> tuple[float, float]:
     where = f"{source}: " if source else ""
     if (not isinstance(zoom_range, (list, tuple)) or len(zoom_range) != 2
@@ -239,6 +250,7 @@ def _meta(info: WorldInfo, *, model: str, autoencoder_dir: str, start_image: str
         "keys": dict(info.keys),
         **({"zoom_keys": dict(info.zoom_keys), "zoom_range": list(info.zoom_range)} if info.zoom_keys else {}),
         **({"still_mask": list(info.still_mask)} if info.still_mask else {}),
+        **({"match_picture": True} if info.match_picture else {}),
         "sampler": dataclasses.asdict(info.sampler), "model": model, "autoencoder": autoencoder_dir, "start_image": start_image,
         "provenance": dict(info.provenance),
     }
@@ -249,7 +261,7 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
                start_image: np.ndarray | None = None, description: str = "",
                sampler: SamplerConfig = SamplerConfig(), provenance: Mapping | None = None,
                zoom_keys: Mapping[str, float] | None = None, zoom_range=pixel_zoom.DEFAULT_RANGE,
-               still_mask: Sequence[str] = ()) -> pathlib.Path:
+               still_mask: Sequence[str] = (), match_picture: bool = False) -> pathlib.Path:
     """Write a world bundle (see the module docstring); `directory` must not hold one already.
     The start image (any size; default: a generated scene) is stored at the world's resolution."""
     directory = pathlib.Path(directory)
@@ -257,9 +269,11 @@ def save_world(directory, *, name: str, config: ModelConfig, params, ae_config: 
         raise FileExistsError(f"{directory} already holds a world ({INFO_FILE}); choose a new directory")
     info = WorldInfo(name=name, description=description, keys=_keys_from(keys), fps=float(fps), sampler=sampler,
                      provenance=dict(provenance or {}), zoom_keys=_zoom_keys_from(zoom_keys),
-                     zoom_range=_zoom_range_from(zoom_range), still_mask=_still_mask_from(still_mask))
+                     zoom_range=_zoom_range_from(zoom_range), still_mask=_still_mask_from(still_mask),
+                     match_picture=bool(match_picture))
     # Checked before anything is written: a refused world leaves no half-written bundle.
-    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask)
+    problems = pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask,
+                                info.match_picture)
     if problems:
         raise ValueError(f"world {name!r}: " + "; ".join(problems))
     resolution = frame_resolution(config, ae_config)
@@ -314,6 +328,7 @@ def read_bundle(path) -> tuple[WorldInfo, pathlib.Path, pathlib.Path, pathlib.Pa
         zoom_keys=_zoom_keys_from(meta.get("zoom_keys"), info_file),
         zoom_range=_zoom_range_from(meta.get("zoom_range", pixel_zoom.DEFAULT_RANGE), info_file),
         still_mask=_still_mask_from(meta.get("still_mask"), info_file),
+        match_picture=_flag_from(meta.get("match_picture", False), "match_picture", info_file),
     )
     start = path / meta["start_image"] if meta.get("start_image") else None
     return info, path / meta.get("model", "model"), path / meta.get("autoencoder", "autoencoder"), start

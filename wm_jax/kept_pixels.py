@@ -28,6 +28,18 @@ found by `experiments.still_region_probe`; the box itself without one): in the r
 shows the scene's pixels moved as everywhere else, recalled from memory where the sprite hid them
 and, where never seen, the pixel shown there before (never the box's stale decoding).
 
+A keeper that matches the picture (world.json "match_picture", `Keeper.match_picture`) shows the
+painted parts with the given picture's contrast and grain, as a compositor matches an inserted
+element to the plate: each colour channel's spread about the painted parts' mean raised to the
+picture's (never lowered), then the painted parts' detail (the frame less its Gaussian blur of
+`DETAIL_SIGMA` pixels) scaled to the picture's detail energy, each gain clipped to its range; then
+the painted pixels beside a given one are blurred (`FEATHER_PX`, `feathered`), so that the seam
+between them is not a hard edge. The picture is the frame the world was given (a start image; in
+teacher forcing each real frame before), measured once outside the still sprite and carried with
+the frame (`PictureStatistics`). The small painters paint one texture of one contrast whatever the
+picture (BUILD_NOTES session 25) and the autoencoder draws it softer still; the rule gives the
+painted parts the picture's statistics, not its content.
+
 Frames in [-1, 1]. Letters: B batch, T frames, H W pixel height and width, h w c latent ones,
 K action entries.
 """
@@ -46,22 +58,91 @@ from wm_jax import memory, model, warp
 from wm_jax.configs import ModelConfig
 
 
+# Matching the picture (`Keeper.match_picture`): the blur whose residue is a frame's detail, and the
+# range each gain is clipped to, so that a nearly flat picture or painted part is not blown up.
+# Contrast is only raised: a dark start frame (doom's held-out starts have 0.61x a real frame's colour
+# spread) would otherwise flatten what is painted beside it below real frames' (BUILD_NOTES session 26).
+DETAIL_SIGMA = 1.0
+CONTRAST_GAIN_RANGE = (1.0, 2.0)
+DETAIL_GAIN_RANGE = (1.0 / 3.0, 3.0)
+# The painted pixels this close to a given one are blurred: the seam where the picture meets what is
+# painted beside it is otherwise a hard edge, 5-14x as sharp as either side (doom, session 26).
+FEATHER_PX = 2
+
+
+@struct.dataclass
+class PictureStatistics:
+    """What the painted parts are matched to: the given picture's statistics outside the still sprite."""
+
+    std_B3: jnp.ndarray  # each colour channel's standard deviation
+    detail_B: jnp.ndarray  # mean squared detail (`detail`) per pixel and channel
+
+
 @struct.dataclass
 class KeptFrame:
     pixels_BHW3: jnp.ndarray  # the frame shown last
     painted_BHW1: jnp.ndarray  # 1 where it shows what the model painted, 0 where the pixels it was given
     # With the keeper's memory: pixels and painted mask around the view, channels 0-2 and 3.
     canvas: "memory.Canvas | None" = None
+    # With a keeper that matches the picture: the given picture's statistics.
+    picture: "PictureStatistics | None" = None
 
 
 def given(frames_BHW3, keeper: "Keeper | None" = None) -> KeptFrame:
     """A frame the world was given (a start image, a real frame): nothing painted; with a keeper
-    that remembers (`Keeper.memory`), the canvas has seen it."""
+    that remembers (`Keeper.memory`), the canvas has seen it; with one that matches the picture
+    (`Keeper.match_picture`), its statistics are measured."""
     pixels = jnp.asarray(frames_BHW3, jnp.float32)
     kept = KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
+    if keeper is not None and keeper.match_picture:
+        kept = kept.replace(picture=picture_statistics(pixels, keeper.still_HW))
     if keeper is None or not keeper.memory:
         return kept
     return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_HW, keeper.memory_wraps))
+
+
+def detail(x_BHW3):
+    """The frame less its Gaussian blur of `DETAIL_SIGMA` pixels: its finest texture and edges."""
+    return x_BHW3 - warp.gaussian_blur(x_BHW3, DETAIL_SIGMA)
+
+
+def _masked_mean(x_BHWC, mask_BHW1):
+    """Per example and channel: the mean of x where the mask is 1 -> [B, C] (0 where nothing is)."""
+    return jnp.sum(x_BHWC * mask_BHW1, axis=(1, 2)) / jnp.maximum(jnp.sum(mask_BHW1, axis=(1, 2)), 1.0)
+
+
+def picture_statistics(pixels_BHW3, still_HW: np.ndarray | None = None) -> PictureStatistics:
+    """The statistics of a given picture that painted parts are matched to, outside the still sprite."""
+    mask = jnp.ones(pixels_BHW3.shape[:-1] + (1,), jnp.float32)
+    if still_HW is not None:
+        mask = mask * jnp.asarray(~np.asarray(still_HW, bool), jnp.float32)[None, :, :, None]
+    mean_B3 = _masked_mean(pixels_BHW3, mask)
+    std_B3 = jnp.sqrt(_masked_mean(jnp.square(pixels_BHW3 - mean_B3[:, None, None]), mask))
+    return PictureStatistics(std_B3, jnp.mean(_masked_mean(jnp.square(detail(pixels_BHW3)), mask), axis=-1))
+
+
+def matched_to_picture(decoded_BHW3, painted_BHW1, picture: PictureStatistics):
+    """The decoded frame with its painted parts given the picture's contrast, then its grain: each
+    channel's spread about the painted parts' mean, then their detail energy, scaled towards the
+    picture's (gains clipped to CONTRAST_GAIN_RANGE, DETAIL_GAIN_RANGE). The gains are measured on
+    the painted parts alone; the whole frame is returned changed, and the caller shows it only there."""
+    tiny = 1e-6
+    mean_B3 = _masked_mean(decoded_BHW3, painted_BHW1)[:, None, None]
+    std_B3 = jnp.sqrt(_masked_mean(jnp.square(decoded_BHW3 - mean_B3), painted_BHW1))
+    contrast_B3 = jnp.clip(picture.std_B3 / (std_B3 + tiny), *CONTRAST_GAIN_RANGE)
+    x = mean_B3 + (decoded_BHW3 - mean_B3) * contrast_B3[:, None, None]
+    detail_BHW3 = detail(x)
+    energy_B = jnp.mean(_masked_mean(jnp.square(detail_BHW3), painted_BHW1), axis=-1)
+    gain_B = jnp.clip(jnp.sqrt(picture.detail_B / (energy_B + tiny)), *DETAIL_GAIN_RANGE)
+    return jnp.clip(x + (gain_B[:, None, None, None] - 1.0) * detail_BHW3, -1.0, 1.0)
+
+
+def feathered(pixels_BHW3, painted_BHW1):
+    """The frame with its painted pixels within FEATHER_PX of a given one blurred (`DETAIL_SIGMA`),
+    so the seam between what was given and what was painted is not a hard edge; given pixels stay."""
+    r = 2 * FEATHER_PX + 1
+    near_given = jax.lax.reduce_window(1.0 - painted_BHW1, 0.0, jax.lax.max, (1, r, r, 1), (1, 1, 1, 1), "SAME")
+    return jnp.where((painted_BHW1 * near_given) > 0, warp.gaussian_blur(pixels_BHW3, DETAIL_SIGMA), pixels_BHW3)
 
 
 def _stacked(kept: KeptFrame):
@@ -77,6 +158,7 @@ class Keeper:
     memory_wraps: bool = False  # the remembered columns close into a circle (`SamplerConfig.memory_wraps`)
     still_HW: np.ndarray | None = None  # pixels kept where they are: a sprite fixed to the screen
     stale_HW: np.ndarray | None = None  # pixels whose latents the model holds still around a finer still_HW
+    match_picture: bool = False  # painted parts shown with the given picture's contrast and grain
 
     def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
         """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
@@ -91,15 +173,21 @@ class Keeper:
         painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B111.astype(jnp.float32))
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
         moved = move(kept.pixels_BHW3)
+        if self.match_picture:
+            picture = kept.picture if kept.picture is not None else picture_statistics(kept.pixels_BHW3, self.still_HW)
+            kept = kept.replace(picture=picture)
+            decoded = matched_to_picture(decoded, painted, picture)
         pixels = jnp.where(painted > 0, decoded, moved)
         if self.stale_HW is not None:
             behind_sprite = (self.stale_HW & ~self.still_HW)[None, :, :, None]
             pixels = jnp.where(behind_sprite & ~zoomed_B111, jnp.where(uncovered > 0, kept.pixels_BHW3, moved), pixels)
-        shown = KeptFrame(pixels, painted)
+        if self.match_picture and FEATHER_PX:
+            pixels = feathered(pixels, painted)
+        shown = KeptFrame(pixels, painted, picture=kept.picture)
         if kept.canvas is None:
             return shown
         recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, zoomed_B, uncovered, self.still_HW)
-        return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas)
+        return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas, kept.picture)
 
     def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
         """(the last frame kept, [B, T, H, W, 3] the frames shown) for a rollout's latents."""
@@ -112,12 +200,14 @@ class Keeper:
 
 
 def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None,
-                memory: int = 0, still_mask: np.ndarray | None = None, memory_wraps: bool = False) -> Keeper | None:
+                memory: int = 0, still_mask: np.ndarray | None = None, memory_wraps: bool = False,
+                match_picture: bool = False) -> Keeper | None:
     """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
     other model (its frames are its latents decoded). downscale: pixels per latent pixel; memory:
     latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`, in a circle where
-    `memory_wraps`); still_mask:
-    [H, W] bool, the pixels of the sprite inside the model's still_region (default: all of it)."""
+    `memory_wraps`); still_mask: [H, W] bool, the pixels of the sprite inside the model's
+    still_region (default: all of it); match_picture: painted parts shown with the given picture's
+    contrast and grain (`matched_to_picture`)."""
     if not config.paint_uncovered_only:
         return None
     moves_K3 = model.key_move_table(config)
@@ -134,7 +224,8 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
         if problems:
             raise ValueError("still_mask: " + "; ".join(problems))
         still_HW, stale_HW = np.asarray(still_mask, bool), box_HW
-    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, memory_wraps, still_HW, stale_HW)
+    return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, memory_wraps, still_HW, stale_HW,
+                  match_picture)
 
 
 def still_box(config: ModelConfig, downscale: int) -> np.ndarray | None:
@@ -178,5 +269,5 @@ def shown_after_each(keeper: Keeper | None, decode, before_BTHW3, latents_BThwc,
         return decode(latents_BThwc)
     b, t = latents_BThwc.shape[:2]
     flat = lambda x: jnp.reshape(x, (b * t,) + tuple(x.shape[2:]))
-    shown = keeper.show(given(flat(jnp.asarray(before_BTHW3, jnp.float32))), flat(latents_BThwc), flat(actions_BTK)).pixels_BHW3
+    shown = keeper.show(given(flat(jnp.asarray(before_BTHW3, jnp.float32)), keeper), flat(latents_BThwc), flat(actions_BTK)).pixels_BHW3
     return shown.reshape((b, t) + shown.shape[1:])

@@ -108,7 +108,7 @@ def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, s
     return mask_BHW[..., None]
 
 
-def _gaussian_blur(x_NHWC, sigma: float):
+def gaussian_blur(x_NHWC, sigma: float):
     def matrix(n):
         k = np.exp(-0.5 * ((np.arange(n)[:, None] - np.arange(n)[None]) / sigma) ** 2)
         return jnp.asarray(k / k.sum(1, keepdims=True), jnp.float32)
@@ -135,12 +135,12 @@ def best_move(previous_NHWC, next_NHWC, max_shift: int = 4, log_zooms=None, sigm
     shifts = np.arange(-max_shift, max_shift + 1, dtype=np.float32)
     grid = np.stack(np.meshgrid(shifts, shifts, log_zooms, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
     previous = jnp.asarray(previous_NHWC, jnp.float32)
-    target = _gaussian_blur(jnp.asarray(next_NHWC, jnp.float32), sigma)
+    target = gaussian_blur(jnp.asarray(next_NHWC, jnp.float32), sigma)
     n = previous.shape[0]
 
     def errors_N(move):
         moved = shift_and_zoom(previous, jnp.broadcast_to(move[:2], (n, 2)), jnp.broadcast_to(move[2], (n,)))
-        return jnp.mean((_gaussian_blur(moved, sigma) - target) ** 2, axis=(1, 2, 3))
+        return jnp.mean((gaussian_blur(moved, sigma) - target) ** 2, axis=(1, 2, 3))
 
     errors_MN = np.asarray(jax.jit(lambda moves: jax.lax.map(errors_N, moves))(jnp.asarray(grid)))
     unzoomed = np.flatnonzero(grid[:, 2] == 0.0)

@@ -58,7 +58,8 @@ class World:
     def __init__(self, info: WorldInfo, config: ModelConfig, params, ae_config: autoencoder.AutoencoderConfig,
                  ae_variables, start_image: np.ndarray | None = None, path: str | None = None,
                  quantization: str | None = None):
-        problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask)
+        problems = bundle.pairing_problems(config, ae_config, info.keys, info.zoom_keys, info.zoom_range, info.still_mask,
+                                           info.match_picture)
         if problems:
             raise ValueError(f"world {info.name!r}: " + "; ".join(problems))
         rollout.check_memory(config, info.sampler)  # refused when loaded, not at the first frame
@@ -73,11 +74,11 @@ class World:
         self.resolution = bundle.frame_resolution(config, ae_config)
         self.start_image = images.fit(start_image, *self.resolution) if start_image is not None else images.default_scene(*self.resolution)
         # How the world shows its picture, beyond the model: hashable, the compiled step is cached by it.
-        display = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask)
-        self._zoom = make_zoom(display, config, ae_config, ae_variables)
-        self._keeper = make_keeper(display, config, ae_config, ae_variables, info.sampler)
-        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, display)
-        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, display)
+        self.display = (tuple(sorted(info.zoom_keys.items())), tuple(info.zoom_range), info.still_mask, info.match_picture)
+        self._zoom = make_zoom(self.display, config, ae_config, ae_variables)
+        self._keeper = make_keeper(self.display, config, ae_config, ae_variables, info.sampler)
+        self._step = _make_play_step(config, info.sampler, ae_config, self.quantized, self.display)
+        self._chunk = _make_rollout_chunk(config, info.sampler, ae_config, self.quantized, self.display)
 
     def __repr__(self):
         return f"World({self.info.name!r}, {self.resolution[0]}x{self.resolution[1]}, {self.info.fps:g} fps, path={self.path!r})"
@@ -139,10 +140,11 @@ class World:
 
 def make_keeper(display, config: ModelConfig, ae_config, ae_variables, sampler: SamplerConfig = SamplerConfig()) -> "kept_pixels.Keeper | None":
     """The world's keeper of its shown pixels (`kept_pixels.make_keeper`); None for a model that
-    redraws its frames. display: (zoom keys as (key, scale) pairs, zoom range, still mask rows);
+    redraws its frames. display: (zoom keys as (key, scale) pairs, zoom range, still mask rows, match picture);
     sampler: the world's, for what it remembers (`SamplerConfig.memory`, `memory_wraps`)."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(display[0]), sampler.memory, bundle.still_mask_array(display[2]), sampler.memory_wraps)
+                                   dict(display[0]), sampler.memory, bundle.still_mask_array(display[2]), sampler.memory_wraps,
+                                   display[3])
 
 
 def make_zoom(display, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
@@ -156,7 +158,7 @@ def make_zoom(display, config: ModelConfig, ae_config, ae_variables) -> "pixel_z
 # Cached by configuration, so every World with the same shapes (a world loaded twice, a server's
 # sessions, the tests) shares one compiled program.
 @functools.lru_cache(maxsize=None)
-def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, ())):
+def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, (), False)):
     diffusion.sampler_method(config.objective, sampler)  # a misfit is refused now, not at the first frame
 
     def play_step(params, ae_variables, state: PlayState, action_K):
@@ -174,7 +176,7 @@ def _make_play_step(config: ModelConfig, sampler: SamplerConfig, ae_config, quan
 
 
 @functools.lru_cache(maxsize=None)
-def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, ())):
+def _make_rollout_chunk(config: ModelConfig, sampler: SamplerConfig, ae_config, quantized: bool = False, display=((), None, (), False)):
     diffusion.sampler_method(config.objective, sampler)
 
     def chunk(params, ae_variables, state: PlayState, actions_TK):
@@ -212,7 +214,8 @@ def _pixel_for(channels: int) -> str | None:
 
 def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None, fps: float | None = None,
                quantization: str | None = None, sampler_method: str | None = None, eta: float | None = None,
-               rebuild_context: bool | None = None, temperature: float | None = None, memory: int | None = None) -> World:
+               rebuild_context: bool | None = None, temperature: float | None = None, memory: int | None = None,
+               match_picture: bool | None = None) -> World:
     """A World from a bundle directory, or from a bare model directory plus `autoencoder_spec`.
 
     autoencoder_spec: a directory or a pixel configuration name; overrides the bundle's. A bare
@@ -221,6 +224,8 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     sampler_method, eta, temperature, memory: override the bundle's sampler (`samplers.choices()`; one
       that does not fit the model's objective is refused), DDIM's eta, the starting noise's temperature
       and how far beyond the view the rollout remembers (`wm_jax.memory`).
+    match_picture: override the bundle's `match_picture` (painted parts shown with the given picture's
+      contrast and grain, `kept_pixels.matched_to_picture`).
     rebuild_context: override `SamplerConfig.rebuild_context` (True: Oasis' sliding window
       exactly past the window, at window - 1 extra frame passes a frame).
     quantization: "int8" keeps the world model's kernels int8 (weight-only) while playing.
@@ -254,6 +259,8 @@ def load_world(path, *, autoencoder_spec=None, sampler_steps: int | None = None,
     info = dataclasses.replace(info, sampler=info.sampler.overridden(**overrides))
     if fps is not None:
         info = dataclasses.replace(info, fps=float(fps))
+    if match_picture is not None:
+        info = dataclasses.replace(info, match_picture=bool(match_picture))
     config, params = wm_model.load(str(model_dir))
     ae_config, ae_variables = load_autoencoder(ae_spec if isinstance(ae_spec, str) else str(ae_spec))
     return World(info, config, params, ae_config, ae_variables, start, path=str(path), quantization=quantization)

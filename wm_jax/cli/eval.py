@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -42,6 +43,9 @@ def register(subparsers) -> None:
                         help="guidance only at denoising steps starting at noise level >= T (default: the world's, else 0)")
     parser.add_argument("--context-noise", type=float, default=None,
                         help="noise level of frames entering the cache (default: the world's, else 0)")
+    parser.add_argument("--match-picture", action=argparse.BooleanOptionalAction, default=None,
+                        help="show what the model paints with the given picture's contrast and grain, or not "
+                             "(wm_jax.kept_pixels.matched_to_picture; default: the world's, else not)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (it needs frames of at least 32x32)")
     parser.add_argument("--controllability", action="store_true",
                         help="with --data: train an inverse-dynamics model on the dataset's training episodes and score "
@@ -78,23 +82,24 @@ def register(subparsers) -> None:
 
 def _model(args):
     """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
-    the world's sampler or None, the world's display: (zoom keys, zoom range, still mask) (({}, None, None) without a world))."""
+    the world's sampler or None, the world's display: (zoom keys, zoom range, still mask, match picture) (({}, None, None, False)
+    without a world))."""
     import jax
 
     from wm_jax import bench, configs, model, quantize
 
-    ae, sampler, world_display = None, None, ({}, None, None)
+    ae, sampler, world_display = None, None, ({}, None, None, False)
     if args.world:
         from wm_jax.world import load_world
 
         world = load_world(args.world)
         config, params, source = world.config, world.params, f"world {args.world}"
         ae, sampler = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler
-        world_display = (dict(world.info.zoom_keys), world.info.zoom_range, world.info.still_mask_array())
+        world_display = (dict(world.info.zoom_keys), world.info.zoom_range, world.info.still_mask_array(), world.info.match_picture)
     elif args.checkpoint:
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
-            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None, ({}, None, None)
+            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None, ({}, None, None, False)
         from wm_jax.bundle import check_objective_recorded
 
         check_objective_recorded(args.checkpoint)
@@ -168,7 +173,9 @@ def run(args) -> int:
         zoom = pixel_zoom.make_zoom(*world_display[:2], config, **codec)
         # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
         keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_display[0], sampler.memory,
-                                         world_display[2], sampler.memory_wraps)
+                                         world_display[2], sampler.memory_wraps,
+                                         world_display[3] if args.match_picture is None else args.match_picture)
+        report["match_picture"] = bool(keeper is not None and keeper.match_picture)
 
     if args.data:
         h, w = config.latent_size

@@ -53,6 +53,9 @@ def register(subparsers) -> None:
                              "one line per pixel row, '#' marked and '.' not, at the world's resolution "
                              "(`python -m experiments.still_region_probe --mask-out FILE` writes one): the rest of the "
                              "box then shows the scene moving. Default: the whole box holds still")
+    parser.add_argument("--match-picture", action="store_true",
+                        help="show what the model paints with the given picture's contrast and grain (a model that keeps "
+                             "its picture; wm_jax.kept_pixels.matched_to_picture). Default: as decoded")
     parser.set_defaults(func=run)
 
 
@@ -100,7 +103,7 @@ def run(args) -> int:
                               guidance_min_level=args.guidance_min_level, temperature=args.temperature, memory=args.memory,
                               memory_wraps=args.memory_wraps), start_image=start, description=args.description,
         zoom_keys=parse_zoom_keys(args.zoom_keys), zoom_range=tuple(args.zoom_range or pixel_zoom.DEFAULT_RANGE),
-        still_mask=still_mask,
+        still_mask=still_mask, match_picture=args.match_picture,
     )
     print(f"wrote world {args.name!r} to {out}")
     return 0

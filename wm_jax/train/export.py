@@ -43,12 +43,12 @@ def workdir_model_config(workdir: str):
 def export_world(workdir: str, out: str, *, name: str, keys: Mapping[str, str] | Sequence[str],
                  fps: float = 20.0, sampler: SamplerConfig = SamplerConfig(), start_image: np.ndarray | None = None,
                  description: str = "", zoom_keys: Mapping[str, float] | None = None,
-                 zoom_range=pixel_zoom.DEFAULT_RANGE, still_mask: Sequence[str] = ()) -> pathlib.Path:
+                 zoom_range=pixel_zoom.DEFAULT_RANGE, still_mask: Sequence[str] = (), match_picture: bool = False) -> pathlib.Path:
     _, gin_file, ae_config, ae_variables, config = _world_run(workdir)
     source, params = init_from.load(workdir)
     provenance = {"workdir": os.path.abspath(workdir), "params": source, "gin": open(gin_file).read()}
     return bundle.save_world(
         out, name=name, config=config, params=params, ae_config=ae_config, ae_variables=ae_variables, keys=keys,
         fps=fps, start_image=start_image, description=description, sampler=sampler, provenance=provenance,
-        zoom_keys=zoom_keys, zoom_range=zoom_range, still_mask=still_mask,
+        zoom_keys=zoom_keys, zoom_range=zoom_range, still_mask=still_mask, match_picture=match_picture,
     )
