@@ -309,6 +309,13 @@ def test_a_world_that_matches_its_picture_keeps_its_pixels_and_matches_only_what
     want = float(kept_pixels.picture_statistics(jnp.asarray(start, jnp.float32)[None] / 127.5 - 1.0).detail_B[0])
     assert abs(np.log(grain(frames["matched"]) / want)) < abs(np.log(grain(frames["plain"]) / want))
 
+    keeper = kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
+                                     match_picture=True)
+    latent, left = jnp.zeros((1, 8, 8, 8)), jnp.asarray(matched.action(["left"]))[None]
+    with pytest.raises(ValueError, match="needs the given picture's statistics"):
+        keeper.show(kept_pixels.given(jnp.zeros((1, SIZE, SIZE, 3))), latent, left)  # given without the keeper
+    assert keeper.show(kept_pixels.given(jnp.zeros((1, SIZE, SIZE, 3)), keeper), latent, left).picture is not None
+
     meta = json.loads((tmp_path / "w" / "world.json").read_text())
     meta["match_picture"] = "yes"
     (tmp_path / "w" / "world.json").write_text(json.dumps(meta))

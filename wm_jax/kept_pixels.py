@@ -174,9 +174,10 @@ class Keeper:
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
         moved = move(kept.pixels_BHW3)
         if self.match_picture:
-            picture = kept.picture if kept.picture is not None else picture_statistics(kept.pixels_BHW3, self.still_HW)
-            kept = kept.replace(picture=picture)
-            decoded = matched_to_picture(decoded, painted, picture)
+            if kept.picture is None:
+                raise ValueError("a keeper that matches the picture needs the given picture's statistics: make the "
+                                 "kept frame with kept_pixels.given(frames, keeper)")
+            decoded = matched_to_picture(decoded, painted, kept.picture)
         pixels = jnp.where(painted > 0, decoded, moved)
         if self.stale_HW is not None:
             behind_sprite = (self.stale_HW & ~self.still_HW)[None, :, :, None]
