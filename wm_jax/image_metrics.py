@@ -180,12 +180,18 @@ def frame_metrics(pred_BTHWC, truth_BTHWC, with_lpips: bool = True) -> dict:
     return {k: [round(float(x), 4) for x in np.asarray(v).mean(axis=0)] for k, v in out.items()}
 
 
+def laplacian(x_HWC):
+    """The 4-neighbour Laplacian of each channel over the last three axes (H, W, C), interior pixels only."""
+    x = jnp.asarray(x_HWC, jnp.float32)
+    return 4 * x[..., 1:-1, 1:-1, :] - x[..., :-2, 1:-1, :] - x[..., 2:, 1:-1, :] - x[..., 1:-1, :-2, :] - x[..., 1:-1, 2:, :]
+
+
 def frame_statistics(x_BTHWC) -> dict:
     """Per-frame mean, variance and sharpness (variance of the 4-neighbour Laplacian, per channel,
     averaged) over the last three axes: a rollout that blurs out loses sharpness, one that blows
     up gains variance, one that fades drifts in mean."""
     x = jnp.asarray(x_BTHWC, jnp.float32)
-    lap = 4 * x[..., 1:-1, 1:-1, :] - x[..., :-2, 1:-1, :] - x[..., 2:, 1:-1, :] - x[..., 1:-1, :-2, :] - x[..., 1:-1, 2:, :]
+    lap = laplacian(x)
     return {
         "mean": jnp.mean(x, axis=(-3, -2, -1)),
         "variance": jnp.var(x, axis=(-3, -2, -1)),

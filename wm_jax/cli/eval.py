@@ -9,6 +9,10 @@ import os
 
 from wm_jax.cli import flags
 
+# A model evaluated without a world: no zoom keys, zoom range, still mask or picture matching
+# (the layout of `wm_jax.world.World.display`).
+NO_DISPLAY = ((), None, (), False)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -82,24 +86,23 @@ def register(subparsers) -> None:
 
 def _model(args):
     """(config, params, description, the world's (ae config, ae variables, start image uint8) or None,
-    the world's sampler or None, the world's display: (zoom keys, zoom range, still mask, match picture) (({}, None, None, False)
-    without a world))."""
+    the world's sampler or None, the world's display (`World.display`; NO_DISPLAY without a world))."""
     import jax
 
     from wm_jax import bench, configs, model, quantize
 
-    ae, sampler, world_display = None, None, ({}, None, None, False)
+    ae, sampler, world_display = None, None, NO_DISPLAY
     if args.world:
         from wm_jax.world import load_world
 
         world = load_world(args.world)
         config, params, source = world.config, world.params, f"world {args.world}"
         ae, sampler = (world.ae_config, world.ae_variables, world.start_image), world.info.sampler
-        world_display = (dict(world.info.zoom_keys), world.info.zoom_range, world.info.still_mask_array(), world.info.match_picture)
+        world_display = world.display
     elif args.checkpoint:
         if quantize.is_quantized_checkpoint(args.checkpoint):
             config, qparams = quantize.load(args.checkpoint)
-            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None, ({}, None, None, False)
+            return config, quantize.dequantize(qparams), f"{args.checkpoint} (int8)", None, None, NO_DISPLAY
         from wm_jax.bundle import check_objective_recorded
 
         check_objective_recorded(args.checkpoint)
@@ -132,7 +135,8 @@ def run(args) -> int:
     import jax
     import numpy as np
 
-    from wm_jax import evaluation, kept_pixels, pixel_zoom, plots
+    from wm_jax import evaluation, plots
+    from wm_jax import world as world_lib
     from wm_jax.diffusion import SamplerConfig
 
     if args.controllability and not args.data:
@@ -170,11 +174,11 @@ def run(args) -> int:
             raise ValueError("--data, --camera and --stability need --autoencoder DIR (the model's latent space) or --world DIR")
         codec = dict(encode=lambda x: ae.encode(variables, x, ae_config), decode=lambda z: ae.decode(variables, z, ae_config))
         # A world zooms in pixels through its own autoencoder (`wm_jax.pixel_zoom`), here as in play.
-        zoom = pixel_zoom.make_zoom(*world_display[:2], config, **codec)
+        zoom = world_lib.make_zoom(world_display, config, ae_config, variables)
         # A model that keeps its picture is scored on the pixels it keeps (`wm_jax.kept_pixels`), as played.
-        keeper = kept_pixels.make_keeper(config, ae_config.downscale, codec["decode"], world_display[0], sampler.memory,
-                                         world_display[2], sampler.memory_wraps,
-                                         world_display[3] if args.match_picture is None else args.match_picture)
+        if args.match_picture is not None:
+            world_display = world_display[:3] + (args.match_picture,)
+        keeper = world_lib.make_keeper(world_display, config, ae_config, variables, sampler)
         report["match_picture"] = bool(keeper is not None and keeper.match_picture)
 
     if args.data:
@@ -231,7 +235,7 @@ def run(args) -> int:
             start = np.asarray(start_image, np.float32)[None, None] / 127.5 - 1.0
             context = ae.encode(variables, start, ae_config)
             decode = lambda z: ae.decode(variables, z, ae_config)
-            zoom = pixel_zoom.make_zoom(*world_display[:2], config, lambda x: ae.encode(variables, x, ae_config), decode)
+            zoom = world_lib.make_zoom(world_display, config, ae_config, variables)
         else:
             context = jax.random.normal(jax.random.fold_in(rng, 1), (1, 1, *config.latent_size, config.in_channels))
         result = evaluation.long_horizon(config, params, sampler, context, frames=args.long_horizon, chunk=args.chunk, rng=rng, decode=decode,
