@@ -1,7 +1,7 @@
 """A world that keeps its picture shows the pixels it keeps (`wm_jax.kept_pixels`): with no key the
 start image itself, not the autoencoder's reconstruction of it; with a pan key the frame before
-shifted by whole pixels, and the decoded frame only in the strip the pan uncovers; a zoom frame
-decoded whole. A model that redraws its frames is shown decoded, as before.
+shifted by whole pixels, and the decoded frame only in the strip the pan uncovers; a zoom key
+zooms the pixels shown. A model that redraws its frames is shown decoded, as before.
 
 The autoencoder here is a lossy one with random weights (`tiny_f4c8`: 32x32 frames, 8x8x8
 latents), so the kept pixels and the decoded frame differ everywhere and any mix-up shows.
@@ -67,14 +67,14 @@ def test_no_key_shows_the_start_image_itself_and_a_pan_shifts_its_pixels(parts):
     assert np.abs(panned[:, :STEP_PX].astype(np.int32) - start[:, :STEP_PX]).mean() > 1  # the strip is new
 
 
-def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_frame_is_decoded_whole(parts):
+def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_zooms_the_pixels_shown(parts):
     world = _world(parts)
     keeper = kept_pixels.make_keeper(world.config, world.ae_config.downscale,
-                                     lambda z: autoencoder.decode(world.ae_variables, z, world.ae_config), dict(ZOOM_KEYS))
+                                     lambda z: autoencoder.decode(world.ae_variables, z, world.ae_config), world._zoom)
     shown = jnp.asarray(world.start_image, jnp.float32)[None] / 127.5 - 1.0
     latents = jax.random.normal(jax.random.key(3), (3, 1, 8, 8, 8))
     left, e = (jnp.asarray(world.action(keys))[None] for keys in (["left"], ["e"]))
-    pan = keeper.show(kept_pixels.given(shown), latents[0], left)
+    pan = keeper.show(kept_pixels.given(shown, keeper), latents[0], left)
     np.testing.assert_allclose(pan.pixels_BHW3[:, :, :STEP_PX], _decoded(world, latents[0])[:, :, :STEP_PX], atol=1e-6)
     np.testing.assert_array_equal(pan.pixels_BHW3[:, :, STEP_PX:], np.asarray(shown)[:, :, :-STEP_PX])
     # The strip painted before is shown as the next frame's decoding draws it; the given pixels stay.
@@ -82,9 +82,24 @@ def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_frame_is_decoded_wh
     np.testing.assert_allclose(again.pixels_BHW3[:, :, :2 * STEP_PX], _decoded(world, latents[1])[:, :, :2 * STEP_PX], atol=1e-6)
     np.testing.assert_array_equal(again.pixels_BHW3[:, :, 2 * STEP_PX:], np.asarray(shown)[:, :, :-2 * STEP_PX])
     np.testing.assert_array_equal(np.asarray(again.painted_BHW1)[0, :, :, 0].any(axis=0), np.arange(SIZE) < 2 * STEP_PX)
+    # A zoom in shows the frame shown before zoomed in pixels (not its decoding), and decodes what
+    # draws on a painted pixel: the strip, magnified.
     zoom = keeper.show(again, latents[2], e)
-    np.testing.assert_allclose(zoom.pixels_BHW3, _decoded(world, latents[2]), atol=1e-6)
-    assert np.all(np.asarray(zoom.painted_BHW1) == 1)
+    view = np.asarray(warp.shift_and_zoom(jnp.concatenate([again.pixels_BHW3, again.painted_BHW1], -1), jnp.zeros((1, 2)),
+                                          jnp.asarray([np.log(1.1)]), fill="mirror"))
+    painted = view[..., 3:] > 0
+    np.testing.assert_array_equal(np.asarray(zoom.painted_BHW1) > 0, painted)
+    columns = painted[0, :, :, 0].any(axis=0)
+    assert columns[0] and not columns[-1] and np.all(np.diff(columns.astype(int)) <= 0)  # the strip, magnified: a left band
+    np.testing.assert_allclose(zoom.pixels_BHW3, np.where(painted, _decoded(world, latents[2]), view[..., :3]), atol=1e-5)
+    assert np.abs(np.asarray(zoom.pixels_BHW3) - _decoded(world, latents[2]))[~painted[..., 0]].mean() > 0.05
+    # The next zoom frame zooms the run's first frame again (resampled once, not twice).
+    twice = keeper.show(zoom, latents[2], e)
+    view = np.asarray(warp.shift_and_zoom(again.pixels_BHW3, jnp.zeros((1, 2)), jnp.asarray([2 * np.log(1.1)]), fill="mirror"))
+    given_px = np.asarray(twice.painted_BHW1)[..., 0] == 0
+    np.testing.assert_allclose(np.asarray(twice.pixels_BHW3)[given_px], view[given_px], atol=1e-5)
+    with pytest.raises(ValueError, match="needs the camera"):
+        keeper.show(kept_pixels.given(shown), latents[0], e)  # given without the keeper: no camera
 
 
 def test_a_still_region_keeps_its_pixels_in_place_and_what_it_hid_is_decoded(parts):
@@ -148,7 +163,7 @@ def test_a_still_mask_that_does_not_fit_the_model_is_refused(parts, rows, messag
 
 def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):
     """`World.rollout` (a lax.scan in chunks of 16) keeps the given pixels as `step` does, across a
-    chunk's border too; after a zoom frame (decoded whole) nothing given is left to keep."""
+    chunk's border too; a zoom frame shows them zoomed, and the frame after it keeps those."""
     world = _world(parts)
     keys = [()] * 15 + [("left",), ("left",), (), ("e",), ()]
     rolled = world.rollout(None, keys, seed=0).astype(np.int32)  # rolled[t + 1] follows keys[t]
@@ -157,7 +172,11 @@ def test_a_rollout_keeps_the_pixels_across_its_chunks(parts):
     np.testing.assert_array_equal(rolled[16][:, STEP_PX:], start[:, :-STEP_PX])
     np.testing.assert_array_equal(rolled[17][:, 2 * STEP_PX:], start[:, :-2 * STEP_PX])
     np.testing.assert_array_equal(rolled[18][:, 2 * STEP_PX:], start[:, :-2 * STEP_PX])
-    assert np.abs(rolled[19][:, 2 * STEP_PX:] - start[:, :-2 * STEP_PX]).mean() > 1  # the zoom frame: decoded whole
+    before = jnp.asarray(rolled[18], jnp.float32)[None] / 127.5 - 1.0
+    zoomed = np.asarray(warp.shift_and_zoom(before, jnp.zeros((1, 2)), jnp.asarray([np.log(1.1)]), fill="mirror"))[0]
+    zoomed = np.clip(np.round((zoomed + 1.0) * 127.5), 0, 255)
+    assert np.abs(rolled[19][:, 3 * STEP_PX:] - zoomed[:, 3 * STEP_PX:]).max() <= 1  # the zoom frame: the pixels zoomed
+    np.testing.assert_array_equal(rolled[20][:, 3 * STEP_PX:], rolled[19][:, 3 * STEP_PX:])  # away from the strip: kept
 
 
 def test_only_a_model_that_keeps_its_picture_in_whole_pixels_gets_a_keeper(parts):

@@ -184,3 +184,25 @@ def test_best_move_finds_a_planted_shift_and_zoom():
         assert (found["down"], found["right"]) == shift
         assert abs(found["log_zoom"] - log_zoom) < 0.011
         assert found["error"] < 0.5 * found["copy_error"]
+
+
+def test_a_zoom_out_antialiased_averages_as_pil_does_and_a_zoom_in_is_left_alone():
+    """A fine stripe pattern shrunk by 1/1.7: PIL's bilinear reduction (which widens its filter to
+    the reduction, as the recorder's camera does) and `antialiased` + bilinear sampling give nearly
+    flat grey; bilinear sampling alone aliases (stripes of every contrast). At scale >= 1 the frame
+    is returned unchanged."""
+    from PIL import Image
+
+    size, scale = 64, 1 / 1.7
+    x = np.zeros((size, size, 1), np.float32)
+    x[:, ::2] = 1.0  # 1-pixel stripes: what a reduction must average to grey
+    log_scale = jnp.asarray([np.log(scale)])
+    inside = np.s_[0, 24:40, 24:40, 0]  # well inside the shrunk picture
+    zoom = lambda frame: np.asarray(warp.shift_and_zoom(frame, jnp.zeros((1, 2)), log_scale))[inside]
+    plain, smoothed = zoom(jnp.asarray(x)[None]), zoom(warp.antialiased(jnp.asarray(x)[None], log_scale))
+    pil = np.asarray(Image.fromarray(x[..., 0]).resize((round(size * scale),) * 2, Image.Resampling.BILINEAR), np.float32)
+    assert pil[4:-4, 4:-4].std() < 0.1 and smoothed.std() < 0.1 < plain.std()
+    assert abs(smoothed.mean() - 0.5) < 0.05
+    for s in (1.0, 1.5):
+        same = warp.antialiased(jnp.asarray(x)[None], jnp.asarray([np.log(s)]))
+        np.testing.assert_allclose(np.asarray(same)[0], x, atol=1e-6)

@@ -13,9 +13,14 @@ before, shifted by the same move in pixels (a whole-pixel shift copies pixels ex
 decoded frame wherever the model has painted: what a move uncovered, now or in an earlier frame
 (a mask carried along with the pixels, `KeptFrame.painted`). Painted parts are shown as decoding
 draws them in the whole frame, so strips painted in different frames meet without a seam. The
-latent rollout is unchanged; only the way its latents become the frames shown. A frame whose keys
-zoom (a zoom in `key_moves`, a world's zoom keys) is decoded whole, and counts as painted from
-then on: a zoom resamples, and resampling the kept pixels every frame would blur them.
+latent rollout is unchanged; only the way its latents become the frames shown. A world's zoom keys
+(`wm_jax.pixel_zoom`) zoom the camera in pixels: the keeper moves the same camera over the pixels it
+shows (`Keeper.zoom`), so a zoom frame shows the frame the run of zoom frames began from, zoomed to
+the level reached (resampled once from that frame, never frame after frame), given pixels as given
+and painted ones (and what a zoom out brings into view) decoded. So does a camera that zooms a
+photograph at the world's resolution (`wm record image_pan`'s e and q): against its zoomed views a
+zoom in of the given picture is exact. A zoom the model makes in its latents (a zoom in `key_moves`)
+is decoded whole, and counts as painted from then on.
 
 With `SamplerConfig.memory` the keeper also keeps a canvas of the pixels it showed around the
 view (`wm_jax.memory`), as the rollout keeps one of latents: what a move brings back into view is
@@ -47,14 +52,14 @@ K action entries.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from wm_jax import memory, model, warp
+from wm_jax import memory, model, pixel_zoom, warp
 from wm_jax.configs import ModelConfig
 
 
@@ -86,16 +91,20 @@ class KeptFrame:
     canvas: "memory.Canvas | None" = None
     # With a keeper that matches the picture: the given picture's statistics.
     picture: "PictureStatistics | None" = None
+    # With a world's zoom keys: the camera over the shown pixels; its runs zoom pixels and painted mask.
+    camera: "pixel_zoom.ZoomState | None" = None
 
 
 def given(frames_BHW3, keeper: "Keeper | None" = None) -> KeptFrame:
     """A frame the world was given (a start image, a real frame): nothing painted; with a keeper
     that remembers (`Keeper.memory`), the canvas has seen it; with one that matches the picture
-    (`Keeper.match_picture`), its statistics are measured."""
+    (`Keeper.match_picture`), its statistics are measured; with zoom keys, the camera is at its start."""
     pixels = jnp.asarray(frames_BHW3, jnp.float32)
     kept = KeptFrame(pixels, jnp.zeros(pixels.shape[:-1] + (1,), jnp.float32))
     if keeper is not None and keeper.match_picture:
         kept = kept.replace(picture=picture_statistics(pixels, keeper.still_HW))
+    if keeper is not None and keeper.zoom is not None:
+        kept = kept.replace(camera=pixel_zoom.start_state(pixels.shape[:-1] + (4,)))
     if keeper is None or not keeper.memory:
         return kept
     return kept.replace(canvas=memory.start(_stacked(kept), keeper.memory, keeper.still_HW, keeper.memory_wraps))
@@ -152,24 +161,26 @@ def _stacked(kept: KeptFrame):
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static argument of jit
 class Keeper:
     shift_K2: np.ndarray  # (down, right) in pixels that each action entry moves the picture
-    zooms_K: np.ndarray  # 1.0 for the action entries that zoom the picture
+    zooms_K: np.ndarray  # 1.0 for the action entries that zoom the latent frame (`key_moves`)
     decode: Callable  # latents [B, h, w, c] -> frames [B, H, W, 3]
     memory: int = 0  # pixels beyond each edge of the view remembered (`SamplerConfig.memory` x downscale)
     memory_wraps: bool = False  # the remembered columns close into a circle (`SamplerConfig.memory_wraps`)
     still_HW: np.ndarray | None = None  # pixels kept where they are: a sprite fixed to the screen
     stale_HW: np.ndarray | None = None  # pixels whose latents the model holds still around a finer still_HW
     match_picture: bool = False  # painted parts shown with the given picture's contrast and grain
+    zoom: "pixel_zoom.Zoom | None" = None  # the world's zoom keys: the camera zooms the pixels shown
 
     def show(self, kept: KeptFrame, latent_Bhwc, action_BK) -> KeptFrame:
         """The frame shown after `latent`: the kept pixels moved, the painted parts decoded."""
         decoded = jnp.clip(self.decode(latent_Bhwc), -1.0, 1.0)
+        kept, camera_zooming_B = self._zoomed(kept, action_BK)
         action = action_BK.astype(jnp.float32)
         shift_B2 = action @ jnp.asarray(self.shift_K2)
         no_zoom_B = jnp.zeros(shift_B2.shape[:1], jnp.float32)
         move = lambda x: warp.shift_and_zoom(x, shift_B2, no_zoom_B, "mirror", self.still_HW)
         uncovered = warp.uncovered(*kept.pixels_BHW3.shape[1:3], shift_B2, no_zoom_B, margin=0, still_HW=self.still_HW)
-        zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
-        zoomed_B111 = zoomed_B[:, None, None, None]
+        latent_zoomed_B = (action @ jnp.asarray(self.zooms_K)) > 0
+        zoomed_B111 = latent_zoomed_B[:, None, None, None]
         painted = jnp.maximum(jnp.maximum(move(kept.painted_BHW1), uncovered), zoomed_B111.astype(jnp.float32))
         painted = jnp.where(painted > 0.5, 1.0, 0.0)  # a whole-pixel move keeps the mask binary; rounding guards it
         moved = move(kept.pixels_BHW3)
@@ -184,11 +195,29 @@ class Keeper:
             pixels = jnp.where(behind_sprite & ~zoomed_B111, jnp.where(uncovered > 0, kept.pixels_BHW3, moved), pixels)
         if self.match_picture and FEATHER_PX:
             pixels = feathered(pixels, painted)
-        shown = KeptFrame(pixels, painted, picture=kept.picture)
+        shown = KeptFrame(pixels, painted, picture=kept.picture, camera=kept.camera)
         if kept.canvas is None:
             return shown
-        recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, zoomed_B, uncovered, self.still_HW)
-        return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas, kept.picture)
+        forget_B = latent_zoomed_B if camera_zooming_B is None else latent_zoomed_B | camera_zooming_B
+        recalled, canvas = memory.carried(kept.canvas, _stacked(shown), shift_B2, forget_B, uncovered, self.still_HW)
+        return KeptFrame(recalled[..., :3], recalled[..., 3:], canvas, kept.picture, kept.camera)
+
+    def _zoomed(self, kept: KeptFrame, action_BK) -> tuple[KeptFrame, jnp.ndarray | None]:
+        """(the kept frame as this frame's zoom keys show it, where the camera zooms; None without
+        zoom keys). Where it zooms: the run's frame zoomed, pixels and painted mask; painted is every
+        pixel that takes any weight from a painted one, and what a zoom out brings into view."""
+        if self.zoom is None:
+            return kept, None
+        if kept.camera is None:
+            raise ValueError("a keeper with zoom keys needs the camera: make the kept frame with kept_pixels.given(frames, keeper)")
+        stacked = _stacked(kept)
+        camera, zooming_B, view = self.zoom.advance(kept.camera, action_BK, lambda: stacked, lambda v: v, stacked)
+        no_shift_B2 = jnp.zeros((stacked.shape[0], 2), jnp.float32)
+        beyond = warp.uncovered(*stacked.shape[1:3], no_shift_B2, camera.level_B - camera.anchor_level_B, margin=0)
+        painted = jnp.where(jnp.maximum(view[..., 3:], beyond) > 0, 1.0, 0.0)
+        zooming_B111 = zooming_B[:, None, None, None]
+        return kept.replace(pixels_BHW3=view[..., :3], painted_BHW1=jnp.where(zooming_B111, painted, kept.painted_BHW1),
+                            camera=camera), zooming_B
 
     def frames(self, kept: KeptFrame, latents_BThwc, actions_BTK) -> tuple[KeptFrame, jnp.ndarray]:
         """(the last frame kept, [B, T, H, W, 3] the frames shown) for a rollout's latents."""
@@ -200,11 +229,12 @@ class Keeper:
         return kept, jnp.swapaxes(frames_TBHW3, 0, 1)
 
 
-def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[str, float] | None = None,
+def make_keeper(config: ModelConfig, downscale: int, decode, zoom: "pixel_zoom.Zoom | None" = None,
                 memory: int = 0, still_mask: np.ndarray | None = None, memory_wraps: bool = False,
                 match_picture: bool = False) -> Keeper | None:
     """The keeper of a `paint_uncovered_only` model whose keys' moves are whole pixels; None for any
-    other model (its frames are its latents decoded). downscale: pixels per latent pixel; memory:
+    other model (its frames are its latents decoded). downscale: pixels per latent pixel; zoom: the
+    world's zoom keys (`pixel_zoom.make_zoom`), whose camera the keeper moves over its pixels; memory:
     latent pixels beyond each edge of the view remembered (`SamplerConfig.memory`, in a circle where
     `memory_wraps`); still_mask: [H, W] bool, the pixels of the sprite inside the model's
     still_region (default: all of it); match_picture: painted parts shown with the given picture's
@@ -216,8 +246,6 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
     if not np.allclose(shift_K2, np.round(shift_K2)):
         return None  # a fractional shift resamples: keeping the pixels would blur them frame after frame
     zooms_K = (moves_K3[:, 2] != 0).astype(np.float32)
-    for key in zoom_keys or {}:
-        zooms_K[config.action_space.index(key)] = 1.0
     box_HW = still_box(config, downscale)
     still_HW, stale_HW = box_HW, None
     if still_mask is not None:
@@ -226,7 +254,7 @@ def make_keeper(config: ModelConfig, downscale: int, decode, zoom_keys: Mapping[
             raise ValueError("still_mask: " + "; ".join(problems))
         still_HW, stale_HW = np.asarray(still_mask, bool), box_HW
     return Keeper(np.round(shift_K2).astype(np.float32), zooms_K, decode, memory * downscale, memory_wraps, still_HW, stale_HW,
-                  match_picture)
+                  match_picture, zoom)
 
 
 def still_box(config: ModelConfig, downscale: int) -> np.ndarray | None:

@@ -6,7 +6,7 @@ picture is not the zoomed latent. A world whose bundle names zoom keys (world.js
 {key: scale per frame}, "zoom_range": [min, max] scale from the start frame) therefore zooms the
 camera itself, as `ModelConfig.key_moves` pans it: while such a key is held, the frame the new
 one continues from (the cache's last latent, `KVCache.previous_Bhwc`) is replaced by the picture
-zoomed about its centre (bilinear, in pixels; what a zoom out brings into view is the picture's
+zoomed about its centre (bilinear, in pixels, antialiased when it shrinks: `warp.antialiased`; what a zoom out brings into view is the picture's
 mirror image, `warp.shift_and_zoom(fill="mirror")`), encoded again. A `paint_uncovered_only`
 model then keeps that frame exactly (no pan key moves it), which zoom keys require.
 
@@ -15,7 +15,9 @@ kept within `zoom_range` (a key at the limit does nothing), and the picture a ru
 started from (the anchor). Every frame of a run is that picture zoomed to the level reached, not
 the frame before zoomed again: zooming in and back out returns the picture as it was, where
 zooming each frame's decoded frame would blur it once per frame. A frame without a zoom key held
-ends the run.
+ends the run. A world that keeps its picture (`wm_jax.kept_pixels`) moves the same camera
+(`Zoom.advance`) over the pixels it shows: the player sees the shown frame zoomed, not the
+autoencoder's drawing of the zoomed latent.
 
 Letters: B batch, H W C latent height, width, channels, K action entries.
 """
@@ -95,14 +97,16 @@ class Zoom:
     decode: Callable
 
     def empty_state(self, previous_BHWC) -> ZoomState:
-        """The camera at the start frame (level 0, no run of zoom frames)."""
-        b = previous_BHWC.shape[0]
-        frames = jax.eval_shape(self.decode, previous_BHWC)
-        return ZoomState(jnp.zeros((b,), jnp.float32), jnp.zeros(frames.shape, jnp.float32),
-                         jnp.zeros((b,), jnp.float32), jnp.zeros((b,), bool))
+        """The camera at the start frame (level 0, no run of zoom frames), for a rollout whose frame
+        before is the latent previous_BHWC."""
+        return start_state(jax.eval_shape(self.decode, previous_BHWC).shape)
 
-    def __call__(self, state: ZoomState, previous_BHWC, action_BK) -> tuple[ZoomState, jnp.ndarray]:
-        """(the camera after this frame's keys, the frame the new one continues from)."""
+    def advance(self, state: ZoomState, action_BK, fresh_anchor: Callable, seen: Callable, unchanged):
+        """One frame of the camera: (the camera after this frame's keys, zooming_B, where zooming_B
+        `seen(view)` of the view in pixels, the run's picture zoomed to the level reached, and
+        `unchanged` elsewhere). fresh_anchor(): [B, H, W, C] the picture a run beginning at this
+        frame zooms (called only when one begins); seen: what the caller makes of a view (the
+        rollout encodes it). The rollout and the keeper (`kept_pixels`) move one camera this way."""
         requested_B = action_BK.astype(jnp.float32) @ jnp.asarray(self.log_scale_K)
         level_B = jnp.clip(state.level_B + requested_B, *self.log_range)
         zooming_B = jnp.abs(level_B - state.level_B) > _LEAST_ZOOM
@@ -110,25 +114,40 @@ class Zoom:
         anchored_B = (requested_B != 0) & (zooming_B | state.anchored_B)
 
         def anchors(_):
-            """The pictures the runs zoom: kept, or the frame before decoded where a run begins."""
-            fresh_BHW3 = jnp.clip(self.decode(previous_BHWC), -1.0, 1.0)  # as the player saw it
-            return jnp.where(state.anchored_B[:, None, None, None], state.anchor_BHW3, fresh_BHW3)
+            return jnp.where(state.anchored_B[:, None, None, None], state.anchor_BHW3, fresh_anchor())
 
         def zoomed(_):
-            # Within a run (every frame anchored) the frame before needs no decoding.
+            # Within a run (every frame anchored) no fresh anchor is needed.
             anchor_BHW3 = jax.lax.cond(jnp.all(state.anchored_B), lambda _: state.anchor_BHW3, anchors, None)
             anchor_level_B = jnp.where(state.anchored_B, state.anchor_level_B, state.level_B)
             no_shift_B2 = jnp.zeros((level_B.shape[0], 2), jnp.float32)
-            view_BHW3 = warp.shift_and_zoom(anchor_BHW3, no_shift_B2, level_B - anchor_level_B, fill="mirror")
-            return anchor_BHW3, anchor_level_B, self.encode(view_BHW3).astype(previous_BHWC.dtype)
+            log_scale_B = level_B - anchor_level_B
+            view_BHW3 = warp.shift_and_zoom(warp.antialiased(anchor_BHW3, log_scale_B), no_shift_B2, log_scale_B, fill="mirror")
+            return anchor_BHW3, anchor_level_B, seen(view_BHW3).astype(unchanged.dtype)
 
-        # A frame without a zoom key pays no decode or encode.
-        anchor_BHW3, anchor_level_B, view_BHWC = jax.lax.cond(
-            jnp.any(zooming_B), zoomed, lambda _: (state.anchor_BHW3, state.anchor_level_B, previous_BHWC), None)
+        # A frame without a zoom key pays for no anchor and no view.
+        anchor_BHW3, anchor_level_B, view = jax.lax.cond(
+            jnp.any(zooming_B), zoomed, lambda _: (state.anchor_BHW3, state.anchor_level_B, unchanged), None)
         where = lambda new, old: jnp.where(zooming_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
         state = ZoomState(where(level_B, state.level_B), where(anchor_BHW3, state.anchor_BHW3),
                           where(anchor_level_B, state.anchor_level_B), anchored_B)
-        return state, where(view_BHWC, previous_BHWC)
+        return state, zooming_B, where(view, unchanged)
+
+    def __call__(self, state: ZoomState, previous_BHWC, action_BK) -> tuple[ZoomState, jnp.ndarray]:
+        """(the camera after this frame's keys, the frame the new one continues from): the latent
+        before, or where the camera zooms, its view encoded. A run's picture is the frame before
+        decoded, as a world that redraws its frames showed it."""
+        fresh = lambda: jnp.clip(self.decode(previous_BHWC), -1.0, 1.0)
+        state, _, previous_BHWC = self.advance(state, action_BK, fresh, self.encode, previous_BHWC)
+        return state, previous_BHWC
+
+
+def start_state(anchor_shape) -> ZoomState:
+    """The camera at the start frame (level 0, no run of zoom frames); its runs' pictures have
+    anchor_shape [B, H, W, C]."""
+    b = anchor_shape[0]
+    return ZoomState(jnp.zeros((b,), jnp.float32), jnp.zeros(anchor_shape, jnp.float32), jnp.zeros((b,), jnp.float32),
+                     jnp.zeros((b,), bool))
 
 
 def make_zoom(zoom_keys: Mapping[str, float], zoom_range, config: ModelConfig, encode, decode) -> Zoom | None:

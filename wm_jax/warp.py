@@ -108,6 +108,22 @@ def uncovered(height: int, width: int, shift_B2, log_scale_B, margin: int = 1, s
     return mask_BHW[..., None]
 
 
+def antialiased(x_BHWC, log_scale_B):
+    """x blurred for a zoom out by s = exp(log_scale) < 1, as a resampler that shrinks a picture
+    averages its pixels (PIL's, `wm record image_pan`'s camera): a Gaussian of sigma
+    sqrt(1/s^2 - 1) / 2 pixels, none at s = 1, which takes out the detail finer than the shrunk
+    frame's pixels. Unchanged where s >= 1. Without it a zoom out aliases: at 1.1^-7 it is 1.79x as
+    sharp as the recorder's own view of it (BUILD_NOTES session 27)."""
+    sigma_B = jnp.sqrt(jnp.maximum(jnp.exp(-2.0 * log_scale_B) - 1.0, 0.0)) / 2.0
+
+    def matrix(n):
+        d = (jnp.arange(n)[:, None] - jnp.arange(n)[None]).astype(jnp.float32)
+        k = jnp.exp(-0.5 * jnp.square(d[None] / jnp.maximum(sigma_B, 1e-3)[:, None, None]))
+        return k / k.sum(-1, keepdims=True)
+
+    return jnp.einsum("bih,bhwc,bjw->bijc", matrix(x_BHWC.shape[1]), x_BHWC.astype(jnp.float32), matrix(x_BHWC.shape[2]))
+
+
 def gaussian_blur(x_NHWC, sigma: float):
     def matrix(n):
         k = np.exp(-0.5 * ((np.arange(n)[:, None] - np.arange(n)[None]) / sigma) ** 2)

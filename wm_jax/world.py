@@ -143,8 +143,8 @@ def make_keeper(display, config: ModelConfig, ae_config, ae_variables, sampler: 
     redraws its frames. display: (zoom keys as (key, scale) pairs, zoom range, still mask rows, match picture);
     sampler: the world's, for what it remembers (`SamplerConfig.memory`, `memory_wraps`)."""
     return kept_pixels.make_keeper(config, ae_config.downscale, lambda z: autoencoder.decode(ae_variables, z, ae_config),
-                                   dict(display[0]), sampler.memory, bundle.still_mask_array(display[2]), sampler.memory_wraps,
-                                   display[3])
+                                   make_zoom(display, config, ae_config, ae_variables), sampler.memory,
+                                   bundle.still_mask_array(display[2]), sampler.memory_wraps, display[3])
 
 
 def make_zoom(display, config: ModelConfig, ae_config, ae_variables) -> "pixel_zoom.Zoom | None":
