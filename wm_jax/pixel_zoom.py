@@ -6,9 +6,10 @@ picture is not the zoomed latent. A world whose bundle names zoom keys (world.js
 {key: scale per frame}, "zoom_range": [min, max] scale from the start frame) therefore zooms the
 camera itself, as `ModelConfig.key_moves` pans it: while such a key is held, the frame the new
 one continues from (the cache's last latent, `KVCache.previous_Bhwc`) is replaced by the picture
-zoomed about its centre (bilinear, in pixels, antialiased when it shrinks: `warp.antialiased`; what a zoom out brings into view is the picture's
-mirror image, `warp.shift_and_zoom(fill="mirror")`), encoded again. A `paint_uncovered_only`
-model then keeps that frame exactly (no pan key moves it), which zoom keys require.
+zoomed about its centre (bilinear, in pixels, antialiased when it shrinks: `warp.antialiased`; what
+a zoom out brings into view is the picture's mirror image, `warp.shift_and_zoom(fill="mirror")`),
+encoded again. A `paint_uncovered_only` model then keeps that frame exactly (no pan key moves it),
+which zoom keys require.
 
 The camera is state (`ZoomState`), as in the recorder (`wm record image_pan`): its zoom level,
 kept within `zoom_range` (a key at the limit does nothing), and the picture a run of zoom frames
