@@ -42,7 +42,7 @@ ZOOM_KEYS = (("e", 1.1),)
 
 def _world(parts, zoom_keys=ZOOM_KEYS, **config_changes):
     config, params, ae_config, ae_variables = parts
-    info = WorldInfo(name="keeper", keys=(("left", "pan left"), ("w", "forward"), ("e", "zoom in")),
+    info = WorldInfo(name="keeper", keys=(("left", "pan left"), ("w", "forward"), ("e", "zoom in"), ("q", "zoom out")),
                      sampler=SamplerConfig(steps=1), zoom_keys=dict(zoom_keys))
     return World(info, config.replace(**config_changes), params, ae_config, ae_variables, images.default_scene(SIZE, SIZE))
 
@@ -83,11 +83,11 @@ def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_zooms_the_pixels_sh
     np.testing.assert_array_equal(again.pixels_BHW3[:, :, 2 * STEP_PX:], np.asarray(shown)[:, :, :-2 * STEP_PX])
     np.testing.assert_array_equal(np.asarray(again.painted_BHW1)[0, :, :, 0].any(axis=0), np.arange(SIZE) < 2 * STEP_PX)
     # A zoom in shows the frame shown before zoomed in pixels (not its decoding), and decodes what
-    # draws on a painted pixel: the strip, magnified.
+    # draws mostly on painted pixels: the strip, magnified.
     zoom = keeper.show(again, latents[2], e)
     view = np.asarray(warp.shift_and_zoom(jnp.concatenate([again.pixels_BHW3, again.painted_BHW1], -1), jnp.zeros((1, 2)),
                                           jnp.asarray([np.log(1.1)]), fill="mirror"))
-    painted = view[..., 3:] > 0
+    painted = view[..., 3:] > 0.5
     np.testing.assert_array_equal(np.asarray(zoom.painted_BHW1) > 0, painted)
     columns = painted[0, :, :, 0].any(axis=0)
     assert columns[0] and not columns[-1] and np.all(np.diff(columns.astype(int)) <= 0)  # the strip, magnified: a left band
@@ -100,6 +100,20 @@ def test_the_uncovered_strip_is_the_decoded_frame_and_a_zoom_zooms_the_pixels_sh
     np.testing.assert_allclose(np.asarray(twice.pixels_BHW3)[given_px], view[given_px], atol=1e-5)
     with pytest.raises(ValueError, match="needs the camera"):
         keeper.show(kept_pixels.given(shown), latents[0], e)  # given without the keeper: no camera
+
+
+def test_a_zoom_out_shows_the_picture_shrunk_and_its_mirror_around_it_as_given(parts):
+    """What a zoom out brings into view is the shown frame's mirror image in pixels (the rollout's
+    fill, which the model does not paint over), not its decoding: the whole frame is the start
+    picture zoomed out as `warp` resamples it, and nothing is painted."""
+    world = _world(parts, zoom_keys=(("e", 1.1), ("q", 1 / 1.1)))
+    state, frame = world.step(world.start(seed=0), ("q",))
+    start = jnp.asarray(world.start_image, jnp.float32)[None] / 127.5 - 1.0
+    log_scale = jnp.asarray([-np.log(1.1)])
+    want = warp.shift_and_zoom(warp.antialiased(start, log_scale), jnp.zeros((1, 2)), log_scale, fill="mirror")[0]
+    want = np.clip(np.round((np.asarray(want) + 1.0) * 127.5), 0, 255)
+    assert np.abs(frame.astype(np.int32) - want).max() <= 1
+    assert not np.asarray(state.kept.painted_BHW1).any()
 
 
 def test_a_still_region_keeps_its_pixels_in_place_and_what_it_hid_is_decoded(parts):

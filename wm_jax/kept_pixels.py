@@ -17,7 +17,8 @@ latent rollout is unchanged; only the way its latents become the frames shown. A
 (`wm_jax.pixel_zoom`) zoom the camera in pixels: the keeper moves the same camera over the pixels it
 shows (`Keeper.zoom`), so a zoom frame shows the frame the run of zoom frames began from, zoomed to
 the level reached (resampled once from that frame, never frame after frame), given pixels as given
-and painted ones (and what a zoom out brings into view) decoded. So does a camera that zooms a
+(and what a zoom out brings into view as their mirror image, the rollout's fill) and painted ones
+decoded. So does a camera that zooms a
 photograph at the world's resolution (`wm record image_pan`'s e and q): against its zoomed views a
 zoom in of the given picture is exact. A zoom the model makes in its latents (a zoom in `key_moves`)
 is decoded whole, and counts as painted from then on.
@@ -205,16 +206,17 @@ class Keeper:
     def _zoomed(self, kept: KeptFrame, action_BK) -> tuple[KeptFrame, jnp.ndarray | None]:
         """(the kept frame as this frame's zoom keys show it, where the camera zooms; None without
         zoom keys). Where it zooms: the run's frame zoomed, pixels and painted mask; painted is every
-        pixel that takes any weight from a painted one, and what a zoom out brings into view."""
+        pixel that takes most of its weight from painted ones (a zoom out's antialiasing spreads the
+        mask thinly far beyond them). What a zoom out brings into view is the frame's mirror image in
+        pixels, kept as given: the rollout fills it with the same mirror and the model paints nothing
+        there (zoom keys are not `key_moves`), so decoding and matching it would only blur and tint it."""
         if self.zoom is None:
             return kept, None
         if kept.camera is None:
             raise ValueError("a keeper with zoom keys needs the camera: make the kept frame with kept_pixels.given(frames, keeper)")
         stacked = _stacked(kept)
         camera, zooming_B, view = self.zoom.advance(kept.camera, action_BK, lambda: stacked, lambda v: v, stacked)
-        no_shift_B2 = jnp.zeros((stacked.shape[0], 2), jnp.float32)
-        beyond = warp.uncovered(*stacked.shape[1:3], no_shift_B2, camera.level_B - camera.anchor_level_B, margin=0)
-        painted = jnp.where(jnp.maximum(view[..., 3:], beyond) > 0, 1.0, 0.0)
+        painted = jnp.where(view[..., 3:] > 0.5, 1.0, 0.0)
         zooming_B111 = zooming_B[:, None, None, None]
         return kept.replace(pixels_BHW3=view[..., :3], painted_BHW1=jnp.where(zooming_B111, painted, kept.painted_BHW1),
                             camera=camera), zooming_B
