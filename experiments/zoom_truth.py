@@ -25,7 +25,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from wm_jax import autoencoder, bundle, image_metrics, kept_pixels, stability, warp
+from wm_jax import autoencoder, bundle, image_metrics, kept_pixels, pixel_zoom, stability, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
@@ -37,11 +37,19 @@ def sharpness(frames_BHW3) -> np.ndarray:
     return np.asarray(stability.colour_statistics(np.asarray(frames_BHW3))["sharpness"])
 
 
-def zoomed(frames_BHW3, log_scale: float, antialias: bool = False):
+def zoomed(frames_BHW3, log_scale: float, antialias: bool = True):
+    """The camera's view (`pixel_zoom.camera_view`), or without antialiasing plain bilinear sampling."""
     b = frames_BHW3.shape[0]
     log_scale_B = jnp.full((b,), log_scale, jnp.float32)
-    source = warp.antialiased(frames_BHW3, log_scale_B) if antialias else frames_BHW3
-    return warp.shift_and_zoom(source, jnp.zeros((b, 2)), log_scale_B, fill="mirror")
+    if antialias:
+        return pixel_zoom.camera_view(frames_BHW3, log_scale_B)
+    return warp.shift_and_zoom(frames_BHW3, jnp.zeros((b, 2)), log_scale_B, fill="mirror")
+
+
+def matched_to(frames_BHW3, picture_BHW3):
+    """The frames, every pixel counted as painted, matched to the picture as the keeper matches painted parts."""
+    everywhere = jnp.ones(frames_BHW3.shape[:-1] + (1,), jnp.float32)
+    return kept_pixels.matched_to_picture(frames_BHW3, everywhere, kept_pixels.picture_statistics(picture_BHW3))
 
 
 def main(argv=None) -> int:
@@ -62,15 +70,13 @@ def main(argv=None) -> int:
     held = stability.read_held_out([args.stability_data], starts=args.starts, frames=1)
     pooled = float(np.mean(sharpness(held.reference)))
     start = jnp.asarray(real[:, 0])
-    statistics = kept_pixels.picture_statistics(start)
-    everywhere = jnp.ones(start.shape[:-1] + (1,), jnp.float32)
-    matched = lambda x: kept_pixels.matched_to_picture(x, everywhere, statistics)
+    matched = lambda x: matched_to(x, start)
     ways_in = {"decoded, matched (before)": lambda k: matched(codec(zoomed(codec(start), k * STEP))),
                "pixels zoomed (now)": lambda k: zoomed(start, k * STEP),
                "pixels zoomed, matched": lambda k: matched(zoomed(start, k * STEP))}
     out_start = jnp.asarray(real[:, OUT_START])
-    ways_out = {"pixels shrunk": lambda k: zoomed(out_start, -k * STEP),
-                "pixels shrunk, antialiased (now)": lambda k: zoomed(out_start, -k * STEP, antialias=True)}
+    ways_out = {"pixels shrunk": lambda k: zoomed(out_start, -k * STEP, antialias=False),
+                "pixels shrunk, antialiased (now)": lambda k: zoomed(out_start, -k * STEP)}
     print(f"{len(store)} episodes; sharpness x true view / x pooled held-out frames; LPIPS against the true view")
     for title, ways, frames in (("zoom in 1.1^k", ways_in, IN_FRAMES), ("zoom out 1.1^-k", ways_out, OUT_FRAMES)):
         truth_row = "  ".join(f"{k}: x{float(np.mean(sharpness(real[:, t]))) / pooled:.2f}" for k, t in enumerate(frames, 1))
@@ -87,14 +93,8 @@ def main(argv=None) -> int:
     held_in = sharpness(zoomed(starts, 7 * STEP)) / pooled
     print(f"the stability suite's zoom in (its {args.starts} starts at 1.1^7 in pixels, the true view of a held e): "
           f"x{held_in.mean():.2f} ({held_in.min():.2f}-{held_in.max():.2f}) of the pooled frames' sharpness; "
-          f"matched x{float(np.mean(sharpness(matched_to(starts, 7 * STEP)))) / pooled:.2f}")
+          f"matched x{float(np.mean(sharpness(matched_to(zoomed(starts, 7 * STEP), starts)))) / pooled:.2f}")
     return 0
-
-
-def matched_to(starts, log_scale):
-    """The starts zoomed in pixels, then matched to themselves as the keeper matches painted parts."""
-    everywhere = jnp.ones(starts.shape[:-1] + (1,), jnp.float32)
-    return kept_pixels.matched_to_picture(zoomed(starts, log_scale), everywhere, kept_pixels.picture_statistics(starts))
 
 
 if __name__ == "__main__":

@@ -121,10 +121,7 @@ class Zoom:
             # Within a run (every frame anchored) no fresh anchor is needed.
             anchor_BHW3 = jax.lax.cond(jnp.all(state.anchored_B), lambda _: state.anchor_BHW3, anchors, None)
             anchor_level_B = jnp.where(state.anchored_B, state.anchor_level_B, state.level_B)
-            no_shift_B2 = jnp.zeros((level_B.shape[0], 2), jnp.float32)
-            log_scale_B = level_B - anchor_level_B
-            view_BHW3 = warp.shift_and_zoom(warp.antialiased(anchor_BHW3, log_scale_B), no_shift_B2, log_scale_B, fill="mirror")
-            return anchor_BHW3, anchor_level_B, seen(view_BHW3).astype(unchanged.dtype)
+            return anchor_BHW3, anchor_level_B, seen(camera_view(anchor_BHW3, level_B - anchor_level_B)).astype(unchanged.dtype)
 
         # A frame without a zoom key pays for no anchor and no view.
         anchor_BHW3, anchor_level_B, view = jax.lax.cond(
@@ -141,6 +138,13 @@ class Zoom:
         fresh = lambda: jnp.clip(self.decode(previous_BHWC), -1.0, 1.0)
         state, _, previous_BHWC = self.advance(state, action_BK, fresh, self.encode, previous_BHWC)
         return state, previous_BHWC
+
+
+def camera_view(picture_BHWC, log_scale_B):
+    """The camera's view of a picture zoomed by exp(log_scale) about its centre: bilinear,
+    antialiased where it shrinks (`warp.antialiased`), the picture's mirror image beyond it."""
+    no_shift_B2 = jnp.zeros((picture_BHWC.shape[0], 2), jnp.float32)
+    return warp.shift_and_zoom(warp.antialiased(picture_BHWC, log_scale_B), no_shift_B2, log_scale_B, fill="mirror")
 
 
 def start_state(anchor_shape) -> ZoomState:
