@@ -71,15 +71,24 @@ OPTIMISED = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "").replace("--xla_backend
                                                                   "--xla_backend_optimization_level=1")}
 
 
-def test_train_ae_lowers_heldout_error_and_exports(datasets, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def trained(datasets, tmp_path_factory):
+    """(the workdir, the `wm train-ae` command) of the smoke training, run once in a subprocess."""
     train, heldout = datasets
-    argv = ["train-ae", "--gin_file", AE_SMOKE, "--workdir", str(tmp_path)]
+    workdir = tmp_path_factory.mktemp("ae_run")
+    argv = ["train-ae", "--gin_file", AE_SMOKE, "--workdir", str(workdir)]
     for binding in bindings(train, heldout):
         argv += ["--gin_param", binding]
-    trained = run_python("import sys; from wm_jax.cli import main; sys.exit(main(sys.argv[1:]))", *argv,
-                         env=OPTIMISED, timeout=600)
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "autoencoder written to" in trained.stdout
+    result = run_python("import sys; from wm_jax.cli import main; sys.exit(main(sys.argv[1:]))", *argv,
+                        env=OPTIMISED, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "autoencoder written to" in result.stdout
+    return workdir, argv
+
+
+def test_train_ae_lowers_heldout_error_and_exports(datasets, trained, capsys):
+    _, heldout = datasets
+    tmp_path, argv = trained
 
     rows = read_metrics(str(tmp_path))
     assert [r["step"] for r in rows if "loss" in r] == list(range(10, 61, 10))
@@ -114,6 +123,44 @@ def test_train_ae_lowers_heldout_error_and_exports(datasets, tmp_path, capsys):
     assert main(argv) == 0
     assert main(argv + ["--gin_param", "Optimizer.learning_rate = 0.5"]) == 2
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_train_ae_decoder_alone_keeps_the_encoder_and_its_latents(datasets, trained, tmp_path):
+    """AutoencoderExperiment.keep_encoder: a few steps train the decoder only; the exported
+    autoencoder encodes to the very latents the kept one does (encoder and latent stats copied)
+    and decodes them differently."""
+    train, heldout = datasets
+    source = str(trained[0] / "autoencoder")
+    experiment, text = config_lib.parse([AE_SMOKE], bindings(train, heldout, **{
+        "AutoencoderExperiment.keep_encoder": source, "Run.num_steps": 3, "Run.log_every": 1,
+        "Run.checkpoint_every": 3, "Evaluation.every": 0}), factory=ae_train.AutoencoderExperiment)
+    final = ae_train.train(experiment, text, str(tmp_path))
+    (config, kept), (new_config, new) = autoencoder.load(source), autoencoder.load(final["export"])
+    assert new_config == config
+    kept_part = lambda v: {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(
+        {"encoder": v["params"]["encoder"], "latent_stats": v["latent_stats"]})}
+    want, got = kept_part(kept), kept_part(new)
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    x = heldout_frames(heldout, 8)
+    np.testing.assert_array_equal(autoencoder.encode(new, x, config), autoencoder.encode(kept, x, config))
+    z = autoencoder.encode(kept, x, config)
+    moved = float(jnp.max(jnp.abs(autoencoder.decode(new, z, config) - autoencoder.decode(kept, z, config))))
+    assert moved > 1e-4, "the decoder did not train"
+    assert all(np.isfinite(row["loss"]) for row in read_metrics(str(tmp_path)))
+
+    # Another architecture than the kept one's is refused, naming the field.
+    experiment, _ = config_lib.parse([AE_SMOKE], bindings(train, heldout, **{
+        "AutoencoderExperiment.keep_encoder": source, "AutoencoderConfig.width": 16}), factory=ae_train.AutoencoderExperiment)
+    with pytest.raises(ValueError, match="keep_encoder.*width 16 \\(kept: 32\\)"):
+        experiment.autoencoder_config()
+    # ... but a decoder of another size is not: it alone is built wider, the encoder as kept.
+    experiment, _ = config_lib.parse([AE_SMOKE], bindings(train, heldout, **{
+        "AutoencoderExperiment.keep_encoder": source, "AutoencoderConfig.decoder_width": 48}), factory=ae_train.AutoencoderExperiment)
+    wider = autoencoder.abstract_variables(experiment.autoencoder_config())["params"]
+    assert wider["decoder"]["conv_in"]["kernel"].shape == (3, 3, 8, 48)
+    assert jax.tree_util.tree_map(np.shape, wider["encoder"]) == jax.tree_util.tree_map(np.shape, dict(kept["params"]["encoder"]))
 
 
 def test_train_ae_refuses_bad_setups(datasets, tmp_path):

@@ -68,9 +68,12 @@ class AutoencoderConfig:
     midblock_gn: the FLUX.2 (taef2) pooling branch on the deepest level's Blocks.
     latent_clamp: the decoder's input goes through tanh(z/a)*a (TAESD: a=3); None disables
         (vit: must be None, Oasis' decoder has no clamp).
-    heads, decoder_width, decoder_blocks, decoder_heads, mlp_ratio, frame_size: vit only: the
-        encoder's heads, the decoder's width, blocks and heads, the MLP ratio of both, and the
-        (H, W) frame size the network is built for (its rotary tables depend on it).
+    decoder_width, decoder_blocks: the decoder's width and blocks (conv: Blocks per level; 0, the
+        default, is the encoder's `width`, `blocks`: a wider decoder draws finer detail from the
+        same latents, at its cost in every frame shown).
+    heads, decoder_heads, mlp_ratio, frame_size: vit only: the encoder's and the decoder's heads,
+        the MLP ratio of both, and the (H, W) frame size the network is built for (its rotary
+        tables depend on it).
     """
 
     kind: str = "conv"
@@ -238,15 +241,16 @@ class Decoder(nn.Module):
         cfg = self.config
         if cfg.latent_clamp is not None:
             z_NhwC = jnp.tanh(z_NhwC / cfg.latent_clamp) * cfg.latent_clamp
-        x = nn.relu(_conv(cfg.width, "conv_in")(z_NhwC))
+        width, blocks = cfg.decoder_width or cfg.width, cfg.decoder_blocks or cfg.blocks
+        x = nn.relu(_conv(width, "conv_in")(z_NhwC))
         for level in range(cfg.levels, 0, -1):
             gn = cfg.midblock_gn and level == cfg.levels
-            for i in range(cfg.blocks):
-                x = Block(cfg.width, gn, name=f"level_{level}_block_{i}")(x)
+            for i in range(blocks):
+                x = Block(width, gn, name=f"level_{level}_block_{i}")(x)
             x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # nearest-neighbour 2x
-            x = _conv(cfg.width, f"up_{level}", bias=False)(x)
+            x = _conv(width, f"up_{level}", bias=False)(x)
         for i in range(cfg.outer_blocks):
-            x = Block(cfg.width, name=f"block_out_{i}")(x)
+            x = Block(width, name=f"block_out_{i}")(x)
         return _conv(3, "conv_out")(x)
 
 

@@ -13,6 +13,11 @@ examples:
   wm record image_pan --out recordings/ae_smoke_pan --episodes 6 --steps 24 --resolution 32x32 --no-zoom
   wm train-ae --gin_file experiments/configs/ae_smoke.gin --workdir runs/ae_smoke
   wm train-ae --gin_file experiments/configs/ae_doom_pan64.gin --workdir runs/ae_doom_pan64
+  wm train-ae --gin_file experiments/configs/ae_doom_pan64_decoder.gin --workdir runs/ae_doom_pan64_decoder
+
+AutoencoderExperiment.keep_encoder = 'DIR' (an exported autoencoder) trains DIR's decoder alone, from
+its weights, and exports it with DIR's encoder and latent statistics: the latents stay the same
+numbers, so world models trained on DIR's latents run unchanged with the new decoder.
 
 Restarting on an existing workdir resumes from its latest checkpoint (params, EMA, optimizer,
 data position); the gin configuration must be the same. Outputs in WORKDIR: config.gin,
