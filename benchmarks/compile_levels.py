@@ -32,7 +32,7 @@ def main() -> None:
     batch = {"frames": jax.random.randint(jax.random.key(0), (2, 3, 2 * h, 2 * w, 3), 0, 256).astype(jnp.uint8),
              "actions": jnp.zeros((2, 3, config.action_dim))}
     ae = autoencoder.init(autoencoder.get_config("pixel_p2"), jax.random.key(0))
-    loss = lambda clips: (lambda p: task(clips).loss(p, batch, ae, jax.random.key(2))[0])
+    loss = lambda clips: (lambda p: task(clips).loss(p, batch, task(clips).aux(ae), jax.random.key(2))[0])
     print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {os.getloadavg()}")
     for name, fn in (("loss", loss(0)), ("loss + SampleScore", loss(2)), ("gradient", jax.grad(loss(2)))):
         start = time.perf_counter()

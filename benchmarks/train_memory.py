@@ -59,7 +59,7 @@ def main() -> None:
     step = jax.jit(functools.partial(state_lib.train_step, loss_fn=task.loss, optimizer=optimizer, ema_decay=0.999, seed=0),
                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
     start = time.perf_counter()
-    compiled = step.lower(checkpoint.abstract_with_shardings(abstract, shardings), batch, ae).compile()
+    compiled = step.lower(checkpoint.abstract_with_shardings(abstract, shardings), batch, task.aux(ae)).compile()
     report = metrics.compiled_report(compiled)
     print(f"{args.config}: batch {args.batch} x {args.frames} frames at {args.resolution}px ({args.latents} latents "
           f"{model_config.latent_size + (model_config.in_channels,)}), {args.dtype}, remat={args.remat}, "

