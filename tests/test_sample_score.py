@@ -45,7 +45,7 @@ def test_the_sample_score_reruns_the_context_with_only_the_last_frame_redrawn(ti
         calls.append((x, t))
         return x  # a model whose x0 is its input: the last frame's prediction is its noise
 
-    score = _task(config, clips=2)._sample_score(predict, latents, actions, jax.random.key(1))
+    score = _task(config, clips=2)._sample_scores(predict, latents, actions, jax.random.key(1))["energy_score"]
     (x, t), = calls
     assert x.shape[0] == 4 and np.all(np.asarray(t[:, -1]) == 1.0) and np.all(np.asarray(t[:, :-1]) <= 0.2)
     np.testing.assert_array_equal(x[:2, :-1], x[2:, :-1])  # the same context twice
@@ -67,8 +67,8 @@ def test_the_sample_score_adds_to_the_loss_and_trains_the_model(tiny_config):
     plain, (with_score, metrics) = losses(params)
     np.testing.assert_allclose(with_score, plain + 0.5 * metrics["energy_score"], rtol=1e-5)
     model, latents = WorldModel(config), _task(config, 2).encode(ae, batch["frames"])
-    score_of = lambda p: _task(config, 2)._sample_score(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c),
-                                                        latents, batch["actions"], jax.random.key(3))
+    score_of = lambda p: _task(config, 2)._sample_scores(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c),
+                                                         latents, batch["actions"], jax.random.key(3))["energy_score"]
     grads = jax.jit(jax.grad(score_of))(params)
     assert float(sum(jnp.abs(g).sum() for g in jax.tree_util.tree_leaves(grads))) > 0  # the score trains the params
 
@@ -77,21 +77,22 @@ def test_the_sample_score_refuses_a_velocity_model_and_too_few_clips(tiny_config
     config = tiny_config.replace(max_frames=3)
     latents, actions = jnp.zeros((1, 3, *config.latent_size, config.in_channels)), jnp.zeros((1, 3, config.action_dim))
     with pytest.raises(ValueError, match="SampleScore.clips = 2"):
-        _task(config, clips=2)._sample_score(lambda *a: a[0], latents, actions, jax.random.key(0))
-    with pytest.raises(ValueError, match="clips >= 0"):
+        _task(config, clips=2)._sample_scores(lambda *a: a[0], latents, actions, jax.random.key(0))
+    with pytest.raises(ValueError, match="clips, weight and lpips_weight >= 0"):
         SampleScoreConfig(clips=-1)
 
 
 def test_the_sample_score_in_lpips_space_scores_the_decoded_frames(tiny_config):
-    """SampleScore.space = 'lpips': the energy score of the decoded last frames with the distance
+    """SampleScore.lpips_weight: the energy score of the decoded last frames with the distance
     sqrt(LPIPS), here recomputed from the report's LPIPS (`image_metrics.lpips`) on frames decoded
-    apart; it trains the params; frames under LPIPS' 32 pixels are refused when the task is set up."""
+    apart, added to the loss beside the latent one; it trains the params; frames under LPIPS' 32
+    pixels are refused when the task is set up."""
     from wm_jax import image_metrics
 
     config = tiny_config.replace(max_frames=2, prediction="x0_residual", in_channels=12, depth=1, width=32,
                                  latent_size=(16, 16))  # pixel_p2 latents of 32x32 frames
     task = WorldTask(config, autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(context_noise_max=0.2), "world",
-                     sample_score=SampleScoreConfig(clips=2, space="lpips"))
+                     sample_score=SampleScoreConfig(clips=2, weight=0.5, lpips_weight=2.0))
     ae = autoencoder.init(autoencoder.get_config("pixel_p2"), jax.random.key(0))
     aux = task.aux(ae)
     assert set(aux) == {"autoencoder", "lpips"} and set(_task(config, clips=2).aux(ae)) == {"autoencoder"}
@@ -102,23 +103,24 @@ def test_the_sample_score_in_lpips_space_scores_the_decoded_frames(tiny_config):
         calls.append(x)
         return 0.5 * x  # the last frame's prediction: half its noise
 
-    score = task._sample_score(predict, latents, jnp.zeros((2, 2, config.action_dim)), jax.random.key(1), aux)
+    scores = task._sample_scores(predict, latents, jnp.zeros((2, 2, config.action_dim)), jax.random.key(1), aux)
     (x,) = calls
     frames = lambda z: np.clip(np.asarray(autoencoder.decode(ae, z, task.latents)), -1.0, 1.0)
     a, b, y = frames(0.5 * x[:2, -1]), frames(0.5 * x[2:, -1]), frames(latents[:, -1])
     d = lambda u, v: np.sqrt(np.asarray(image_metrics.lpips(u, v)))
-    np.testing.assert_allclose(score, np.mean(0.5 * (d(a, y) + d(b, y) - d(a, b))), rtol=1e-4)
+    np.testing.assert_allclose(scores["energy_score_lpips"], np.mean(0.5 * (d(a, y) + d(b, y) - d(a, b))), rtol=1e-4)
+    np.testing.assert_allclose(scores["energy_score"], jnp.mean(energy_score(0.5 * x[:2, -1], 0.5 * x[2:, -1], latents[:, -1])), rtol=1e-5)
 
     params = randomize(init_params(config, jax.random.key(0)), jax.random.key(1))
     model = WorldModel(config)
-    score_of = lambda p: task._sample_score(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c), latents,
-                                            jnp.zeros((2, 2, config.action_dim)), jax.random.key(3), aux)
+    score_of = lambda p: task._sample_scores(lambda x, t, a, c: model.apply({"params": p}, x, t, a, c), latents,
+                                             jnp.zeros((2, 2, config.action_dim)), jax.random.key(3), aux)["energy_score_lpips"]
     grads = jax.jit(jax.grad(score_of))(params)
     assert float(sum(jnp.abs(g).sum() for g in jax.tree_util.tree_leaves(grads))) > 0
 
     small = WorldTask(config.replace(latent_size=(8, 8)), autoencoder.get_config("pixel_p2"), diffusion.NoiseConfig(), "world",
-                      sample_score=SampleScoreConfig(clips=2, space="lpips"))
+                      sample_score=SampleScoreConfig(clips=2, lpips_weight=1.0))
     with pytest.raises(ValueError, match="at least 32 pixels a side; these are 16x16"):
         small.aux(ae)
-    with pytest.raises(ValueError, match="SampleScore.space must be one of"):
-        SampleScoreConfig(space="pixels")
+    with pytest.raises(ValueError, match="lpips_weight >= 0"):
+        SampleScoreConfig(lpips_weight=-1.0)

