@@ -15,7 +15,8 @@ A decoder alone (`AutoencoderExperiment.keep_encoder = 'DIR'`, an exported autoe
 and latent statistics are kept as they are and only its decoder trains, from its own weights, so
 the latents stay the same numbers and every world model trained on them keeps working with the
 new decoder (as Stable Diffusion's VAE decoder was fine-tuned after the fact). The run's
-autoencoder config must be that directory's.
+autoencoder config must be that directory's but for the decoder's size (`AutoencoderConfig.
+decoder_width`, `decoder_blocks`): a decoder of another size starts from a fresh initialisation.
 
 Letters: B batch, T frames per clip, N = B*T images, H W frame size.
 """

@@ -146,7 +146,7 @@ class WorldTask:
 
     def aux(self, ae_variables) -> dict:
         """The frozen inputs of `loss` and the evaluation: the autoencoder's variables, and LPIPS'
-        where the sample score is measured in its space."""
+        where the sample score is also measured on decoded frames (`SampleScore.lpips_weight`)."""
         if not (self.sample_score.clips and self.sample_score.lpips_weight):
             return {"autoencoder": ae_variables}
         frame_size = tuple(n * self.latents.downscale for n in self.model.latent_size)
