@@ -115,18 +115,22 @@ class SampleScoreConfig:
                              f"{self.lpips_weight}")
 
 
+def two_sample_energy(distance, samples_a, samples_b, truth) -> jnp.ndarray:
+    """The two-sample energy score under `distance` (rows -> [B]): (d(a, y) + d(b, y) - d(a, b)) / 2."""
+    return 0.5 * (distance(samples_a, truth) + distance(samples_b, truth) - distance(samples_a, samples_b))
+
+
 def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
     """[B]: the two-sample energy score of each row (over all its other axes), in root-mean-square
     units: (|a - y| + |b - y| - |a - b|) / 2 / sqrt(elements)."""
-    norm = lambda x: jnp.sqrt(jnp.mean(jnp.square(x), axis=tuple(range(1, x.ndim))) + 1e-12)
-    return 0.5 * (norm(samples_a - truth) + norm(samples_b - truth) - norm(samples_a - samples_b))
+    rms = lambda x, y: jnp.sqrt(jnp.mean(jnp.square(x - y), axis=tuple(range(1, x.ndim))) + 1e-12)
+    return two_sample_energy(rms, samples_a, samples_b, truth)
 
 
 def perceptual_energy_score(lpips_variables, frames_a, frames_b, truth) -> jnp.ndarray:
-    """[B]: the two-sample energy score of frames [B, H, W, 3] in [-1, 1] with the distance
-    sqrt(LPIPS): (d(a, y) + d(b, y) - d(a, b)) / 2."""
-    d = lambda x, y: jnp.sqrt(image_metrics.lpips_distance(lpips_variables, x, y) + 1e-8)
-    return 0.5 * (d(frames_a, truth) + d(frames_b, truth) - d(frames_a, frames_b))
+    """[B]: the two-sample energy score of frames [B, H, W, 3] in [-1, 1] with the distance sqrt(LPIPS)."""
+    distance = lambda x, y: jnp.sqrt(image_metrics.lpips_distance(lpips_variables, x, y) + 1e-8)
+    return two_sample_energy(distance, frames_a, frames_b, truth)
 
 
 @dataclasses.dataclass(frozen=True)
