@@ -3,6 +3,7 @@
 
 import base64
 import contextlib
+import errno
 import io
 import json
 import os
@@ -20,7 +21,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.frames import CloseCode
 from websockets.sync.client import connect
 
@@ -381,6 +382,34 @@ def _raw_websocket(httpd):
         received += chunk
     assert received.startswith(b"HTTP/1.1 101 "), received
     return sock
+
+
+def test_a_session_whose_socket_the_library_closed_already_ends_with_the_reset():
+    # The race behind a reset right after the handshake, made certain: the library's reader saw
+    # the reset and closed the socket before the session's handler touched it.
+    reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    closed = ConnectionClosedError(None, None)
+    closed.__cause__ = reset
+
+    class ClosedSocket:
+        def settimeout(self, _):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+    class ClosedConnection:
+        socket = ClosedSocket()
+
+        def recv(self, timeout=None):
+            raise closed
+
+        def send(self, _):
+            raise closed
+
+    def no_world(name):
+        raise KeyError(name)
+
+    player = session.Session(ClosedConnection(), no_world, "any")
+    player.run()
+    assert player.broken is reset
 
 
 def test_a_reset_connection_logs_one_line(play_server, capsys):

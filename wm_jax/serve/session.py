@@ -34,6 +34,7 @@ disconnect stops the generator and drops the state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import struct
@@ -90,7 +91,10 @@ class Session:
         # reads cannot hold its slot for good. The library has no send timeout of its own and
         # writes with sendall on this socket, so a timeout on the socket bounds each send; its
         # reads wait in select() first, so the timeout never cuts a read short.
-        self.ws.socket.settimeout(self.idle_timeout)
+        # A client that reset the connection right after the handshake may have had its socket
+        # closed by the library's reader already (EBADF here); recv then reports why it closed.
+        with contextlib.suppress(OSError):
+            self.ws.socket.settimeout(self.idle_timeout)
         try:
             while not self._stop.is_set():
                 try:
