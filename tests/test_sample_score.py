@@ -1,8 +1,9 @@
 """Training the frame generated from noise to be a sample (`SampleScore`): the energy score is a
 proper scoring rule (least for samples of the truth's distribution, not for its mean), and the
 training term runs the same context twice with only the last frame's noise redrawn."""
-
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ def test_the_sample_score_refuses_a_velocity_model_and_too_few_clips(tiny_config
     latents, actions = jnp.zeros((1, 3, *config.latent_size, config.in_channels)), jnp.zeros((1, 3, config.action_dim))
     with pytest.raises(ValueError, match="SampleScore.clips = 2"):
         _task(config, clips=2)._sample_scores(lambda *a: a[0], latents, actions, jax.random.key(0))
-    with pytest.raises(ValueError, match="clips, weight and lpips_weight >= 0"):
+    with pytest.raises(ValueError, match="clips, weight, lpips_weight and pixel_weight >= 0"):
         SampleScoreConfig(clips=-1)
 
 
@@ -110,6 +111,12 @@ def test_the_sample_score_in_lpips_space_scores_the_decoded_frames(tiny_config):
     d = lambda u, v: np.sqrt(np.asarray(image_metrics.lpips(u, v)))
     np.testing.assert_allclose(scores["energy_score_lpips"], np.mean(0.5 * (d(a, y) + d(b, y) - d(a, b))), rtol=1e-4)
     np.testing.assert_allclose(scores["energy_score"], jnp.mean(energy_score(0.5 * x[:2, -1], 0.5 * x[2:, -1], latents[:, -1])), rtol=1e-5)
+    # pixel_weight: the distance sqrt(LPIPS + w * mean squared pixel difference), the same draws.
+    with_pixels = dataclasses.replace(task, sample_score=SampleScoreConfig(clips=2, lpips_weight=2.0, pixel_weight=3.0))
+    pixel_scores = with_pixels._sample_scores(lambda x, *_: 0.5 * x, latents, jnp.zeros((2, 2, config.action_dim)),
+                                              jax.random.key(1), aux)
+    d = lambda u, v: np.sqrt(np.asarray(image_metrics.lpips(u, v)) + 3.0 * np.mean(np.square(u - v), axis=(1, 2, 3)))
+    np.testing.assert_allclose(pixel_scores["energy_score_lpips"], np.mean(0.5 * (d(a, y) + d(b, y) - d(a, b))), rtol=1e-4)
 
     params = randomize(init_params(config, jax.random.key(0)), jax.random.key(1))
     model = WorldModel(config)
@@ -122,5 +129,7 @@ def test_the_sample_score_in_lpips_space_scores_the_decoded_frames(tiny_config):
                       sample_score=SampleScoreConfig(clips=2, lpips_weight=1.0))
     with pytest.raises(ValueError, match="at least 32 pixels a side; these are 16x16"):
         small.aux(ae)
-    with pytest.raises(ValueError, match="lpips_weight >= 0"):
+    with pytest.raises(ValueError, match="lpips_weight and pixel_weight >= 0"):
         SampleScoreConfig(lpips_weight=-1.0)
+    with pytest.raises(ValueError, match="pixel_weight >= 0, got 0, 1.0, 0.0, -1.0"):
+        SampleScoreConfig(pixel_weight=-1.0)

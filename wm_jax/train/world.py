@@ -103,16 +103,21 @@ class SampleScoreConfig:
     a Euclidean distance in LPIPS' weighted feature space, so the score stays proper, and what it
     scores is what the player sees, a painted strip's structure and texture. LPIPS compares
     normalised features, blind to a colour's scale: alone it lets the painted colours' spread grow
-    (pan, BUILD_NOTES session 28); the latent score beside it holds them."""
+    (pan, BUILD_NOTES session 28); the latent score beside it holds them.
+
+    pixel_weight: that distance becomes sqrt(LPIPS + pixel_weight * the mean squared pixel
+    difference), still Euclidean (the two feature spaces side by side), and it sees a colour's
+    scale, which LPIPS alone does not."""
 
     clips: int = 0
     weight: float = 1.0
     lpips_weight: float = 0.0
+    pixel_weight: float = 0.0
 
     def __post_init__(self):
-        if self.clips < 0 or self.weight < 0 or self.lpips_weight < 0:
-            raise ValueError(f"SampleScore needs clips, weight and lpips_weight >= 0, got {self.clips}, {self.weight}, "
-                             f"{self.lpips_weight}")
+        if min(self.clips, self.weight, self.lpips_weight, self.pixel_weight) < 0:
+            raise ValueError(f"SampleScore needs clips, weight, lpips_weight and pixel_weight >= 0, got {self.clips}, "
+                             f"{self.weight}, {self.lpips_weight}, {self.pixel_weight}")
 
 
 def two_sample_energy(distance, samples_a, samples_b, truth) -> jnp.ndarray:
@@ -127,9 +132,15 @@ def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
     return two_sample_energy(rms, samples_a, samples_b, truth)
 
 
-def perceptual_energy_score(lpips_variables, frames_a, frames_b, truth) -> jnp.ndarray:
-    """[B]: the two-sample energy score of frames [B, H, W, 3] in [-1, 1] with the distance sqrt(LPIPS)."""
-    distance = lambda x, y: jnp.sqrt(image_metrics.lpips_distance(lpips_variables, x, y) + 1e-8)
+def perceptual_energy_score(lpips_variables, frames_a, frames_b, truth, pixel_weight: float = 0.0) -> jnp.ndarray:
+    """[B]: the two-sample energy score of frames [B, H, W, 3] in [-1, 1] with the distance
+    sqrt(LPIPS + pixel_weight * mean squared difference)."""
+    def distance(x, y):
+        squared = image_metrics.lpips_distance(lpips_variables, x, y)
+        if pixel_weight:
+            squared = squared + pixel_weight * jnp.mean(jnp.square(x - y), axis=(1, 2, 3))
+        return jnp.sqrt(squared + 1e-8)
+
     return two_sample_energy(distance, frames_a, frames_b, truth)
 
 
@@ -206,7 +217,8 @@ class WorldTask:
         scores = {"energy_score": jnp.mean(energy_score(out[:k], out[k:], clean_KThwc[:, -1]))}
         if self.sample_score.lpips_weight:
             decoded = jnp.clip(autoencoder.decode(aux["autoencoder"], jnp.concatenate([out, clean_KThwc[:, -1]]), self.latents), -1.0, 1.0)
-            scores["energy_score_lpips"] = jnp.mean(perceptual_energy_score(aux["lpips"], decoded[:k], decoded[k:2 * k], decoded[2 * k:]))
+            scores["energy_score_lpips"] = jnp.mean(perceptual_energy_score(aux["lpips"], decoded[:k], decoded[k:2 * k],
+                                                                            decoded[2 * k:], self.sample_score.pixel_weight))
         return scores
 
     def _loss_with_own_context(self, predict, params, latents_BThwc, actions_BTK, null_K, rng):
