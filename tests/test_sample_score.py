@@ -1,6 +1,7 @@
 """Training the frame generated from noise to be a sample (`SampleScore`): the energy score is a
 proper scoring rule (least for samples of the truth's distribution, not for its mean), and the
 training term runs the same context twice with only the last frame's noise redrawn."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -133,3 +134,5 @@ def test_the_sample_score_in_lpips_space_scores_the_decoded_frames(tiny_config):
         SampleScoreConfig(lpips_weight=-1.0)
     with pytest.raises(ValueError, match="pixel_weight >= 0, got 0, 1.0, 0.0, -1.0"):
         SampleScoreConfig(pixel_weight=-1.0)
+    with pytest.raises(ValueError, match="pixel_weight = 1.0 is a term of the decoded frames' score"):
+        SampleScoreConfig(clips=2, pixel_weight=1.0)

@@ -107,7 +107,8 @@ class SampleScoreConfig:
 
     pixel_weight: that distance becomes sqrt(LPIPS + pixel_weight * the mean squared pixel
     difference), still Euclidean (the two feature spaces side by side), and it sees a colour's
-    scale, which LPIPS alone does not."""
+    scale, which LPIPS alone does not: it holds pan's colours in proportion to its weight, but no
+    weighting kept a held pan's detail (BUILD_NOTES session 29)."""
 
     clips: int = 0
     weight: float = 1.0
@@ -118,6 +119,9 @@ class SampleScoreConfig:
         if min(self.clips, self.weight, self.lpips_weight, self.pixel_weight) < 0:
             raise ValueError(f"SampleScore needs clips, weight, lpips_weight and pixel_weight >= 0, got {self.clips}, "
                              f"{self.weight}, {self.lpips_weight}, {self.pixel_weight}")
+        if self.pixel_weight and not self.lpips_weight:
+            raise ValueError(f"SampleScore.pixel_weight = {self.pixel_weight} is a term of the decoded frames' score: "
+                             "it needs SampleScore.lpips_weight > 0")
 
 
 def two_sample_energy(distance, samples_a, samples_b, truth) -> jnp.ndarray:
