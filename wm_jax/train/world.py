@@ -129,10 +129,15 @@ def two_sample_energy(distance, samples_a, samples_b, truth) -> jnp.ndarray:
     return 0.5 * (distance(samples_a, truth) + distance(samples_b, truth) - distance(samples_a, samples_b))
 
 
+def _mean_square(x, y) -> jnp.ndarray:
+    """[B]: the mean squared difference of each row over all its other axes."""
+    return jnp.mean(jnp.square(x - y), axis=tuple(range(1, x.ndim)))
+
+
 def energy_score(samples_a, samples_b, truth) -> jnp.ndarray:
     """[B]: the two-sample energy score of each row (over all its other axes), in root-mean-square
     units: (|a - y| + |b - y| - |a - b|) / 2 / sqrt(elements)."""
-    rms = lambda x, y: jnp.sqrt(jnp.mean(jnp.square(x - y), axis=tuple(range(1, x.ndim))) + 1e-12)
+    rms = lambda x, y: jnp.sqrt(_mean_square(x, y) + 1e-12)
     return two_sample_energy(rms, samples_a, samples_b, truth)
 
 
@@ -142,7 +147,7 @@ def perceptual_energy_score(lpips_variables, frames_a, frames_b, truth, pixel_we
     def distance(x, y):
         squared = image_metrics.lpips_distance(lpips_variables, x, y)
         if pixel_weight:
-            squared = squared + pixel_weight * jnp.mean(jnp.square(x - y), axis=(1, 2, 3))
+            squared = squared + pixel_weight * _mean_square(x, y)
         return jnp.sqrt(squared + 1e-8)
 
     return two_sample_energy(distance, frames_a, frames_b, truth)
