@@ -11,6 +11,12 @@ own key moves scaled to pixels) and replaces the painter by a fixed fill of what
   edge     the view's border pixels repeated
   mean     the view's mean colour
   blur     the mirror fill blurred (a Gaussian of 4 px)
+  quilt    the columns beside the best-matching place in the view copied (a patch-copying fill)
+  elsewhere  the real frame of another clip of the same episode at the same horizon: the same
+           picture or map, recorded, somewhere else (a painter with the truth's own texture,
+           palette and grain that does not know what lies beyond the edge; no seam matching)
+  truth    the real frame itself (an oracle: the best any painter could do; what it still loses
+           against the truth is the world's moves, memory and still sprite, not its painting)
 
 and scores each against the real frames (LPIPS, AlexNet, and PSNR) at every horizon, beside
 copy-first (the start frame, `wm eval`'s baseline). No model and no autoencoder: what any world
@@ -41,7 +47,8 @@ from wm_jax import image_metrics, kept_pixels, memory, model, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
 
-FILLS = ("mirror", "edge", "mean", "blur", "quilt")
+FILLS = ("mirror", "edge", "mean", "blur", "quilt", "elsewhere", "truth")
+DONOR_FILLS = ("elsewhere", "truth")  # fills that paint a given frame: `rollout`'s donors
 QUILT_BOUNDARY = 4  # pixels beside the strip a quilt's source must match
 
 
@@ -85,9 +92,11 @@ def quilted(view_BHWC, shift_B2, still_HW=None):
     return jnp.asarray(out)
 
 
-def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
+def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW, donor_BHWC=None):
     """The frame before moved by shift_B2 and zoomed by exp(log_zoom), what the move brings in
-    filled as `fill` says."""
+    filled as `fill` says (the donor fills: the donor frame where the move brings anything in)."""
+    if fill in DONOR_FILLS:
+        return donor_BHWC
     if fill == "mean":
         return jnp.broadcast_to(jnp.mean(previous_BHWC, axis=(1, 2), keepdims=True), previous_BHWC.shape)
     moved = warp.shift_and_zoom(previous_BHWC, shift_B2, log_zoom_B, "edge" if fill == "edge" else "mirror", still_HW)
@@ -96,10 +105,14 @@ def filled(previous_BHWC, shift_B2, log_zoom_B, fill: str, still_HW):
     return warp.gaussian_blur(moved, 4.0) if fill == "blur" else moved
 
 
-def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None, first_move=1.0):
+def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_HW=None, zooms_K=None, first_move=1.0,
+            donors_BTHWC=None):
     """[B, T, H, W, C]: the start frame carried by the recorded keys, with memory and `fill`;
     where `still_HW` (a sprite fixed to the screen) it stays as it was in the start frame;
-    zooms_K: each action entry's log zoom a frame (a zoom forgets the canvas)."""
+    zooms_K: each action entry's log zoom a frame (a zoom forgets the canvas); donors_BTHWC: the
+    frames a donor fill paints with."""
+    if (fill in DONOR_FILLS) != (donors_BTHWC is not None):
+        raise ValueError(f"the fills {DONOR_FILLS}, and they alone, take donor frames")
     b, t, h, w, _ = frames_BTHWC.shape
     canvas = memory.start(frames_BTHWC[:, 0], margin, still_HW)
     still = np.zeros((1, h, w, 1), bool) if still_HW is None else np.asarray(still_HW, bool)[None, :, :, None]
@@ -110,18 +123,46 @@ def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_H
         log_zoom_B = jnp.zeros((b,)) if zooms_K is None else actions_BTK[:, i] @ jnp.asarray(zooms_K, jnp.float32)
         canvas = memory.moved(canvas, shift_B2, log_zoom_B != 0)
         seen, known = canvas.view(h, w)
-        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, log_zoom_B, fill, still_HW))
+        donor = None if donors_BTHWC is None else donors_BTHWC[:, i]
+        view = jnp.where(known > 0, seen, filled(out[-1], shift_B2, log_zoom_B, fill, still_HW, donor))
         view = jnp.where(still, out[-1], view)
         canvas = memory.remembered(canvas, view, still_HW)
         out.append(view)
     return jnp.stack(out, axis=1)
 
 
+def sibling_clips(lengths, clip_len: int, stride: int) -> np.ndarray:
+    """For each clip `recorded_clips` takes, the index of the next clip of the same episode
+    (cyclically); an episode of one clip has none, and the call refuses it."""
+    episode_of = np.concatenate([np.full(len(range(0, n - clip_len + 1, stride)), e) for e, n in enumerate(lengths)])
+    siblings = np.empty(len(episode_of), int)
+    for e in np.unique(episode_of):
+        members = np.flatnonzero(episode_of == e)
+        if len(members) < 2:
+            raise ValueError(f"episode {e} gives one clip of {clip_len} frames: the elsewhere fill needs two an episode")
+        siblings[members] = np.roll(members, -1)
+    return siblings
+
+
+def held_out_clips(data_dirs, clip_len: int, clips: int, with_donors: bool):
+    """(frames uint8 [B, T, H, W, 3], actions [B, T, K], the elsewhere fill's donor frames or None):
+    the first `clips` clips of each dataset, together."""
+    frames, actions, donors = [], [], []
+    for data in data_dirs:
+        store = EpisodeStore(data)
+        every_clip, every_action = recorded_clips(store, clip_len, stride=clip_len)
+        frames.append(every_clip[:clips])
+        actions.append(every_action[:clips])
+        if with_donors:
+            donors.append(every_clip[sibling_clips(store.lengths, clip_len, clip_len)[:clips]])
+    return np.concatenate(frames), np.concatenate(actions), np.concatenate(donors) if with_donors else None
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--world", required=True, help="a pan world bundle: its key moves")
-    parser.add_argument("--data", required=True, help="held-out recorded dataset")
-    parser.add_argument("--clips", type=int, default=96)
+    parser.add_argument("--data", required=True, nargs="+", help="held-out recorded datasets (their clips scored together)")
+    parser.add_argument("--clips", type=int, default=96, help="clips of each dataset")
     parser.add_argument("--clip-len", type=int, default=17)
     parser.add_argument("--memory", type=int, default=32, help="latent pixels remembered beyond each edge")
     parser.add_argument("--walk-zoom", type=float, default=0.0, metavar="Z",
@@ -133,8 +174,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     world = world_lib.load_world(args.world)
-    store = EpisodeStore(args.data)
-    frames_u8, actions = (x[:args.clips] for x in recorded_clips(store, args.clip_len, stride=args.clip_len))
+    frames_u8, actions, donors_u8 = held_out_clips(args.data, args.clip_len, args.clips, "elsewhere" in args.fills)
     scale = frames_u8.shape[2] // world.config.latent_size[0]
     moves_K2 = jnp.asarray(model.key_move_table(world.config)[:, :2] * scale)
     # what the world's keeper holds still: the sprite it outlines, else the model's whole still box
@@ -150,8 +190,11 @@ def main(argv=None) -> None:
     truth = frames[:, 1:]
     predictions = {"copy_first": jnp.broadcast_to(frames[:, :1], truth.shape)}
     for fill in tqdm(args.fills, desc="fills"):
+        donors = frames if fill == "truth" else None
+        if fill == "elsewhere":
+            donors = jnp.asarray(donors_u8, jnp.float32) / 127.5 - 1.0
         predictions[fill] = rollout(frames, jnp.asarray(actions, jnp.float32), moves_K2, args.memory * scale, fill, still_HW,
-                                    zooms_K, args.first_move)[:, 1:]
+                                    zooms_K, args.first_move, donors)[:, 1:]
 
     n, t = truth.shape[:2]
     flat = lambda x: x.reshape(n * t, *x.shape[2:])
@@ -167,7 +210,7 @@ def main(argv=None) -> None:
         print(f"{name:10s} below copy-first at h = {below}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"clips": int(n), "horizons": int(t), "memory": args.memory, "walk_zoom": args.walk_zoom, **result}, f, indent=1)
+            json.dump({"data": args.data, "clips": int(n), "horizons": int(t), "memory": args.memory, "walk_zoom": args.walk_zoom, **result}, f, indent=1)
 
 
 if __name__ == "__main__":

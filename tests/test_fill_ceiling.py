@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.fill_ceiling import FILLS, rollout
+from experiments.fill_ceiling import DONOR_FILLS, FILLS, rollout, sibling_clips
 from wm_jax import configs, model, warp
 
 
@@ -22,7 +22,8 @@ def test_out_and_back_is_exact_and_what_stays_in_view_is_the_picture(fill):
     for t, key in enumerate(keys):
         if key:
             actions[0, t, config.action_keys.index(key)] = 1.0
-    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, margin=32, fill=fill))
+    donors = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, frames.shape), jnp.float32) if fill in DONOR_FILLS else None
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, margin=32, fill=fill, donors_BTHWC=donors))
     np.testing.assert_array_equal(out[0, 1, :, 8:], frames[0, 1, :, 8:])  # moved, kept exactly
     assert not np.array_equal(out[0, 1, :, :8], frames[0, 1, :, :8])  # never seen: the fill
     np.testing.assert_array_equal(out[0, 2], frames[0, 2])  # back where it started: recalled
@@ -99,3 +100,29 @@ def test_quilt_continues_a_repeating_picture_exactly_and_never_copies_a_still_sp
     still[:, source(free):source(free) + 8] = True
     avoiding = np.asarray(quilted(moved, np.asarray([[0.0, -8.0]]), still))[0]
     assert not still[:, source(avoiding):source(avoiding) + 8].any()
+
+
+def test_elsewhere_fills_what_was_never_seen_with_the_sibling_clip_s_frame_at_the_same_horizon():
+    """The elsewhere fill: where the view never was, the donor frame (the next clip of the same
+    episode at the same horizon, `sibling_clips`); what was seen is kept as with every fill."""
+    config = configs.get_config("tiny", prediction="x0_residual", key_moves=(("left", 0, 2, 0),))
+    moves_K2 = jnp.asarray(model.key_move_table(config)[:, :2] * 4)
+    rng = np.random.default_rng(5)
+    frames, donors = (rng.uniform(-1, 1, (1, 3, 64, 64, 3)).astype(np.float32) for _ in range(2))
+    actions = np.zeros((1, 3, config.action_dim), np.float32)
+    actions[0, 1:, config.action_keys.index("left")] = 1.0
+    out = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "elsewhere", donors_BTHWC=jnp.asarray(donors)))
+    np.testing.assert_array_equal(out[0, 2, :, :8], donors[0, 2, :, :8])  # the strip this move uncovers
+    np.testing.assert_array_equal(out[0, 2, :, 8:16], donors[0, 1, :, :8])  # the last move's, carried on
+    np.testing.assert_array_equal(out[0, 2, :, 16:], frames[0, 0, :, :48])
+    truth = np.asarray(rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "truth", donors_BTHWC=jnp.asarray(frames)))
+    np.testing.assert_array_equal(truth[0, 2, :, :8], frames[0, 2, :, :8])  # the oracle paints the real frame
+    with pytest.raises(ValueError, match="donor"):
+        rollout(jnp.asarray(frames), jnp.asarray(actions), moves_K2, 32, "mirror", donors_BTHWC=jnp.asarray(donors))
+
+
+def test_sibling_clips_pairs_each_clip_with_the_next_of_its_own_episode():
+    # episodes of 40, 25 and 30 frames, clips of 10 every 10: 4, 2 and 3 clips
+    np.testing.assert_array_equal(sibling_clips([40, 25, 30], 10, 10), [1, 2, 3, 0, 5, 4, 7, 8, 6])
+    with pytest.raises(ValueError, match="episode 1 gives one clip"):
+        sibling_clips([40, 10, 60], 10, 10)
