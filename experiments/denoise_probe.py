@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.one_step_probe import recorded_clips
 from wm_jax import autoencoder, bundle, diffusion, image_metrics, warp
 from wm_jax import model as wm_model
 from wm_jax import world as world_lib
@@ -33,7 +32,7 @@ LEVELS = (1.0, 0.75, 0.5, 0.25, 0.1)
 
 def clips(store: EpisodeStore, length: int, count: int):
     """(frames uint8 [B, T, H, W, 3], actions [B, T, K]): `count` non-overlapping clips spread over the episodes."""
-    frames, acts = recorded_clips(store, length, stride=length)
+    frames, acts = store.clips_in_order(length, stride=length)
     pick = np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)
     return frames[pick], acts[pick]
 

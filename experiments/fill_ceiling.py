@@ -42,7 +42,6 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments.one_step_probe import recorded_clips
 from wm_jax import image_metrics, kept_pixels, memory, model, warp
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
@@ -132,7 +131,7 @@ def rollout(frames_BTHWC, actions_BTK, moves_K2, margin: int, fill: str, still_H
 
 
 def sibling_clips(lengths, clip_len: int, stride: int) -> np.ndarray:
-    """For each clip `recorded_clips` takes, the index of the next clip of the same episode
+    """For each clip `EpisodeStore.clips_in_order` takes, the index of the next clip of the same episode
     (cyclically); an episode of one clip has none, and the call refuses it."""
     episode_of = np.concatenate([np.full(len(range(0, n - clip_len + 1, stride)), e) for e, n in enumerate(lengths)])
     siblings = np.empty(len(episode_of), int)
@@ -150,7 +149,7 @@ def held_out_clips(data_dirs, clip_len: int, clips: int, with_donors: bool):
     frames, actions, donors = [], [], []
     for data in data_dirs:
         store = EpisodeStore(data)
-        every_clip, every_action = recorded_clips(store, clip_len, stride=clip_len)
+        every_clip, every_action = store.clips_in_order(clip_len, stride=clip_len)
         frames.append(every_clip[:clips])
         actions.append(every_action[:clips])
         if with_donors:

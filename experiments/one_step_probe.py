@@ -23,21 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.shift_probe import guess_last_latent, recorded_episodes
+from experiments.shift_probe import guess_last_latent
 from wm_jax import autoencoder, image_metrics
 from wm_jax import bundle
 from wm_jax import world as world_lib
 from wm_jax.data.episode_store import EpisodeStore
-
-
-def recorded_clips(store: EpisodeStore, frames: int, stride: int):
-    """(frames uint8 [B, T, H, W, 3], actions [B, T, K]) of every `stride`-th clip of every episode."""
-    clips, actions = [], []
-    for episode_frames, episode_actions in recorded_episodes(store):
-        for start in range(0, len(episode_frames) - frames + 1, stride):
-            clips.append(episode_frames[start : start + frames])
-            actions.append(episode_actions[start : start + frames])
-    return np.stack(clips), np.stack(actions)
 
 
 def psnr_uint8(x_NHWC, y_NHWC) -> np.ndarray:
@@ -114,7 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--swap", default="left,right", help="two keys exchanged in the key test (default left,right)")
     args = parser.parse_args(argv)
     world = world_lib.load_world(bundle.locate(args.world))
-    frames, actions = recorded_clips(EpisodeStore(args.data), args.frames, args.stride)
+    frames, actions = EpisodeStore(args.data).clips_in_order(args.frames, args.stride)
     print(json.dumps(probe(world, frames, actions, still=args.still, swap=tuple(args.swap.split(",")))))
     return 0
 

@@ -4,6 +4,7 @@ long-horizon run (the 10,000-frame one is in tests/test_eval.py, marked slow).""
 import json
 
 import numpy as np
+import pytest
 
 from wm_jax.cli import main
 
@@ -60,3 +61,33 @@ def test_held_out_clips_come_from_every_dataset_given(tmp_path, capsys):
     assert not np.array_equal(one, other)
     assert main(["eval", "--config", "tiny", "--controllability", "--data", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "reads one dataset's episodes; --data gave 2" in capsys.readouterr().err
+
+
+def test_clips_in_order_are_each_episode_s_non_overlapping_clips_whatever_the_seed(tmp_path, capsys):
+    """`wm eval --clips-in-order`: the first --clips clips starting every --clip-len frames, episode
+    by episode (the clips `experiments.fill_ceiling` scores), read as recorded; a dataset recorded at
+    another size is refused by name, and the flag without --data is refused."""
+    from wm_jax.cli.eval import held_out_clips
+    from wm_jax.data.episode_store import EpisodeStore
+    from wm_jax.datasets.recording import iter_episodes
+    from wm_jax.datasets.sources.image_pan import ImagePanRecorder
+    from wm_jax.datasets.tfds_builder import write_episodes
+
+    write_episodes(tmp_path / "a", iter_episodes(ImagePanRecorder(resolution=(32, 32), allow_zoom=False), episodes=2, steps=9, seed=0))
+    store = EpisodeStore(tmp_path / "a")
+    frames, actions = held_out_clips([tmp_path / "a"], 3, 4, (32, 32), seed=0, in_order=True)
+    again, _ = held_out_clips([tmp_path / "a"], 3, 4, (32, 32), seed=5, in_order=True)
+    assert frames.shape == (3, 4, 32, 32, 3)
+    np.testing.assert_array_equal(frames, again)
+    per_episode = len(range(0, int(store.lengths[0]) - 4 + 1, 4))
+    expected = [(0, 4 * i) for i in range(per_episode)] + [(1, 4 * i) for i in range(3 - per_episode)]
+    for clip, (episode, start) in zip(frames, expected):
+        truth, truth_actions = store.read_clip(episode, start, 4)
+        np.testing.assert_array_equal(clip, truth.astype(np.float32) / 127.5 - 1.0)
+    np.testing.assert_array_equal(actions[0], store.read_clip(0, 0, 4)[1])
+    with pytest.raises(ValueError, match="no episode holds a clip of 100 frames"):
+        store.clips_in_order(100, 100)
+    with pytest.raises(ValueError, match=r"recorded at 32x32, the model sees 64x64"):
+        held_out_clips([tmp_path / "a"], 3, 4, (64, 64), seed=0, in_order=True)
+    assert main(["eval", "--config", "tiny", "--camera", str(tmp_path / "a"), "--clips-in-order"]) == 2
+    assert "--clips-in-order chooses the --data clips" in capsys.readouterr().err

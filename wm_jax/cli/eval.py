@@ -39,6 +39,9 @@ def register(subparsers) -> None:
                         help="held-out recorded datasets (wm record --out DIR): --clips clips of each, scored together "
                              "(several maps never trained on give steadier figures than one)")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate from each --data dataset (default 8)")
+    parser.add_argument("--clips-in-order", action="store_true",
+                        help="take each dataset's first --clips non-overlapping clips, episode by episode, instead of "
+                             "random ones (the same clips as `python -m experiments.fill_ceiling`)")
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: the world's, else 4)")
@@ -119,14 +122,25 @@ def _model(args):
     return config, params, source, ae, sampler, world_display
 
 
-def held_out_clips(datasets, clips: int, clip_len: int, resolution, seed: int):
-    """(frames [N, T, H, W, 3] in [-1, 1], actions [N, T, K]): `clips` random clips of each dataset,
-    one after another."""
+def held_out_clips(datasets, clips: int, clip_len: int, resolution, seed: int, in_order: bool = False):
+    """(frames [N, T, H, W, 3] in [-1, 1], actions [N, T, K]): `clips` clips of each dataset, one
+    dataset after another: random ones, or with `in_order` the first non-overlapping ones."""
     import numpy as np
 
     from wm_jax.data.clips import make_clip_iterator
+    from wm_jax.data.episode_store import EpisodeStore
 
-    batches = [next(make_clip_iterator(d, clip_len=clip_len, batch_size=clips, resolution=resolution, seed=seed)) for d in datasets]
+    if in_order:
+        batches = []
+        for dataset in datasets:
+            store = EpisodeStore(dataset)
+            if store.resolution != tuple(resolution):
+                raise ValueError(f"{dataset}: recorded at {store.resolution[0]}x{store.resolution[1]}, the model sees "
+                                 f"{resolution[0]}x{resolution[1]}; --clips-in-order reads frames as recorded")
+            frames, actions = store.clips_in_order(clip_len, stride=clip_len)
+            batches.append({"frames": frames[:clips], "actions": actions[:clips]})
+    else:
+        batches = [next(make_clip_iterator(d, clip_len=clip_len, batch_size=clips, resolution=resolution, seed=seed)) for d in datasets]
     frames = np.concatenate([np.asarray(b["frames"], np.float32) for b in batches]) / 127.5 - 1.0
     return frames, np.concatenate([np.asarray(b["actions"], np.float32) for b in batches])
 
@@ -150,6 +164,8 @@ def run(args) -> int:
     if args.stability and not args.data:
         args.data = args.stability[:1]
         args.clip_len = args.clip_len or 17
+    if args.clips_in_order and not args.data:
+        raise ValueError("--clips-in-order chooses the --data clips; give --data DIR")
     config, params, source, world_ae, world_sampler, world_display = _model(args)
     sampler = world_sampler or SamplerConfig()  # a world evaluates with the sampler it plays with
     overrides = {"steps": args.steps, "guidance": args.guidance, "context_noise": args.context_noise,
@@ -183,7 +199,8 @@ def run(args) -> int:
 
     if args.data:
         h, w = config.latent_size
-        frames, actions = held_out_clips(args.data, args.clips, clip_len, (h * ae_config.downscale, w * ae_config.downscale), args.seed)
+        frames, actions = held_out_clips(args.data, args.clips, clip_len, (h * ae_config.downscale, w * ae_config.downscale), args.seed,
+                                         args.clips_in_order)
         if actions.shape[-1] != config.action_dim:
             raise ValueError(f"the data has {actions.shape[-1]} action entries, the model {config.action_dim}")
         result = evaluation.evaluate(config, params, sampler, frames, actions, rng=rng, context=args.context,

@@ -125,3 +125,20 @@ class EpisodeStore:
                 f"a frame does not decode as PNG: {error}"
             ) from error
         return frames, np.asarray(record["actions"][start:start + length], np.float32)
+
+    def clips_in_order(self, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames uint8 [B, length, H, W, 3] and actions float32 [B, length, K] of every clip that
+        starts at a multiple of `stride` in each episode, episode by episode (no sampling: the same
+        clips on every call)."""
+        clips, actions = [], []
+        for episode, episode_length in enumerate(self.lengths):
+            starts = range(0, int(episode_length) - length + 1, stride)
+            if not starts:
+                continue
+            frames, episode_actions = self.read_clip(episode, 0, int(episode_length))
+            clips += [frames[start:start + length] for start in starts]
+            actions += [episode_actions[start:start + length] for start in starts]
+        if not clips:
+            raise ValueError(f"{str(self.version_dir)!r}: no episode holds a clip of {length} frames "
+                             f"(the longest has {int(self.lengths.max(initial=0))})")
+        return np.stack(clips), np.stack(actions)
