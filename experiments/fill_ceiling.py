@@ -138,7 +138,7 @@ def sibling_clips(lengths, clip_len: int, stride: int) -> np.ndarray:
     for e in np.unique(episode_of):
         members = np.flatnonzero(episode_of == e)
         if len(members) < 2:
-            raise ValueError(f"episode {e} gives one clip of {clip_len} frames: the elsewhere fill needs two an episode")
+            raise ValueError(f"episode {e} gives one clip of {clip_len} frames: the elsewhere fill needs two clips of an episode")
         siblings[members] = np.roll(members, -1)
     return siblings
 

@@ -82,7 +82,7 @@ def test_clips_in_order_are_each_episode_s_non_overlapping_clips_whatever_the_se
     per_episode = len(range(0, int(store.lengths[0]) - 4 + 1, 4))
     expected = [(0, 4 * i) for i in range(per_episode)] + [(1, 4 * i) for i in range(3 - per_episode)]
     for clip, (episode, start) in zip(frames, expected):
-        truth, truth_actions = store.read_clip(episode, start, 4)
+        truth, _ = store.read_clip(episode, start, 4)
         np.testing.assert_array_equal(clip, truth.astype(np.float32) / 127.5 - 1.0)
     np.testing.assert_array_equal(actions[0], store.read_clip(0, 0, 4)[1])
     with pytest.raises(ValueError, match="no episode holds a clip of 100 frames"):

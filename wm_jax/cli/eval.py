@@ -40,8 +40,8 @@ def register(subparsers) -> None:
                              "(several maps never trained on give steadier figures than one)")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips to evaluate from each --data dataset (default 8)")
     parser.add_argument("--clips-in-order", action="store_true",
-                        help="take each dataset's first --clips non-overlapping clips, episode by episode, instead of "
-                             "random ones (the same clips as `python -m experiments.fill_ceiling`)")
+                        help="take each dataset's first --clips non-overlapping clips (all it has, if fewer), episode by "
+                             "episode, instead of random ones (the same clips as `python -m experiments.fill_ceiling`)")
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the model's max_frames)")
     parser.add_argument("--context", type=int, default=1, help="ground-truth frames given before predicting (default 1)")
     flags.add_sampler_flags(parser, steps_help="denoising steps per frame (default: the world's, else 4)")
@@ -138,6 +138,8 @@ def held_out_clips(datasets, clips: int, clip_len: int, resolution, seed: int, i
                 raise ValueError(f"{dataset}: recorded at {store.resolution[0]}x{store.resolution[1]}, the model sees "
                                  f"{resolution[0]}x{resolution[1]}; --clips-in-order reads frames as recorded")
             frames, actions = store.clips_in_order(clip_len, stride=clip_len)
+            if len(frames) < clips:
+                print(f"{dataset}: {len(frames)} clips of {clip_len} frames in order, fewer than --clips {clips}")
             batches.append({"frames": frames[:clips], "actions": actions[:clips]})
     else:
         batches = [next(make_clip_iterator(d, clip_len=clip_len, batch_size=clips, resolution=resolution, seed=seed)) for d in datasets]
